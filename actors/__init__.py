@@ -1,0 +1,1 @@
+"""Everything that runs a report job: queue, warehouse, rendering, storage, notification."""

@@ -1,0 +1,146 @@
+"""Service configuration, read once from ``REPORTS_*`` environment variables (or ``.env``).
+
+Every backend URL is checked against its registry here, so a typo fails at start-up with one
+line naming the variable instead of deep inside a job.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"
+
+WAREHOUSE_SCHEMES = ("duckdb", "redshift")
+QUEUE_SCHEMES = ("local", "pubsub")
+STORAGE_SCHEMES = ("file", "gs")
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; the message is one line naming the variable."""
+
+
+def _scheme_check(value: str, allowed: tuple[str, ...]) -> str:
+    scheme = urlsplit(value).scheme
+    if scheme not in allowed:
+        raise ValueError(f"scheme {scheme!r} is not one of {', '.join(s + '://' for s in allowed)}")
+    return value
+
+
+class Settings(BaseSettings):
+    """What the service needs to know; defaults run everything embedded under ``data_dir``."""
+
+    model_config = SettingsConfigDict(env_prefix="REPORTS_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./.reports")
+    warehouse_url: str = ""
+    queue_url: str = ""
+    storage_url: str = ""
+    notify_url: str = ""
+    notify_token: str = ""
+    jwt_secret: str = ""
+    jwt_public_key: str = ""
+    jwt_algorithms: list[str] = Field(default_factory=list)
+    link_secret: str = ""
+    public_base_url: str = "http://127.0.0.1:8000"
+    student_url_template: str = "https://{subdomain}.lxp.local/course/{course_id}"
+    admin_url_template: str = "https://{subdomain}.lxp.local/admin/courses/{course_id}/edit"
+    timezone: str = "UTC"
+    rate_limit_per_minute: int = Field(60, ge=1)
+    link_ttl_seconds: int = Field(604800, ge=60)
+    render_workers: int = Field(0, ge=0)
+    chunk_rows: int = Field(50_000, ge=1)
+    max_delivery_attempts: int = Field(5, ge=1)
+    notify_timeout_seconds: float = Field(10.0, gt=0)
+    notify_attempts: int = Field(8, ge=1)
+
+    @field_validator("warehouse_url")
+    @classmethod
+    def _warehouse(cls, v: str) -> str:
+        return v and _scheme_check(v, WAREHOUSE_SCHEMES)
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue(cls, v: str) -> str:
+        return v and _scheme_check(v, QUEUE_SCHEMES)
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage(cls, v: str) -> str:
+        return v and _scheme_check(v, STORAGE_SCHEMES)
+
+    @field_validator("notify_url", "public_base_url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if v and urlsplit(v).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("student_url_template", "admin_url_template")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        try:
+            v.format(subdomain="x", course_id=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{subdomain}} and {{course_id}} may be used ({exc})") from None
+        return v
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "Settings":
+        root = self.data_dir.resolve()
+        self.warehouse_url = self.warehouse_url or f"duckdb://{root}/warehouse.duckdb"
+        self.queue_url = self.queue_url or f"local://{root}/queue"
+        self.storage_url = self.storage_url or f"file://{root}/files"
+        if self.jwt_public_key:
+            self.jwt_algorithms = self.jwt_algorithms or ["RS256", "ES256"]
+        else:
+            self.jwt_algorithms = self.jwt_algorithms or ["HS256"]
+            if not self.jwt_secret:
+                warnings.warn(
+                    "REPORTS_JWT_SECRET is not set: using the built-in development secret. "
+                    "Anyone can mint tokens; never run like this in production.",
+                    stacklevel=2,
+                )
+                self.jwt_secret = DEV_JWT_SECRET
+        if "none" in {a.lower() for a in self.jwt_algorithms}:
+            raise ValueError("REPORTS_JWT_ALGORITHMS: 'none' is never accepted")
+        self.link_secret = self.link_secret or self.jwt_secret or self.jwt_public_key
+        return self
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.data_dir.resolve() / "notifications.jsonl"
+
+
+def load_settings(**overrides) -> Settings:
+    """Parse the environment once; turn pydantic's report into one line naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        name = f"REPORTS_{field.upper()}" if field else "REPORTS_*"
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{name}: {msg}") from None

@@ -1,0 +1,38 @@
+-- One row per live course of the institution with its activity counts in [period_start, period_end).
+-- Portable across DuckDB, Redshift and PostgreSQL: qmark parameters only, no array parameters,
+-- no LISTAGG/STRING_AGG (school names are aggregated in Arrow). {school_filter} is either empty or
+-- "AND c.id IN (SELECT ... IN (?, ?, ...))" with one placeholder per requested school id.
+WITH selected AS (
+    SELECT c.id, c.title, c.status, c.published_at
+    FROM courses c
+    WHERE c.institution_id = ? AND c.deleted_at IS NULL {school_filter}
+),
+views AS (
+    SELECT v.course_id, COUNT(*) AS n
+    FROM course_views v JOIN selected s ON s.id = v.course_id
+    WHERE v.viewed_at >= ? AND v.viewed_at < ?
+    GROUP BY v.course_id
+),
+enrolled AS (
+    SELECT e.course_id, COUNT(*) AS n
+    FROM enrollments e JOIN selected s ON s.id = e.course_id
+    WHERE e.enrolled_at >= ? AND e.enrolled_at < ?
+    GROUP BY e.course_id
+),
+completed AS (
+    SELECT e.course_id, COUNT(*) AS n
+    FROM enrollments e JOIN selected s ON s.id = e.course_id
+    WHERE e.completed_at >= ? AND e.completed_at < ?
+    GROUP BY e.course_id
+)
+SELECT s.id,
+       s.title,
+       s.status,
+       s.published_at,
+       COALESCE(v.n, 0) AS views,
+       COALESCE(en.n, 0) AS enrollments,
+       COALESCE(co.n, 0) AS completions
+FROM selected s
+LEFT JOIN views v ON v.course_id = s.id
+LEFT JOIN enrolled en ON en.course_id = s.id
+LEFT JOIN completed co ON co.course_id = s.id
