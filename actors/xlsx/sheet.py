@@ -1,0 +1,75 @@
+"""The XML around the rows of one worksheet: frozen header, column widths, autofilter."""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+MAX_SHEET_ROWS = 1_048_576  # Excel's row limit, header included
+MIN_WIDTH, MAX_WIDTH = 8.0, 60.0
+
+_NS = (
+    'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
+)
+
+
+def column_letter(index: int) -> str:
+    """0 → A, 25 → Z, 26 → AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def column_widths(table: pa.Table, headers: list[str]) -> list[float]:
+    """Widths in characters from the longest value (or header), clamped to a readable range."""
+    widths = []
+    for name, column in zip(headers, table.columns):
+        t = column.type
+        if pa.types.is_date(t):
+            longest = 10
+        elif pa.types.is_string(t) or pa.types.is_large_string(t):
+            longest = pc.max(pc.utf8_length(column)).as_py() or 0
+        else:
+            longest = max(len(str(pc.max(column).as_py() or 0)), len(str(pc.min(column).as_py() or 0)))
+        widths.append(min(MAX_WIDTH, max(MIN_WIDTH, len(name) + 3, longest + 2)))
+    return widths
+
+
+def sheet_head(widths: list[float], last_row: int, header: bytes, selected: bool) -> bytes:
+    ref = f"A1:{column_letter(len(widths) - 1)}{last_row}"
+    cols = "".join(
+        f'<col min="{i}" max="{i}" width="{w:.2f}" customWidth="1"/>' for i, w in enumerate(widths, 1)
+    )
+    tab = ' tabSelected="1"' if selected else ""
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f"<worksheet {_NS}><dimension ref=\"{ref}\"/>"
+        f'<sheetViews><sheetView{tab} workbookViewId="0">'
+        '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+        '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>'
+        f'<sheetFormatPr defaultRowHeight="15"/><cols>{cols}</cols><sheetData>'
+    ).encode() + header
+
+
+def sheet_tail(columns: int, last_row: int) -> bytes:
+    ref = f"A1:{column_letter(columns - 1)}{last_row}"
+    return (
+        f'</sheetData><autoFilter ref="{ref}"/>'
+        '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
+        "</worksheet>"
+    ).encode()
+
+
+def sheet_names(base: str, count: int) -> list[str]:
+    """``Catálogo``, ``Catálogo (2)``, ``Catálogo (3)`` … (Excel caps names at 31 characters)."""
+    return [base if i == 0 else f"{base} ({i + 1})" for i in range(count)]
+
+
+def quoted(name: str) -> str:
+    return "'" + escape(name.replace("'", "''")) + "'"

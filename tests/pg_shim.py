@@ -1,0 +1,141 @@
+"""TEST-ONLY loopback proxy that lets the unmodified ``redshift-connector`` log in to stock PostgreSQL.
+
+Why it exists: the driver sends Redshift-only startup parameters that PostgreSQL refuses
+("unrecognized configuration parameter"), and it parses the ``server_version`` ParameterStatus
+with ``packaging.version``, which rejects Debian's ``15.20 (Debian 15.20-0+deb12u1)``. The shim
+rewrites exactly those two messages and passes every other byte through untouched, so the
+queries, bind parameters and cursors the tests exercise are the driver's real wire traffic.
+
+It also records every backend CommandComplete tag (``"FETCH 100"``, ``"CLOSE CURSOR"``, …) so a
+test can count round trips on the wire instead of trusting the code under test. TLS and SCRAM
+are out of scope: connect with ``ssl=False`` to a trust/md5 server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import struct
+import threading
+
+# Startup parameters redshift-connector always sends and PostgreSQL rejects.
+REDSHIFT_ONLY_PARAMS = frozenset(
+    {b"client_protocol_version", b"driver_version", b"os_version", b"driver_discovery_version"}
+)
+_PLAIN_VERSION = re.compile(rb"\d+(?:\.\d+)*")
+
+
+class PgShim:
+    """A loopback TCP proxy to ``upstream`` running its own asyncio loop in a daemon thread."""
+
+    def __init__(self, upstream_host: str = "127.0.0.1", upstream_port: int = 5432) -> None:
+        self._upstream = (upstream_host, upstream_port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="pg-shim", daemon=True)
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task] = set()
+        self.port = 0
+        self.command_tags: list[str] = []  # appended from the loop thread; list.append is atomic
+
+    def start(self) -> int:
+        """Listen on a free loopback port and return it."""
+        self._thread.start()
+        listen = asyncio.start_server(self._session, "127.0.0.1", 0)
+        self._server = asyncio.run_coroutine_threadsafe(listen, self._loop).result()
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    def stop(self) -> None:
+        """Stop listening, cut open sessions and end the loop thread."""
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    async def _shutdown(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._sessions:
+            task.cancel()
+        await asyncio.gather(*self._sessions, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _session(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        try:
+            await self._proxy(client_r, client_w)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client or PostgreSQL left mid-startup; nothing to clean up beyond the sockets
+        finally:
+            client_w.close()
+            self._sessions.discard(task)
+
+    async def _proxy(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection(*self._upstream)
+        try:
+            server_w.write(strip_startup(await _read_startup(client_r)))
+            pumps = [
+                asyncio.create_task(_pump_raw(client_r, server_w)),
+                asyncio.create_task(self._pump_backend(server_r, client_w)),
+            ]
+            try:
+                # Either side hanging up ends the session; the other pump has nothing left to do.
+                await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for pump in pumps:
+                    pump.cancel()
+                await asyncio.gather(*pumps, return_exceptions=True)
+        finally:
+            server_w.close()
+
+    async def _pump_backend(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Forward backend messages one by one, fixing ``server_version`` and noting command tags."""
+        try:
+            while True:
+                header = await reader.readexactly(5)
+                kind, length = header[:1], struct.unpack("!i", header[1:])[0]
+                body = await reader.readexactly(length - 4)
+                if kind == b"C":
+                    self.command_tags.append(body.rstrip(b"\0").decode())
+                elif kind == b"S":
+                    body = plain_server_version(body)
+                    header = kind + struct.pack("!i", len(body) + 4)
+                writer.write(header + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+
+
+async def _read_startup(reader: asyncio.StreamReader) -> bytes:
+    """The StartupMessage is the only untyped frontend message: Int32 length, then the body."""
+    length = struct.unpack("!i", await reader.readexactly(4))[0]
+    return struct.pack("!i", length) + await reader.readexactly(length - 4)
+
+
+async def _pump_raw(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+
+
+def strip_startup(message: bytes) -> bytes:
+    """Drop :data:`REDSHIFT_ONLY_PARAMS` from a StartupMessage (length, protocol, key\\0value\\0…\\0)."""
+    protocol, fields = message[4:8], message[8:].split(b"\0")[:-2]
+    pairs = zip(fields[::2], fields[1::2], strict=True)
+    body = protocol + b"".join(k + b"\0" + v + b"\0" for k, v in pairs if k not in REDSHIFT_ONLY_PARAMS)
+    body += b"\0"
+    return struct.pack("!i", len(body) + 4) + body
+
+
+def plain_server_version(body: bytes) -> bytes:
+    """Cut a ParameterStatus ``server_version`` like ``15.20 (Debian …)`` down to ``15.20``."""
+    key, value, _ = body.split(b"\0")
+    match = _PLAIN_VERSION.match(value)
+    if key != b"server_version" or match is None:
+        return body
+    return key + b"\0" + match.group() + b"\0"
