@@ -6,9 +6,10 @@ with ``packaging.version``, which rejects Debian's ``15.20 (Debian 15.20-0+deb12
 rewrites exactly those two messages and passes every other byte through untouched, so the
 queries, bind parameters and cursors the tests exercise are the driver's real wire traffic.
 
-It also records every backend CommandComplete tag (``"FETCH 100"``, ``"CLOSE CURSOR"``, …) so a
-test can count round trips on the wire instead of trusting the code under test. TLS and SCRAM
-are out of scope: connect with ``ssl=False`` to a trust/md5 server.
+It also records what crosses the wire, so tests check the traffic rather than trust the code
+under test: the SQL text of every Parse message (are values bound, not spliced?) and every
+CommandComplete tag (``"FETCH 100"``, ``"CLOSE CURSOR"``, … — how many round trips?). TLS and
+SCRAM are out of scope: connect with ``ssl=False`` to a trust/md5 server.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import re
 import struct
 import threading
+from collections.abc import Callable
 
 # Startup parameters redshift-connector always sends and PostgreSQL rejects.
 REDSHIFT_ONLY_PARAMS = frozenset(
@@ -35,7 +37,9 @@ class PgShim:
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task] = set()
         self.port = 0
-        self.command_tags: list[str] = []  # appended from the loop thread; list.append is atomic
+        # Appended from the loop thread (list.append is atomic); tests read and clear them.
+        self.parsed_sql: list[str] = []
+        self.command_tags: list[str] = []
 
     def start(self) -> int:
         """Listen on a free loopback port and return it."""
@@ -66,8 +70,9 @@ class PgShim:
         self._sessions.add(task)
         try:
             await self._proxy(client_r, client_w)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass  # the client or PostgreSQL left mid-startup; nothing to clean up beyond the sockets
+        except (asyncio.CancelledError, asyncio.IncompleteReadError, ConnectionError):
+            # A peer left mid-startup, or stop() cut us: end quietly (asyncio would log a traceback).
+            pass
         finally:
             client_w.close()
             self._sessions.discard(task)
@@ -77,8 +82,8 @@ class PgShim:
         try:
             server_w.write(strip_startup(await _read_startup(client_r)))
             pumps = [
-                asyncio.create_task(_pump_raw(client_r, server_w)),
-                asyncio.create_task(self._pump_backend(server_r, client_w)),
+                asyncio.create_task(_pump(client_r, server_w, self._frontend)),
+                asyncio.create_task(_pump(server_r, client_w, self._backend)),
             ]
             try:
                 # Either side hanging up ends the session; the other pump has nothing left to do.
@@ -90,22 +95,15 @@ class PgShim:
         finally:
             server_w.close()
 
-    async def _pump_backend(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Forward backend messages one by one, fixing ``server_version`` and noting command tags."""
-        try:
-            while True:
-                header = await reader.readexactly(5)
-                kind, length = header[:1], struct.unpack("!i", header[1:])[0]
-                body = await reader.readexactly(length - 4)
-                if kind == b"C":
-                    self.command_tags.append(body.rstrip(b"\0").decode())
-                elif kind == b"S":
-                    body = plain_server_version(body)
-                    header = kind + struct.pack("!i", len(body) + 4)
-                writer.write(header + body)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+    def _frontend(self, kind: bytes, body: bytes) -> bytes:
+        if kind == b"P":  # Parse: statement name, query text, parameter types
+            self.parsed_sql.append(body.split(b"\0", 2)[1].decode())
+        return body
+
+    def _backend(self, kind: bytes, body: bytes) -> bytes:
+        if kind == b"C":  # CommandComplete
+            self.command_tags.append(body.rstrip(b"\0").decode())
+        return plain_server_version(body) if kind == b"S" else body
 
 
 async def _read_startup(reader: asyncio.StreamReader) -> bytes:
@@ -114,13 +112,19 @@ async def _read_startup(reader: asyncio.StreamReader) -> bytes:
     return struct.pack("!i", length) + await reader.readexactly(length - 4)
 
 
-async def _pump_raw(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pump(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rewrite: Callable[[bytes, bytes], bytes]
+) -> None:
+    """Forward typed messages (Byte1 kind, Int32 length, body) one at a time through ``rewrite``."""
     try:
-        while data := await reader.read(65536):
-            writer.write(data)
+        while True:
+            header = await reader.readexactly(5)
+            kind, length = header[:1], struct.unpack("!i", header[1:])[0]
+            body = rewrite(kind, await reader.readexactly(length - 4))
+            writer.write(kind + struct.pack("!i", len(body) + 4) + body)
             await writer.drain()
-    except ConnectionError:
-        pass
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass  # a peer hung up
 
 
 def strip_startup(message: bytes) -> bytes:

@@ -1,0 +1,151 @@
+"""The production backend: the report query on Amazon Redshift, streamed into Arrow.
+
+URL: ``redshift://user:password@host:port/database?option=value&…`` (port defaults to 5439;
+percent-encode special characters in the password). Options:
+
+``ssl``
+    ``true`` (default) or ``false``. Redshift requires TLS; ``false`` is only for a local
+    PostgreSQL stand-in (the tests).
+``fetch_rows``
+    Rows per ``FETCH FORWARD`` round trip, default 50000. Bounds the Python row objects alive at
+    once; the Arrow result itself is always whole.
+``timeout``
+    Seconds allowed for connecting and for each round trip; default none, because Redshift
+    materializes a cursor's whole result on the leader node during the first FETCH.
+
+Rows arrive through ``DECLARE … NO SCROLL CURSOR`` / ``FETCH FORWARD n`` inside one read-only
+transaction: the driver's ``fetchmany`` would buffer the entire result first, and a single
+transaction gives the course and school queries the same snapshot.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import pyarrow as pa
+import redshift_connector
+
+from actors.warehouse.base import COURSES_SCHEMA, SCHOOLS_SCHEMA, CatalogQuery, CatalogRows, conform
+
+DEFAULT_PORT = 5439
+DEFAULT_FETCH_ROWS = 50_000
+# REPEATABLE READ gives PostgreSQL one snapshot for both queries; Redshift maps it to its default
+# SERIALIZABLE.
+_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+# Failures that leave the session unusable (rather than a statement the server refused).
+_WIRE_ERRORS = (redshift_connector.InterfaceError, redshift_connector.OperationalError, OSError)
+_BOOLS = {"true": True, "false": False}
+
+
+class WarehouseConnectionError(ConnectionError):
+    """Redshift could not be reached, refused the login, or dropped the session; safe to retry."""
+
+
+class RedshiftWarehouse:
+    """One Redshift session, shared by the caller's threads one fetch at a time (a session runs
+    one statement at a time). A lost session is reopened by the next fetch."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        options = dict(parse_qsl(parts.query, strict_parsing=True)) if parts.query else {}
+        unknown = options.keys() - {"ssl", "fetch_rows", "timeout"}
+        if unknown:
+            raise ValueError(f"unknown redshift URL options: {sorted(unknown)}")
+        ssl = options.get("ssl", "true")
+        if ssl not in _BOOLS:
+            raise ValueError(f"ssl must be true or false, not {ssl!r}")
+        self._fetch_rows = int(options.get("fetch_rows", DEFAULT_FETCH_ROWS))
+        if self._fetch_rows < 1:
+            raise ValueError("fetch_rows must be at least 1")
+        user, port, database = unquote(parts.username or ""), parts.port or DEFAULT_PORT, parts.path[1:]
+        self._where = f"{user}@{parts.hostname}:{port}/{database}"  # for error messages: no password
+        self._params = {
+            "host": parts.hostname,
+            "port": port,
+            "database": database,
+            "user": user,
+            "password": unquote(parts.password or ""),
+            "ssl": _BOOLS[ssl],
+            "timeout": int(options["timeout"]) if "timeout" in options else None,
+        }
+        self._lock = threading.Lock()
+        self._con: redshift_connector.Connection | None = self._connect()  # fail fast on bad config
+
+    def fetch(self, query: CatalogQuery) -> CatalogRows:
+        with self._lock:
+            if self._con is None:
+                self._con = self._connect()
+            con = self._con
+            cur = con.cursor()
+            cur.paramstyle = "qmark"  # the shared SQL's placeholders; the driver rewrites them to $n
+            try:
+                cur.execute(_BEGIN)
+                courses = self._stream(cur, "catalog_courses", *query.courses_sql(), COURSES_SCHEMA)
+                schools = self._stream(cur, "catalog_schools", *query.schools_sql(), SCHOOLS_SCHEMA)
+                con.commit()
+            except _WIRE_ERRORS as exc:
+                self._drop()
+                raise WarehouseConnectionError(f"lost the Redshift session {self._where}: {exc}") from exc
+            except Exception:
+                self._rollback(con)  # the server refused a statement: the session itself is fine
+                raise
+            except BaseException:
+                self._drop()  # interrupted mid-message: the wire can no longer be trusted
+                raise
+            finally:
+                cur.close()
+        return CatalogRows(courses, schools)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _connect(self) -> redshift_connector.Connection:
+        try:
+            con = redshift_connector.connect(application_name="catalog-report", **self._params)
+        except (redshift_connector.Error, OSError) as exc:
+            raise WarehouseConnectionError(f"cannot open a Redshift session {self._where}: {exc}") from exc
+        con.autocommit = True  # stops the driver's implicit BEGIN: fetch opens its own transaction
+        return con
+
+    def _stream(
+        self, cur: redshift_connector.Cursor, name: str, sql: str, params: list, schema: pa.Schema
+    ) -> pa.Table:
+        """Declare ``sql`` as server-side cursor ``name`` and turn each FETCH block into a RecordBatch.
+
+        ``name`` must be unique per result shape: the driver caches each statement text with the
+        row description of its first run, so one FETCH text shared by the 7-column and the
+        2-column cursor would be bound with the wrong column count. The two cursors run one after
+        another because Redshift allows one open cursor per session."""
+        cur.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", params)
+        batches = []
+        while rows := cur.execute(f"FETCH FORWARD {self._fetch_rows} FROM {name}").fetchall():
+            batches.append(_to_batch(rows, schema))
+            if len(rows) < self._fetch_rows:
+                break  # a short block is the last one: skip the empty round trip
+        cur.execute(f"CLOSE {name}")
+        return conform(pa.Table.from_batches(batches, schema=schema), schema)
+
+    def _rollback(self, con: redshift_connector.Connection) -> None:
+        try:
+            con.rollback()
+        except (redshift_connector.Error, OSError):
+            self._drop()
+
+    def _drop(self) -> None:
+        """Forget the session. Closing it also makes the server roll back and free the cursor."""
+        con, self._con = self._con, None
+        if con is not None:
+            try:
+                con.close()
+            except (redshift_connector.Error, OSError):
+                pass  # already dead; nothing left to release on our side
+
+
+def _to_batch(rows: Sequence[Sequence[object]], schema: pa.Schema) -> pa.RecordBatch:
+    """Transpose one block of driver rows into typed Arrow columns (the driver only yields rows)."""
+    columns = zip(*rows)
+    arrays = [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
