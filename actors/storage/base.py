@@ -1,0 +1,31 @@
+"""The storage interface. Generations make ledger writes compare-and-swap, so two consumers
+racing on one job cannot both claim or both notify."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+class PreconditionFailed(Exception):
+    """The object changed (or exists / does not exist) since it was read."""
+
+
+class Storage(Protocol):
+    def put_file(self, key: str, path: Path, content_type: str, file_name: str) -> None: ...
+
+    def link(self, key: str, ttl_seconds: int) -> tuple[str, datetime]:
+        """A URL the requester can download ``key`` from, and when it stops working."""
+        ...
+
+    def read_json(self, key: str) -> tuple[dict, str] | None:
+        """The object and its generation, or None when absent."""
+        ...
+
+    def write_json(self, key: str, value: dict, if_generation: str | None) -> str:
+        """Write atomically; ``if_generation`` "0" = only if absent, a generation = only if
+        unchanged, None = unconditionally. Returns the new generation."""
+        ...

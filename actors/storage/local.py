@@ -1,0 +1,113 @@
+"""``file://`` storage: a directory on this machine, with links served by the Serve app.
+
+Writes go to a temp file renamed into place (atomic); the ledger's compare-and-swap holds an
+``flock`` across read-compare-rename. Good for one machine; a cluster uses ``gs://``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from itsdangerous import BadSignature, Signer
+
+from actors.storage.base import PreconditionFailed
+
+DOWNLOAD_PATH = "/institution/reports/files/"
+
+
+class LinkSigner:
+    """HMAC-signed, expiring download links (itsdangerous over key and expiry)."""
+
+    def __init__(self, secret: str):
+        self._signer = Signer(secret, salt="catalog-report.download", digest_method=hashlib.sha256)
+
+    def sign(self, key: str, expires: int) -> str:
+        return self._signer.get_signature(f"{key}\n{expires}").decode()
+
+    def valid(self, key: str, expires: int, signature: str, now: float | None = None) -> bool:
+        if expires < (now or time.time()):
+            return False
+        try:
+            return self._signer.verify_signature(f"{key}\n{expires}", signature.encode())
+        except (BadSignature, UnicodeEncodeError):
+            return False
+
+
+class LocalStorage:
+    def __init__(self, settings):
+        self.root = Path(urlsplit(settings.storage_url).path)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.base_url = settings.public_base_url
+        self.signer = LinkSigner(settings.link_secret)
+
+    def path(self, key: str) -> Path:
+        """The file behind ``key``; refuses anything that would leave the root."""
+        p = (self.root / key).resolve()
+        if not p.is_relative_to(self.root.resolve()) or p == self.root.resolve():
+            raise KeyError(key)
+        return p
+
+    def put_file(self, key: str, path: Path, content_type: str, file_name: str) -> None:
+        dest = self.path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".upload-")
+        os.close(fd)
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, dest)
+
+    def link(self, key: str, ttl_seconds: int) -> tuple[str, datetime]:
+        expires = int(time.time()) + ttl_seconds
+        sig = self.signer.sign(key, expires)
+        url = f"{self.base_url}{DOWNLOAD_PATH}{quote(key)}?expires={expires}&signature={sig}"
+        return url, datetime.fromtimestamp(expires, timezone.utc)
+
+    def read_json(self, key: str) -> tuple[dict, str] | None:
+        try:
+            raw = self.path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return json.loads(raw), _generation(raw)
+
+    def write_json(self, key: str, value: dict, if_generation: str | None) -> str:
+        dest = self.path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        raw = json.dumps(value, sort_keys=True, default=str).encode()
+        with self._locked(dest.parent):
+            if if_generation is not None:
+                try:
+                    current = _generation(dest.read_bytes())
+                except FileNotFoundError:
+                    current = "0"
+                if current != if_generation:
+                    raise PreconditionFailed(key)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".ledger-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(raw)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, dest)
+        return _generation(raw)
+
+    @contextmanager
+    def _locked(self, directory: Path):
+        with open(directory / ".lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _generation(raw: bytes) -> str:
+    # Content-addressed: equal content is the same generation, which is harmless for CAS.
+    return hashlib.sha256(raw).hexdigest()[:32]
