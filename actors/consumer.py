@@ -1,0 +1,282 @@
+"""The consumer: one delivery from message to ack, with explicit state transitions.
+
+    queued ──claim──▶ running ──file stored──▶ done ──notified──▶ ack
+                        │ transient error: nack, retried with backoff
+                        └─ out of attempts ──▶ failed ──notified──▶ ack
+
+The ledger record is the idempotency key: a redelivered message whose job is already notified
+is acked without work, a job claimed by a live consumer is left to it, a claim whose heartbeat
+stopped (its consumer died) is taken over. Unparseable messages are dead-lettered at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from actors.job import CatalogJob, JobState, Status, utcnow
+from actors.ledger import Ledger
+from actors.notify import Notification, NotificationRejected, Notifier
+from actors.pipeline import Renderer, produce_report, render_serially
+from actors.queue import Delivery, JobQueue
+from actors.storage import PreconditionFailed, Storage
+from actors.storage.base import XLSX_TYPE
+from actors.warehouse import CatalogQuery, Warehouse
+
+log = logging.getLogger("catalog_report.consumer")
+
+LEASE_SECONDS = 60.0
+HEARTBEAT_SECONDS = 1.0  # progress is written at most this often
+STALE_CLAIM = timedelta(seconds=30)
+MAX_BACKOFF = 60.0
+
+PHASE_ERRORS = {
+    "query": "the data warehouse could not be queried",
+    "render": "the spreadsheet could not be rendered",
+    "merge": "the spreadsheet could not be assembled",
+    "store": "the file could not be stored",
+}
+
+
+class _Claim:
+    """This consumer's hold on one job: the ledger record, written CAS, and a heartbeat thread
+    that flushes progress at most once a second and keeps the queue lease alive."""
+
+    def __init__(self, ledger: Ledger, queue: JobQueue, delivery: Delivery, state: JobState, gen: str):
+        self.ledger, self.queue, self.delivery = ledger, queue, delivery
+        self.state, self.gen = state, gen
+        self.phase = "query"
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{state.id}")
+
+    def __enter__(self) -> "_Claim":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def progress(self, fraction: float, phase: str) -> None:
+        with self._lock:
+            self.phase = phase
+            self.state = self.state.model_copy(update={"progress": fraction})
+            self._dirty = True
+
+    def save(self, **changes) -> None:
+        with self._lock:
+            self.state = self.state.model_copy(update={**changes, "heartbeat": utcnow()})
+            self.gen = self.ledger.put(self.state, self.gen)
+            self._dirty = False
+
+    def _beat(self) -> None:
+        last_extend = time.monotonic()
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                if self._dirty or (self.state.heartbeat and utcnow() - self.state.heartbeat > STALE_CLAIM / 3):
+                    self.save()
+                if time.monotonic() - last_extend > LEASE_SECONDS / 3:
+                    self.queue.extend(self.delivery, LEASE_SECONDS)
+                    last_extend = time.monotonic()
+            except PreconditionFailed:
+                log.warning("job %s: ledger changed under us; another consumer took over", self.state.id)
+                return
+            except Exception:  # a missed heartbeat is not worth failing the job for
+                log.exception("job %s: heartbeat failed", self.state.id)
+
+
+class JobRunner:
+    """Everything a consumer does, with no Ray in sight (the actor shell adds the loop)."""
+
+    def __init__(self, settings, queue: JobQueue, storage: Storage, warehouse: Warehouse,
+                 notifier: Notifier, render: Renderer = render_serially, worker_id: str | None = None):
+        self.settings, self.queue, self.storage = settings, queue, storage
+        self.warehouse, self.notifier, self.render = warehouse, notifier, render
+        self.ledger = Ledger(storage)
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+    def run_once(self, wait_seconds: float = 1.0) -> bool:
+        """Handle at most one delivery; False when the queue had nothing."""
+        got = self.queue.pull(1, LEASE_SECONDS, wait_seconds)
+        for delivery in got:
+            self.handle(delivery)
+        return bool(got)
+
+    def handle(self, delivery: Delivery) -> None:
+        try:
+            job = CatalogJob.from_bytes(delivery.data)
+        except (ValidationError, ValueError) as exc:
+            log.error("message %s cannot be parsed; dead-lettered: %s", delivery.message_id, exc)
+            self.queue.dead_letter(delivery, f"unparseable: {exc}"[:1000])
+            return
+        job_id = delivery.message_id
+        found = self.ledger.get(job_id)
+        if found is None:
+            self.ledger.create(self._new_state(job_id, job))
+            found = self.ledger.get(job_id)
+        state, gen = found
+        if state.notified:
+            log.info("job %s already delivered; duplicate message acked", job_id)
+            self.queue.ack(delivery)
+            return
+        if state.status in (Status.done, Status.failed):
+            self._notify_and_ack(job, delivery, state, gen)
+            return
+        if state.status is Status.running and state.worker != self.worker_id and not self._stale(state):
+            log.info("job %s is being worked on by %s; retry later", job_id, state.worker)
+            self.queue.nack(delivery, delay_seconds=STALE_CLAIM.total_seconds())
+            return
+        try:
+            gen = self.ledger.put(
+                state.model_copy(update={"status": Status.running, "worker": self.worker_id,
+                                         "heartbeat": utcnow(), "attempts": state.attempts + 1,
+                                         "error": None}),
+                gen,
+            )
+        except PreconditionFailed:
+            self.queue.nack(delivery, delay_seconds=1)
+            return
+        state, gen = self.ledger.get(job_id)
+        self._run(job, delivery, state, gen)
+
+    def _run(self, job: CatalogJob, delivery: Delivery, state: JobState, gen: str) -> None:
+        with _Claim(self.ledger, self.queue, delivery, state, gen) as claim:
+            try:
+                rows = self._produce_and_store(job, state.id, claim)
+                url, expires = self.storage.link(job.object_key(state.id), self.settings.link_ttl_seconds)
+                claim.save(status=Status.done, progress=1.0, rows=rows, url=url, expires_at=expires,
+                           object_key=job.object_key(state.id), finished_at=utcnow())
+            except PreconditionFailed:
+                return  # another consumer took the job over; its delivery will finish it
+            except Exception as exc:
+                log.warning("job %s failed in %s (attempt %d): %r", state.id, claim.phase, delivery.attempt, exc)
+                if delivery.attempt < self.settings.max_delivery_attempts:
+                    claim.save(status=Status.queued, worker=None)
+                    self.queue.nack(delivery, delay_seconds=min(MAX_BACKOFF, 2.0 ** delivery.attempt))
+                    return
+                reason = PHASE_ERRORS.get(claim.phase, "an internal error occurred")
+                claim.save(status=Status.failed, error=f"The report could not be generated: {reason}.",
+                           finished_at=utcnow())
+        self._notify_and_ack(job, delivery, claim.state, claim.gen)
+
+    def _produce_and_store(self, job: CatalogJob, job_id: str, claim: _Claim) -> int:
+        query = CatalogQuery.for_dates(job.institution_id, job.start_date, job.end_date,
+                                       self.settings.zone, job.school_ids)
+        with tempfile.TemporaryDirectory(prefix="catalog-") as tmp:
+            out = Path(tmp) / job.file_name
+            produced = produce_report(self.warehouse, query, subdomain=job.subdomain,
+                                      settings=self.settings, out=out, render=self.render,
+                                      progress=claim.progress)
+            claim.progress(0.95, "store")
+            self.storage.put_file(job.object_key(job_id), out, XLSX_TYPE, job.file_name)
+        log.info("job %s: %d rows, %d bytes, timings %s", job_id, produced.rows, produced.size,
+                 {k: round(v, 3) for k, v in produced.timings.items()})
+        return produced.rows
+
+    def _notify_and_ack(self, job: CatalogJob, delivery: Delivery, state: JobState, gen: str) -> None:
+        note = Notification(
+            status="done" if state.status is Status.done else "failed",
+            job_id=state.id, user_id=job.user_id, institution_id=job.institution_id,
+            subdomain=job.subdomain, url=state.url, expires_at=state.expires_at,
+            file_name=job.file_name, rows=state.rows, error=state.error,
+        )
+        try:
+            self.notifier.send(note)
+        except NotificationRejected as exc:
+            log.error("job %s: notification refused, not retried: %s", state.id, exc)
+        except Exception as exc:
+            log.warning("job %s: notification not delivered yet (%r); will retry", state.id, exc)
+            self.queue.nack(delivery, delay_seconds=min(MAX_BACKOFF, 2.0 ** delivery.attempt))
+            return
+        try:
+            self.ledger.put(state.model_copy(update={"notified": True}), gen)
+        except PreconditionFailed:
+            log.warning("job %s: ledger changed while notifying", state.id)
+        self.queue.ack(delivery)
+
+    def _new_state(self, job_id: str, job: CatalogJob) -> JobState:
+        return JobState(id=job_id, institution_id=job.institution_id, user_id=job.user_id,
+                        created_at=job.requested_at)
+
+    @staticmethod
+    def _stale(state: JobState) -> bool:
+        return state.heartbeat is None or utcnow() - state.heartbeat > STALE_CLAIM
+
+
+class ConsumerLoop:
+    """The actor shell: builds the backends from settings and runs :class:`JobRunner` in a
+    thread, so the actor's event loop stays free for health checks and stats calls."""
+
+    def __init__(self, settings_values: dict, render_workers: int | None = None, name: str = "catalog"):
+        import ray
+
+        from actors.notify import open_notifier
+        from actors.queue import open_queue
+        from actors.render import RenderPool
+        from actors.settings import load_settings
+        from actors.storage import open_storage
+        from actors.warehouse import open_warehouse
+
+        self.settings = load_settings(**settings_values)
+        workers = render_workers or self.settings.render_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.pool = RenderPool(workers, name_prefix=f"{name}-render")
+        self.runner = JobRunner(
+            self.settings, open_queue(self.settings.queue_url), open_storage(self.settings),
+            open_warehouse(self.settings.warehouse_url), open_notifier(self.settings), render=self.pool.render,
+        )
+        self.handled = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="consumer-loop")
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.runner.run_once(wait_seconds=1.0):
+                    self.handled += 1
+            except Exception:
+                log.exception("consumer loop error; continuing")
+                self._stop.wait(1.0)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def consumer_deployment():
+    """The consumer as a Serve deployment, so one Serve application (or config file) deploys the
+    HTTP API and its consumer together, and Serve restarts the consumer if it dies."""
+    from ray import serve
+
+    @serve.deployment(name="JobConsumer", num_replicas=1, ray_actor_options={"num_cpus": 0},
+                      health_check_period_s=5)
+    class JobConsumer:
+        def __init__(self, settings_values: dict):
+            tag = serve.get_replica_context().replica_tag
+            self.loop = ConsumerLoop(settings_values, name=f"catalog-{tag}")
+
+        def check_health(self) -> None:
+            if not self.loop.alive():
+                raise RuntimeError("consumer loop stopped")
+
+        def handled(self) -> int:
+            return self.loop.handled
+
+        def __del__(self):
+            self.loop.stop()
+
+    return JobConsumer
