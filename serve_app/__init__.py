@@ -1,0 +1,1 @@
+"""The HTTP layer: authentication, validation, rate limiting, publishing, status, downloads."""

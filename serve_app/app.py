@@ -1,0 +1,190 @@
+"""The Serve application: a FastAPI ingress deployment plus the job consumer.
+
+``build_app(args)`` is the one entry point, usable from Python, ``serve run
+serve_app.app:build_app`` and a Serve config file; ``args`` override ``REPORTS_*`` settings.
+"""
+
+
+import asyncio
+import logging
+import re
+from typing import Annotated
+
+import ray
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from ray import serve
+from ray.serve.config import DeploymentActorConfig
+
+from actors.consumer import consumer_deployment
+from actors.job import CatalogJob, JobState, utcnow
+from actors.ledger import Ledger
+from actors.queue import open_queue
+from actors.settings import Settings, load_settings
+from actors.storage import open_storage
+from actors.storage.local import LocalStorage
+from serve_app import downloads, errors, params
+from serve_app.auth import Authenticator, Principal
+from serve_app.errors import ERROR_RESPONSES, ApiError, error_response
+from serve_app.ratelimit import ACTOR_NAME, RateLimiter, retry_after
+
+log = logging.getLogger("catalog_report.http")
+
+MAX_IN_FLIGHT = 256  # beyond this a replica sheds load with a JSON 503 instead of queueing
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+api = FastAPI(
+    title="catalog-report",
+    version="1.0.0",
+    description="Course Catalog report: request a report, follow its job, download the file.",
+)
+errors.install(api)
+_in_flight = 0  # per replica (each replica is its own process)
+
+
+@api.middleware("http")
+async def shed_load_and_mark_no_store(request: Request, call_next):
+    """Shed load with a JSON 503 past ``MAX_IN_FLIGHT`` (Serve's own backpressure answers in
+    plain text), and keep every API answer out of caches."""
+    global _in_flight
+    if _in_flight >= MAX_IN_FLIGHT:
+        return error_response(503, "the service is busy; retry shortly", {"Retry-After": "1"})
+    _in_flight += 1
+    try:
+        response = await call_next(request)
+    finally:
+        _in_flight -= 1
+    if request.url.path.startswith("/institution/reports/") and "cache-control" not in response.headers:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+bearer = HTTPBearer(auto_error=False, description="JWT with institutionId, userId, subdomain, exp")
+
+
+class JobId(BaseModel):
+    id: str
+
+
+class JobAccepted(BaseModel):
+    results: JobId
+
+
+class JobStatusBody(BaseModel):
+    id: str
+    type: str
+    status: str
+    progress: float
+    rows: int | None
+    url: str | None
+    expiresAt: str | None
+    error: str | None
+    createdAt: str
+    finishedAt: str | None
+
+
+class JobStatus(BaseModel):
+    results: JobStatusBody
+
+
+class Health(BaseModel):
+    status: str
+
+
+@serve.deployment(name="ReportsAPI", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=MAX_IN_FLIGHT * 2)
+@serve.ingress(api)
+class ReportsAPI:
+    """Auth → validation → rate limit → publish; status; signed downloads. Thin by design: the
+    work happens in :mod:`actors`."""
+
+    def __init__(self, settings_values: dict, consumer=None):
+        self.settings: Settings = load_settings(**settings_values)
+        self.authenticate = Authenticator(self.settings.jwt_public_key or self.settings.jwt_secret,
+                                          self.settings.jwt_algorithms)
+        self.queue = open_queue(self.settings.queue_url)
+        self.storage = open_storage(self.settings)
+        self.ledger = Ledger(self.storage)
+        self._limiter = None
+        self.consumer = consumer  # bound so Serve deploys it with the API
+
+    async def principal(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+        token = f"Bearer {credentials.credentials}" if credentials else None
+        return self.authenticate(token)
+
+    async def _limit(self, institution_id: int) -> None:
+        for attempt in range(2):
+            try:
+                if self._limiter is None:
+                    self._limiter = serve.get_deployment_actor(ACTOR_NAME)
+                wait = await self._limiter.hit.remote(str(institution_id))
+                break
+            except (ray.exceptions.RayActorError, ValueError):
+                self._limiter = None  # recreated by Serve; look it up again
+                if attempt:
+                    raise ApiError(503, "rate limiter unavailable; retry shortly", {"Retry-After": "1"})
+                await asyncio.sleep(0.5)
+        if wait:
+            raise ApiError(429, "rate limit exceeded: at most "
+                           f"{self.settings.rate_limit_per_minute} report requests per minute per institution",
+                           {"Retry-After": retry_after(wait)})
+
+    @api.get("/institution/reports/catalog", response_model=JobAccepted, responses=ERROR_RESPONSES,
+             summary="Request the Course Catalog report")
+    async def request_catalog(
+        self,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        start_date: Annotated[str | None, Query(description="Required. First day, YYYY-MM-DD.",
+                                                examples=["2026-01-01"])] = None,
+        end_date: Annotated[str | None, Query(description="Required. Last day (included), YYYY-MM-DD.",
+                                              examples=["2026-06-02"])] = None,
+        school_ids: Annotated[str | None, Query(description="Comma-separated school ids.",
+                                                examples=["10,20"])] = None,
+    ):
+        who = await self.principal(credentials)
+        req = params.parse(start_date, end_date, school_ids)
+        await self._limit(who.institution_id)
+        job = CatalogJob(institution_id=who.institution_id, user_id=who.user_id, subdomain=who.subdomain,
+                         start_date=req.start_date, end_date=req.end_date, school_ids=req.school_ids,
+                         requested_at=utcnow())
+        job_id = await asyncio.to_thread(self.queue.publish, job.to_bytes())
+        state = JobState(id=job_id, institution_id=job.institution_id, user_id=job.user_id,
+                         created_at=job.requested_at)
+        try:
+            await asyncio.to_thread(self.ledger.create, state)
+        except Exception:  # the consumer records the job itself if this write is lost
+            log.exception("job %s: could not record queued state", job_id)
+        return JSONResponse({"results": {"id": job_id}}, headers={"Cache-Control": "no-store"})
+
+    @api.get("/institution/reports/jobs/{job_id}", response_model=JobStatus, responses=ERROR_RESPONSES,
+             summary="Follow a report job")
+    async def job_status(
+        self, job_id: str, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ):
+        who = await self.principal(credentials)
+        found = await asyncio.to_thread(self.ledger.get, job_id) if _JOB_ID.fullmatch(job_id) else None
+        if found is None or (found[0].institution_id, found[0].user_id) != (who.institution_id, who.user_id):
+            raise ApiError(404, "no such job")
+        return {"results": found[0].public()}
+
+    @api.get("/institution/reports/files/{key:path}", responses=ERROR_RESPONSES,
+             summary="Download a report (embedded storage, signed link)")
+    async def download(self, key: str, expires: str | None = None, signature: str | None = None):
+        if not isinstance(self.storage, LocalStorage):
+            raise ApiError(404, "downloads are served by the configured object storage")
+        return downloads.serve_file(self.storage, key, expires, signature)
+
+    @api.get("/healthz", response_model=Health)
+    async def healthz(self):
+        return {"status": "ok"}
+
+
+def build_app(args: dict | None = None):
+    """The Serve application; ``args`` override settings (as a Serve config's ``args:``)."""
+    settings = load_settings(**(args or {}))
+    values = settings.model_dump(mode="json")
+    limiter = DeploymentActorConfig(name=ACTOR_NAME, actor_class=RateLimiter,
+                                    init_kwargs={"per_minute": settings.rate_limit_per_minute},
+                                    actor_options={"num_cpus": 0})
+    consumer = consumer_deployment().bind(values)
+    return ReportsAPI.options(deployment_actors=[limiter]).bind(values, consumer)

@@ -1,0 +1,171 @@
+"""``catalog-report``: demo-data | serve | token | render (SPEC §8)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from actors.settings import ConfigError, Settings, load_settings
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _generate(out: Path, **sizes) -> None:
+    from actors.demo_data import generate
+
+    with Progress(TextColumn("{task.description:<15}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as bar:
+        tasks: dict[str, int] = {}
+
+        def report(table: str, done: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(table, total=total)
+            bar.update(tasks[table], completed=done)
+
+        generate(out, progress=report, **sizes)
+
+
+@cli.command("demo-data")
+def demo_data(
+    out: Annotated[Path | None, typer.Option(help="DuckDB file to write [default: the configured warehouse]")] = None,
+    institutions: int = 3,
+    courses: int = 3000,
+    schools: int = 30,
+    views: int = 60_000,
+    enrollments: int = 20_000,
+    seed: int = 42,
+):
+    """Write a synthetic warehouse (DuckDB) with the report's schema; deterministic per seed."""
+    target = out or Path(urlsplit(_settings().warehouse_url).path)
+    started = time.perf_counter()
+    _generate(target, institutions=institutions, courses=courses, schools=schools, views=views,
+              enrollments=enrollments, seed=seed)
+    console.print(f"wrote {target} in {time.perf_counter() - started:.1f}s")
+
+
+@cli.command()
+def token(
+    institution_id: Annotated[int, typer.Option("--institution-id")],
+    user_id: Annotated[int, typer.Option("--user-id")],
+    subdomain: Annotated[str, typer.Option()],
+    ttl: Annotated[int, typer.Option(help="seconds")] = 3600,
+):
+    """Print a JWT signed with the configured key, for local use."""
+    from serve_app.auth import mint_token
+
+    settings = _settings()
+    if settings.jwt_public_key:
+        console.print("[red]REPORTS_JWT_PUBLIC_KEY is set: tokens are minted by the identity provider[/red]")
+        raise typer.Exit(2)
+    print(mint_token(settings.jwt_secret, institution_id, user_id, subdomain, ttl))
+
+
+def _start_ray(num_cpus: int | None = None) -> None:
+    import ray
+
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init()  # join the cluster named by RAY_ADDRESS
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False)
+
+
+@cli.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+):
+    """Start (or join, via RAY_ADDRESS) Ray, deploy the API and the consumer, serve until Ctrl-C."""
+    from ray import serve as ray_serve
+
+    from serve_app.app import build_app
+    from serve_app.auth import mint_token
+
+    settings = _settings()
+    warehouse = urlsplit(settings.warehouse_url)
+    if warehouse.scheme == "duckdb" and not Path(warehouse.path).exists():
+        console.print(f"no warehouse at {warehouse.path}: creating demo data")
+        _generate(Path(warehouse.path))
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    # Download links point at this server unless a public URL was configured explicitly.
+    overrides = {} if "REPORTS_PUBLIC_BASE_URL" in os.environ else {"public_base_url": base}
+    _start_ray()
+    ray_serve.start(http_options={"host": host, "port": port})
+    ray_serve.run(build_app(overrides), name="catalog-report", route_prefix="/")
+    example = mint_token(settings.jwt_secret, 1, 7, "demo", 3600) if not settings.jwt_public_key else "<token>"
+    today = date.today()
+    print(f"catalog-report is serving at {base}  (docs: {base}/docs)")
+    print("try:")
+    print(f"  curl -s -H 'Authorization: Bearer {example}' "
+          f"'{base}/institution/reports/catalog?start_date={today.year - 1}-01-01&end_date={today}'")
+    print(f"notifications: {settings.outbox_path if not settings.notify_url else settings.notify_url}")
+    sys.stdout.flush()
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    console.print("stopping…")
+    ray_serve.shutdown()
+    import ray
+
+    ray.shutdown()
+
+
+@cli.command()
+def render(
+    institution_id: Annotated[int, typer.Option("--institution-id")],
+    subdomain: Annotated[str, typer.Option()],
+    start_date: Annotated[str, typer.Option("--start-date")],
+    end_date: Annotated[str, typer.Option("--end-date")],
+    out: Annotated[Path, typer.Option()],
+    school_ids: Annotated[str | None, typer.Option("--school-ids")] = None,
+    workers: Annotated[int | None, typer.Option(help="render actors [default: CPUs]")] = None,
+):
+    """query → partition → parallel render → merge on Ray, written to OUT; no queue or upload."""
+    from actors.pipeline import produce_report
+    from actors.render import RenderPool
+    from actors.warehouse import CatalogQuery, open_warehouse
+    from serve_app.errors import ApiError
+    from serve_app.params import parse
+
+    settings = _settings()
+    try:
+        req = parse(start_date, end_date, school_ids)
+    except ApiError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from None
+    _start_ray()
+    import ray
+
+    pool = RenderPool(workers or settings.render_workers or max(1, int(ray.cluster_resources()["CPU"])))
+    warehouse = open_warehouse(settings.warehouse_url)
+    query = CatalogQuery.for_dates(institution_id, req.start_date, req.end_date, settings.zone, req.school_ids)
+    started = time.perf_counter()
+    produced = produce_report(warehouse, query, subdomain=subdomain, settings=settings, out=out,
+                              render=pool.render)
+    elapsed = time.perf_counter() - started
+    phases = ", ".join(f"{k} {v:.2f}s" for k, v in produced.timings.items())
+    print(f"{produced.rows} rows in {elapsed:.2f}s ({phases}) → {out}")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,22 @@
+"""Serving report files from embedded (``file://``) storage behind signed, expiring links."""
+
+from __future__ import annotations
+
+from fastapi.responses import FileResponse
+
+from actors.storage.base import XLSX_TYPE
+from actors.storage.local import LocalStorage
+from serve_app.errors import ApiError
+
+
+def serve_file(storage: LocalStorage, key: str, expires: str | None, signature: str | None) -> FileResponse:
+    if not expires or not expires.isdigit() or not signature or not storage.signer.valid(key, int(expires), signature):
+        raise ApiError(403, "the download link is invalid or has expired")
+    try:
+        path = storage.path(key)
+    except KeyError:
+        raise ApiError(404, "no such file") from None
+    if not path.is_file():
+        raise ApiError(404, "no such file")
+    return FileResponse(path, media_type=XLSX_TYPE, filename=path.name,
+                        headers={"Cache-Control": "private, no-store"})

@@ -1,0 +1,83 @@
+"""Encore-shaped error bodies — ``{"code", "message", "details": null}`` — for every failure,
+including the ones FastAPI and Starlette would otherwise answer in their own formats."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("catalog_report.http")
+
+CODES = {
+    400: "invalid_argument",
+    401: "unauthenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "unimplemented",
+    409: "already_exists",
+    413: "resource_exhausted",
+    429: "resource_exhausted",
+    500: "internal",
+    501: "unimplemented",
+    503: "unavailable",
+}
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: None = None
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = ErrorBody(code=CODES.get(status, "internal" if status >= 500 else "invalid_argument"), message=message)
+    return JSONResponse(body.model_dump(), status_code=status,
+                        headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    err = exc.errors()[0]
+    name = str(err["loc"][-1]) if err.get("loc") else "request"
+    if err.get("type") == "missing":
+        return f"{name} is required"
+    return f"{name}: {err.get('msg', 'invalid value')}"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError):
+        return error_response(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError):
+        return error_response(400, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException):
+        messages = {404: "no such route", 405: "method not allowed"}
+        return error_response(exc.status_code, messages.get(exc.status_code, str(exc.detail)),
+                              dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "an internal error occurred")
+
+
+# For the OpenAPI document: every route may answer these.
+ERROR_RESPONSES = {
+    status: {"model": ErrorBody, "description": code}
+    for status, code in CODES.items()
+    if status in (400, 401, 403, 404, 429, 500, 503)
+}
