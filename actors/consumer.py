@@ -34,9 +34,7 @@ from actors.warehouse import CatalogQuery, Warehouse
 
 log = logging.getLogger("catalog_report.consumer")
 
-LEASE_SECONDS = 60.0
 HEARTBEAT_SECONDS = 1.0  # progress is written at most this often
-STALE_CLAIM = timedelta(seconds=30)
 MAX_BACKOFF = 60.0
 
 PHASE_ERRORS = {
@@ -51,8 +49,10 @@ class _Claim:
     """This consumer's hold on one job: the ledger record, written CAS, and a heartbeat thread
     that flushes progress at most once a second and keeps the queue lease alive."""
 
-    def __init__(self, ledger: Ledger, queue: JobQueue, delivery: Delivery, state: JobState, gen: str):
+    def __init__(self, ledger: Ledger, queue: JobQueue, delivery: Delivery, state: JobState, gen: str,
+                 lease_seconds: float):
         self.ledger, self.queue, self.delivery = ledger, queue, delivery
+        self.lease = lease_seconds
         self.state, self.gen = state, gen
         self.phase = "query"
         self._lock = threading.Lock()
@@ -81,14 +81,15 @@ class _Claim:
             self._dirty = False
 
     def _beat(self) -> None:
-        last_extend = time.monotonic()
+        last_beat = time.monotonic()
         while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
-                if self._dirty or (self.state.heartbeat and utcnow() - self.state.heartbeat > STALE_CLAIM / 3):
+                due = time.monotonic() - last_beat > self.lease / 3
+                if self._dirty or due:
                     self.save()
-                if time.monotonic() - last_extend > LEASE_SECONDS / 3:
-                    self.queue.extend(self.delivery, LEASE_SECONDS)
-                    last_extend = time.monotonic()
+                if due:
+                    self.queue.extend(self.delivery, self.lease)
+                    last_beat = time.monotonic()
             except PreconditionFailed:
                 log.warning("job %s: ledger changed under us; another consumer took over", self.state.id)
                 return
@@ -108,7 +109,7 @@ class JobRunner:
 
     def run_once(self, wait_seconds: float = 1.0) -> bool:
         """Handle at most one delivery; False when the queue had nothing."""
-        got = self.queue.pull(1, LEASE_SECONDS, wait_seconds)
+        got = self.queue.pull(1, self.settings.lease_seconds, wait_seconds)
         for delivery in got:
             self.handle(delivery)
         return bool(got)
@@ -135,7 +136,7 @@ class JobRunner:
             return
         if state.status is Status.running and state.worker != self.worker_id and not self._stale(state):
             log.info("job %s is being worked on by %s; retry later", job_id, state.worker)
-            self.queue.nack(delivery, delay_seconds=STALE_CLAIM.total_seconds())
+            self.queue.nack(delivery, delay_seconds=self.settings.lease_seconds)
             return
         try:
             gen = self.ledger.put(
@@ -151,7 +152,7 @@ class JobRunner:
         self._run(job, delivery, state, gen)
 
     def _run(self, job: CatalogJob, delivery: Delivery, state: JobState, gen: str) -> None:
-        with _Claim(self.ledger, self.queue, delivery, state, gen) as claim:
+        with _Claim(self.ledger, self.queue, delivery, state, gen, self.settings.lease_seconds) as claim:
             try:
                 rows = self._produce_and_store(job, state.id, claim)
                 url, expires = self.storage.link(job.object_key(state.id), self.settings.link_ttl_seconds)
@@ -209,9 +210,10 @@ class JobRunner:
         return JobState(id=job_id, institution_id=job.institution_id, user_id=job.user_id,
                         created_at=job.requested_at)
 
-    @staticmethod
-    def _stale(state: JobState) -> bool:
-        return state.heartbeat is None or utcnow() - state.heartbeat > STALE_CLAIM
+    def _stale(self, state: JobState) -> bool:
+        """A claim whose heartbeat is older than a lease belongs to a consumer that died."""
+        limit = timedelta(seconds=self.settings.lease_seconds)
+        return state.heartbeat is None or utcnow() - state.heartbeat > limit
 
 
 class ConsumerLoop:

@@ -180,11 +180,14 @@ class ReportsAPI:
 
 
 def build_app(args: dict | None = None):
-    """The Serve application; ``args`` override settings (as a Serve config's ``args:``)."""
-    settings = load_settings(**(args or {}))
+    """The Serve application; ``args`` override settings (as a Serve config's ``args:``), and
+    ``api_replicas`` sets how many HTTP replicas run."""
+    args = dict(args or {})
+    replicas = int(args.pop("api_replicas", 1))
+    settings = load_settings(**args)
     values = settings.model_dump(mode="json")
     limiter = DeploymentActorConfig(name=ACTOR_NAME, actor_class=RateLimiter,
                                     init_kwargs={"per_minute": settings.rate_limit_per_minute},
                                     actor_options={"num_cpus": 0})
     consumer = consumer_deployment().bind(values)
-    return ReportsAPI.options(deployment_actors=[limiter]).bind(values, consumer)
+    return ReportsAPI.options(num_replicas=replicas, deployment_actors=[limiter]).bind(values, consumer)

@@ -1,0 +1,118 @@
+"""Shared fixtures: one crafted warehouse, one Ray, one running service per test session."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.data import write_warehouse
+
+SECRET = "test-secret-0123456789-0123456789-abcdef"
+STUDENT = "https://{subdomain}.lxp.test/course/{course_id}"
+ADMIN = "https://{subdomain}.lxp.test/admin/courses/{course_id}/edit"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def warehouse(tmp_path_factory) -> Path:
+    return write_warehouse(tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb")
+
+
+def base_settings(data_dir: Path, warehouse: Path, **extra) -> dict:
+    return {
+        "data_dir": str(data_dir),
+        "warehouse_url": f"duckdb://{warehouse}",
+        "jwt_secret": SECRET,
+        "student_url_template": STUDENT,
+        "admin_url_template": ADMIN,
+        "lease_seconds": 3,
+        "render_workers": 2,
+        "chunk_rows": 4,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def settings_factory(warehouse):
+    from actors.settings import load_settings
+
+    def make(data_dir: Path, **extra):
+        return load_settings(**base_settings(data_dir, warehouse, **extra))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@dataclass
+class Service:
+    base_url: str
+    data_dir: Path
+    settings: object
+
+    def token(self, institution_id=1, user_id=7, subdomain="demo", ttl=600, **claims) -> str:
+        import jwt
+
+        body = {"institutionId": institution_id, "userId": user_id, "subdomain": subdomain,
+                "exp": int(time.time()) + ttl, **claims}
+        return jwt.encode(body, SECRET, algorithm="HS256")
+
+    def get(self, path: str, token: str | None = None, **kw) -> httpx.Response:
+        headers = kw.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.get(self.base_url + path, headers=headers, timeout=30, **kw)
+
+    def request_report(self, token: str, **params) -> httpx.Response:
+        return self.get("/institution/reports/catalog", token, params=params)
+
+    def wait_done(self, job_id: str, token: str, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.get(f"/institution/reports/jobs/{job_id}", token)
+            if r.status_code == 200 and r.json()["results"]["status"] in ("done", "failed"):
+                return r.json()["results"]
+            time.sleep(0.2)
+        raise AssertionError(f"job {job_id} not finished after {timeout}s: {r.status_code} {r.text}")
+
+    def notifications(self) -> list[dict]:
+        path = self.data_dir / "notifications.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="session")
+def service(ray_session, warehouse, tmp_path_factory) -> Service:
+    """The real Serve app (2 HTTP replicas, the consumer, render actors) on a free port."""
+    from ray import serve
+
+    from actors.settings import load_settings
+    from serve_app.app import build_app
+
+    port = free_port()
+    data_dir = tmp_path_factory.mktemp("service")
+    base = f"http://127.0.0.1:{port}"
+    values = base_settings(data_dir, warehouse, public_base_url=base)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app({**values, "api_replicas": 2}), name="catalog-report", route_prefix="/")
+    yield Service(base, data_dir, load_settings(**values))
+    serve.shutdown()

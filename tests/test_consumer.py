@@ -1,0 +1,149 @@
+"""The consumer's delivery guarantees with real queue, storage, warehouse and outbox files
+(rendering serially: the Ray shell is exercised by the service tests)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+
+import pytest
+
+from actors.consumer import JobRunner
+from actors.job import CatalogJob, Status, utcnow
+from actors.ledger import Ledger
+from actors.notify import open_notifier
+from actors.queue import open_queue
+from actors.storage import open_storage
+from actors.warehouse import open_warehouse
+from tests.workbook import read_both
+
+
+class FailingWarehouse:
+    def __init__(self, failures: int, inner):
+        self.failures, self.inner, self.calls = failures, inner, 0
+
+    def fetch(self, query):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("warehouse unreachable")
+        return self.inner.fetch(query)
+
+    def close(self):
+        self.inner.close()
+
+
+@pytest.fixture
+def env(tmp_path, settings_factory):
+    settings = settings_factory(tmp_path, max_delivery_attempts=3)
+    queue = open_queue(settings.queue_url)
+    storage = open_storage(settings)
+
+    def runner(warehouse=None, worker_id=None):
+        return JobRunner(settings, queue, storage, warehouse or open_warehouse(settings.warehouse_url),
+                         open_notifier(settings), worker_id=worker_id)
+
+    def outbox():
+        path = settings.outbox_path
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    return settings, queue, storage, runner, outbox
+
+
+def job(**kw) -> CatalogJob:
+    values = dict(institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
+                  end_date=date(2025, 12, 31), requested_at=utcnow())
+    return CatalogJob(**{**values, **kw})
+
+
+def files(settings):
+    root = settings.data_dir / "files" / "catalog"
+    return sorted(p for p in root.rglob("*.xlsx")) if root.exists() else []
+
+
+def test_job_runs_to_done_with_file_link_and_notification(env):
+    settings, queue, storage, runner, outbox = env
+    job_id = queue.publish(job().to_bytes())
+    assert runner().run_once(wait_seconds=0)
+    state, _ = Ledger(storage).get(job_id)
+    assert state.status is Status.done and state.notified and state.rows == 16
+    [note] = outbox()
+    assert note["jobId"] == job_id and note["status"] == "done" and note["rows"] == 16
+    assert note["fileName"] == "catalogo_2025-01-01_2025-12-31.xlsx"
+    assert f"/catalog/1/{job_id}/catalogo_2025-01-01_2025-12-31.xlsx?expires=" in note["url"]
+    [path] = files(settings)
+    assert len(read_both(path)["Catálogo"]) == 17
+    assert queue.pending() == 0
+
+
+def test_duplicate_delivery_gives_one_file_and_one_notification(env):
+    settings, queue, storage, runner, outbox = env
+    data = job().to_bytes()
+    job_id = queue.publish(data)
+    r = runner()
+    r.run_once(0)
+    # The same message again (at-least-once): e.g. the ack was lost.
+    queue._db.execute("INSERT INTO messages (id, data, published_at) VALUES (?, ?, ?)", (job_id, data, time.time()))
+    r.run_once(0)
+    runner(worker_id="another").run_once(0)
+    assert len(outbox()) == 1 and len(files(settings)) == 1 and queue.pending() == 0
+
+
+def test_consumer_that_dies_mid_job_is_replaced_after_its_lease(env):
+    settings, queue, storage, runner, outbox = env
+    job_id = queue.publish(job().to_bytes())
+    # A consumer takes the job and claims it, then dies (no heartbeat, no ack).
+    dead = queue.pull(1, lease_seconds=settings.lease_seconds)[0]
+    ledger = Ledger(storage)
+    r = runner(worker_id="dead-one")
+    ledger.create(r._new_state(job_id, job()))
+    state, gen = ledger.get(job_id)
+    ledger.put(state.model_copy(update={"status": Status.running, "worker": "dead-one", "heartbeat": utcnow()}), gen)
+    assert not runner().run_once(0)  # still leased
+    time.sleep(settings.lease_seconds + 1.1)
+    assert runner(worker_id="survivor").run_once(0)
+    state, _ = ledger.get(job_id)
+    assert state.status is Status.done and state.worker == "survivor" and dead.attempt == 1
+    assert len(outbox()) == 1
+
+
+def test_transient_failure_is_retried_then_succeeds(env):
+    settings, queue, storage, runner, outbox = env
+    job_id = queue.publish(job().to_bytes())
+    flaky = FailingWarehouse(1, open_warehouse(settings.warehouse_url))
+    r = runner(warehouse=flaky)
+    r.run_once(0)
+    assert Ledger(storage).get(job_id)[0].status is Status.queued and outbox() == []
+    deadline = time.monotonic() + 10
+    while not outbox() and time.monotonic() < deadline:
+        r.run_once(0.2)
+    assert [n["status"] for n in outbox()] == ["done"]
+
+
+def test_failure_past_the_retry_budget_is_recorded_and_notified_once(env):
+    settings, queue, storage, runner, outbox = env
+    job_id = queue.publish(job().to_bytes())
+    broken = FailingWarehouse(99, open_warehouse(settings.warehouse_url))
+    r = runner(warehouse=broken)
+    deadline = time.monotonic() + 30
+    while not outbox() and time.monotonic() < deadline:
+        r.run_once(0.2)
+    state, _ = Ledger(storage).get(job_id)
+    assert state.status is Status.failed and state.notified and broken.calls == 3
+    assert "warehouse" in state.error and "ConnectionError" not in state.error
+    [note] = outbox()
+    assert note["status"] == "failed" and note["url"] is None and note["error"] == state.error
+    assert queue.pending() == 0 and files(settings) == []
+
+
+@pytest.mark.parametrize("payload", [b"not json", b'{"type": "catalog"}', b"\xff\xfe",
+                                     b'{"type":"catalog","version":1,"institutionId":-1}'])
+def test_unparseable_message_is_dead_lettered_and_the_queue_keeps_flowing(env, payload):
+    settings, queue, storage, runner, outbox = env
+    queue.publish(payload)
+    good = queue.publish(job().to_bytes())
+    r = runner()
+    r.run_once(0)
+    r.run_once(0)
+    assert [d for _, d, _ in queue.dead_letters()] == [payload]
+    assert [n["jobId"] for n in outbox()] == [good]

@@ -1,0 +1,73 @@
+"""The embedded queue: durable, lease-based at-least-once, dead letters."""
+
+from __future__ import annotations
+
+import time
+
+from actors.queue.local import LocalQueue
+
+
+def q(tmp_path) -> LocalQueue:
+    return LocalQueue(f"local://{tmp_path}/queue")
+
+
+def test_publish_survives_reopen_and_ids_are_unique(tmp_path):
+    a = q(tmp_path)
+    ids = [a.publish(f"m{i}".encode()) for i in range(3)]
+    a.close()
+    b = q(tmp_path)  # a new process would see the same
+    got = b.pull(5, lease_seconds=30, wait_seconds=0)
+    assert [d.message_id for d in got] == ids and len(set(ids)) == 3
+    assert [d.data for d in got] == [b"m0", b"m1", b"m2"]
+
+
+def test_unacked_message_is_redelivered_after_its_lease(tmp_path):
+    queue = q(tmp_path)
+    queue.publish(b"job")
+    first = queue.pull(1, lease_seconds=0.5)[0]
+    assert queue.pull(1, lease_seconds=0.5) == []  # leased: not handed out twice
+    time.sleep(0.6)
+    again = queue.pull(1, lease_seconds=30)[0]
+    assert again.message_id == first.message_id and again.attempt == 2
+
+
+def test_ack_with_stale_lease_is_ignored(tmp_path):
+    queue = q(tmp_path)
+    queue.publish(b"job")
+    old = queue.pull(1, lease_seconds=0.2)[0]
+    time.sleep(0.3)
+    new = queue.pull(1, lease_seconds=30)[0]
+    queue.ack(old)  # the consumer that lost its lease must not ack the new holder's delivery
+    assert queue.pending() == 1
+    queue.ack(new)
+    assert queue.pending() == 0
+
+
+def test_extend_keeps_the_lease(tmp_path):
+    queue = q(tmp_path)
+    queue.publish(b"job")
+    d = queue.pull(1, lease_seconds=0.3)[0]
+    queue.extend(d, 30)
+    time.sleep(0.4)
+    assert queue.pull(1, lease_seconds=1) == []
+
+
+def test_nack_delays_and_dead_letter_sets_aside(tmp_path):
+    queue = q(tmp_path)
+    queue.publish(b"a")
+    queue.publish(b"b")
+    a = queue.pull(1, lease_seconds=30)[0]
+    queue.nack(a, delay_seconds=0.3)
+    b = queue.pull(1, lease_seconds=30)[0]
+    assert b.data == b"b"
+    queue.dead_letter(b, "unparseable")
+    time.sleep(0.35)
+    assert [d.data for d in queue.pull(5, lease_seconds=30)] == [b"a"]
+    assert [(data, reason) for _, data, reason in queue.dead_letters()] == [(b"b", "unparseable")]
+
+
+def test_pull_waits_for_a_message(tmp_path):
+    queue = q(tmp_path)
+    started = time.monotonic()
+    assert queue.pull(1, lease_seconds=1, wait_seconds=0.5) == []
+    assert time.monotonic() - started >= 0.5
