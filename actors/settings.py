@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     chunk_rows: int = Field(50_000, ge=1)
     max_delivery_attempts: int = Field(5, ge=1)
     lease_seconds: float = Field(60.0, ge=1)
+    max_in_flight: int = Field(256, ge=1)
     notify_timeout_seconds: float = Field(10.0, gt=0)
     notify_attempts: int = Field(8, ge=1)
 

@@ -25,14 +25,13 @@ from actors.queue import open_queue
 from actors.settings import Settings, load_settings
 from actors.storage import open_storage
 from actors.storage.local import LocalStorage
-from serve_app import downloads, errors, params
+from serve_app import downloads, errors, params, shedding
 from serve_app.auth import Authenticator, Principal
 from serve_app.errors import ERROR_RESPONSES, ApiError, error_response
 from serve_app.ratelimit import ACTOR_NAME, RateLimiter, retry_after
 
 log = logging.getLogger("catalog_report.http")
 
-MAX_IN_FLIGHT = 256  # beyond this a replica sheds load with a JSON 503 instead of queueing
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 api = FastAPI(
@@ -41,21 +40,18 @@ api = FastAPI(
     description="Course Catalog report: request a report, follow its job, download the file.",
 )
 errors.install(api)
-_in_flight = 0  # per replica (each replica is its own process)
 
 
 @api.middleware("http")
 async def shed_load_and_mark_no_store(request: Request, call_next):
-    """Shed load with a JSON 503 past ``MAX_IN_FLIGHT`` (Serve's own backpressure answers in
-    plain text), and keep every API answer out of caches."""
-    global _in_flight
-    if _in_flight >= MAX_IN_FLIGHT:
+    """Shed load with a JSON 503 past ``REPORTS_MAX_IN_FLIGHT`` requests in this replica, and
+    keep API answers out of caches."""
+    if not shedding.state.try_enter():
         return error_response(503, "the service is busy; retry shortly", {"Retry-After": "1"})
-    _in_flight += 1
     try:
         response = await call_next(request)
     finally:
-        _in_flight -= 1
+        shedding.state.leave()
     if request.url.path.startswith("/institution/reports/") and "cache-control" not in response.headers:
         response.headers["Cache-Control"] = "no-store"
     return response
@@ -92,7 +88,7 @@ class Health(BaseModel):
     status: str
 
 
-@serve.deployment(name="ReportsAPI", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=MAX_IN_FLIGHT * 2)
+@serve.deployment(name="ReportsAPI", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=10_000)
 @serve.ingress(api)
 class ReportsAPI:
     """Auth → validation → rate limit → publish; status; signed downloads. Thin by design: the
@@ -100,6 +96,7 @@ class ReportsAPI:
 
     def __init__(self, settings_values: dict, consumer=None):
         self.settings: Settings = load_settings(**settings_values)
+        shedding.state.limit = self.settings.max_in_flight
         self.authenticate = Authenticator(self.settings.jwt_public_key or self.settings.jwt_secret,
                                           self.settings.jwt_algorithms)
         self.queue = open_queue(self.settings.queue_url)
