@@ -34,12 +34,12 @@ class RenderWorker:
 class RenderPool:
     """A fixed set of :class:`RenderWorker` actors reused across jobs."""
 
-    def __init__(self, workers: int, name_prefix: str | None = None):
-        opts = {}
+    def __init__(self, workers: int, name_prefix: str | None = None, cpus_per_actor: float = 1):
         self.actors = []
         for i in range(workers):
+            opts: dict = {"num_cpus": cpus_per_actor}
             if name_prefix:
-                opts = {"name": f"{name_prefix}-{i}", "get_if_exists": True}
+                opts |= {"name": f"{name_prefix}-{i}", "get_if_exists": True}
             self.actors.append(RenderWorker.options(**opts).remote())
 
     def render(

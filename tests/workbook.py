@@ -40,7 +40,9 @@ def read_both(path: Path) -> dict[str, list[list]]:
     assert list(a) == list(b)
     for name in a:
         width = max(len(r) for r in a[name] + b[name])
-        pad = lambda rows: [r + [None] * (width - len(r)) for r in rows]  # noqa: E731
-        assert pad(a[name]) == pad(b[name]), f"openpyxl and calamine disagree on sheet {name}"
+        # Cells hold doubles: openpyxl keeps big integers exact, calamine gives the double.
+        same = lambda rows: [[float(v) if isinstance(v, int) else v for v in r] + [None] * (width - len(r))
+                             for r in rows]  # noqa: E731
+        assert same(a[name]) == same(b[name]), f"openpyxl and calamine disagree on sheet {name}"
     return a
 

@@ -1,0 +1,163 @@
+"""The sheet writer under stress: generated tables with arbitrary text read back exactly (after
+the SPEC's rules) in openpyxl, python-calamine and LibreOffice; equal bytes for any pool size."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import shutil
+import subprocess
+from datetime import date, timedelta
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from actors.catalog import HEADERS, REPORT_SCHEMA
+from actors.merge import merge_xlsx
+from actors.partition import SHEET_DATA_ROWS, plan_chunks
+from actors.render import RenderPool, render_chunk
+from tests.data import cell_text
+from tests.workbook import read_both, read_calamine
+
+texts = st.one_of(
+    st.none(),
+    st.text(max_size=40),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=20),  # any code point, controls included
+    st.sampled_from(["=SUM(1)", "=1+1", "+A1", "-2", "@x", "_x0041_", "a_x00e9_b_x", "&amp;", "]]>", "\r\n",
+                     " lead", "trail ", "\t", "😀" * 3, "", "1,5", "00123"]),
+    st.builds(lambda c, n: c * n, st.sampled_from(["a", "é", "😀", "\x01"]), st.integers(30_000, 40_000)),
+)
+counts = st.integers(min_value=0, max_value=2**53)
+dates = st.one_of(st.none(), st.dates(min_value=date(1900, 3, 1), max_value=date(9999, 12, 31)))
+
+
+@st.composite
+def report_tables(draw):
+    n = draw(st.integers(min_value=0, max_value=12))
+    col = lambda s: [draw(s) for _ in range(n)]  # noqa: E731
+    schools = sorted(col(st.one_of(st.none(), st.sampled_from(["A", "B", "Ç"]))), key=lambda s: (s is None, s or ""))
+    return pa.table(
+        {
+            "id": col(st.integers(1, 2**63 - 1)),
+            "title": col(texts),
+            "student_url": col(texts),
+            "status": col(st.sampled_from(["Publicado", "Rascunho"])),
+            "admin_url": col(texts),
+            "views": col(counts),
+            "enrollments": col(counts),
+            "completions": col(counts),
+            "published": col(dates),
+            "school": schools,
+        },
+        schema=REPORT_SCHEMA,
+    )
+
+
+def write(table: pa.Table, path, chunk_rows=3, sheet_rows=SHEET_DATA_ROWS, render=None):
+    plan = plan_chunks(table["school"], chunk_rows, sheet_rows)
+    parts = render(table, plan) if render else [render_chunk(table, c) for c in plan]
+    merge_xlsx(path, table, HEADERS, plan, parts, sheet_rows)
+    return path
+
+
+def expected(table: pa.Table) -> list[list]:
+    rows = []
+    for r in table.to_pylist():
+        values = list(r.values())
+        rows.append([cell_text(v) if isinstance(v, str) else v for v in values])
+    return rows
+
+
+def as_numbers(rows):
+    # Readers give floats: ids and counts beyond 2**53 are not exact in a spreadsheet either.
+    return [[float(v) if isinstance(v, int) else v for v in r] for r in rows]
+
+
+@given(table=report_tables())
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_any_table_reads_back_exactly(table, tmp_path_factory):
+    path = write(table, tmp_path_factory.mktemp("prop") / "t.xlsx")
+    sheets = read_both(path)
+    assert list(sheets) == ["Catálogo"]
+    rows = sheets["Catálogo"]
+    assert rows[0] == HEADERS
+    got = [r + [None] * (10 - len(r)) for r in rows[1:]]
+    assert as_numbers(got) == as_numbers(expected(table))
+
+
+def sample_table(rows: int) -> pa.Table:
+    schools = [None if i % 7 == 0 else f"Escola {i // 997:03d}" for i in range(rows)]
+    schools.sort(key=lambda s: (s is None, s or ""))
+    base = date(2020, 1, 1)
+    return pa.table(
+        {
+            "id": list(range(1, rows + 1)),
+            "title": [f"Curso {i} — ação & <teste> =SUM({i})" for i in range(rows)],
+            "student_url": [f"https://demo.lxp/course/{i}" for i in range(rows)],
+            "status": ["Publicado" if i % 3 else "Rascunho" for i in range(rows)],
+            "admin_url": [f"https://demo.lxp/admin/courses/{i}/edit" for i in range(rows)],
+            "views": [i * 7 % 1000 for i in range(rows)],
+            "enrollments": [i % 50 for i in range(rows)],
+            "completions": [i % 9 for i in range(rows)],
+            "published": [None if i % 5 == 0 else base + timedelta(days=i % 2000) for i in range(rows)],
+            "school": schools,
+        },
+        schema=REPORT_SCHEMA,
+    )
+
+
+def test_bytes_do_not_depend_on_the_number_of_actors(ray_session, tmp_path):
+    table = sample_table(20_000)
+    digests = set()
+    for workers in (1, 2, 5):
+        pool = RenderPool(workers, cpus_per_actor=0.5)  # five fit on the 4-CPU test cluster
+        try:
+            path = write(table, tmp_path / f"w{workers}.xlsx", chunk_rows=1500, render=pool.render)
+        finally:
+            pool.shutdown()
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    serial = write(table, tmp_path / "serial.xlsx", chunk_rows=1500)
+    digests.add(hashlib.sha256(serial.read_bytes()).hexdigest())
+    assert len(digests) == 1
+    assert len(read_calamine(serial)["Catálogo"]) == 20_001
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed")
+def test_libreoffice_opens_the_file_and_sees_the_values(tmp_path):
+    table = pa.concat_tables([sample_table(30), pa.table(
+        {"id": [99], "title": ["=SUM(1) _x0041_ <b>&</b> \"q\""], "student_url": ["u"], "status": ["Rascunho"],
+         "admin_url": ["a"], "views": [1], "enrollments": [2], "completions": [3],
+         "published": [date(2026, 1, 31)], "school": [None]}, schema=REPORT_SCHEMA)])
+    path = write(table, tmp_path / "lo.xlsx", chunk_rows=7)
+    out = tmp_path / "csv"
+    # UTF-8, comma-separated, all sheets, formatted as shown on screen.
+    subprocess.run(["soffice", f"-env:UserInstallation=file://{tmp_path}/profile", "--headless",
+                    "--convert-to", 'csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true,false,false,-1',
+                    "--outdir", str(out), str(path)], check=True, capture_output=True, timeout=180)
+    [sheet] = list(out.glob("*.csv"))
+    rows = list(csv.reader(sheet.open(encoding="utf-8")))
+    assert rows[0] == HEADERS and len(rows) == 32
+    last = rows[-1]
+    assert last[:2] == ["99", "=SUM(1) _x0041_ <b>&</b> \"q\""]  # text, not a formula or an escape
+    assert last[8] == "31/01/2026"  # a date cell shown DD/MM/YYYY
+    first = next(r for r in rows[1:] if r[0] == "2")
+    assert first[5:8] == ["7", "1", "1"]  # row index 1
+
+
+@pytest.mark.slow
+def test_a_full_sheet_continues_on_a_second_one(tmp_path):
+    rows = SHEET_DATA_ROWS + 5
+    table = pa.table({
+        "id": pa.array(range(1, rows + 1), pa.int64()), "title": pa.array(["t"] * rows),
+        "student_url": pa.array(["u"] * rows), "status": pa.array(["Rascunho"] * rows),
+        "admin_url": pa.array(["a"] * rows), "views": pa.array([0] * rows, pa.int64()),
+        "enrollments": pa.array([0] * rows, pa.int64()), "completions": pa.array([0] * rows, pa.int64()),
+        "published": pa.nulls(rows, pa.date32()), "school": pa.array(["S"] * rows)}, schema=REPORT_SCHEMA)
+    path = write(table, tmp_path / "big.xlsx", chunk_rows=200_000)
+    sheets = read_calamine(path)
+    assert list(sheets) == ["Catálogo", "Catálogo (2)"]
+    assert len(sheets["Catálogo"]) == 1_048_576 and sheets["Catálogo"][-1][0] == SHEET_DATA_ROWS
+    assert sheets["Catálogo (2)"][0] == HEADERS and [r[0] for r in sheets["Catálogo (2)"][1:]] == list(
+        range(SHEET_DATA_ROWS + 1, rows + 1))
