@@ -686,29 +686,29 @@ def profile_main(args) -> None:
     import actors.render as render_mod
     from actors.xlsx import package as package_mod
 
-    wrap(xrows, "_values_buffer", "_values_buffer")
+    wrap(xrows, "_rare_bytes", "_rare_bytes (byte scan)")
     wrap(render_mod, "render_rows", "render_rows (all XML)")
     wrap(render_mod, "deflate_part", "isal deflate_part")
     wrap(merge_mod, "write_xlsx", "write_xlsx (zip out)")
     wrap(merge_mod, "column_widths", "column_widths")
     wrap(merge_mod, "deflate_part", "isal deflate_part")
     wrap(package_mod, "deflate_part", "isal deflate_part")
-    # per column: cells_for is called once per column, in column order, for every chunk
+    # per column: pieces_for is called once per column, in column order, for every chunk
     per_column: dict[str, float] = {}
-    cells_for = xrows.cells_for
-    originals[(xrows, "cells_for")] = cells_for
+    pieces_for = xrows.pieces_for
+    originals[(xrows, "pieces_for")] = pieces_for
     counter = [0]
 
-    def timed_cells_for(column):
+    def timed_pieces_for(column):
         name = table.schema.names[counter[0] % table.num_columns]
         counter[0] += 1
         t = time.perf_counter()
         try:
-            return cells_for(column)
+            return pieces_for(column)
         finally:
             per_column[name] = per_column.get(name, 0.0) + time.perf_counter() - t
 
-    xrows.cells_for = timed_cells_for
+    xrows.pieces_for = timed_pieces_for
     t0 = time.perf_counter()
     run()
     instrumented = time.perf_counter() - t0
@@ -725,8 +725,8 @@ def profile_main(args) -> None:
     for (label, caller), (secs, calls) in sorted(timings.items(), key=lambda kv: -kv[1][0]):
         w(f"| {label} ← {caller} | {calls} | {secs:.3f} | {secs * 1e6 / rows:.3f} | "
           f"{100 * secs / instrumented:.1f} |\n")
-    w("\n(render_rows includes every pc.* row above called from text_cells, number_cells, "
-      "date_cells, clean_text, _escape and render_rows itself.)\n\n")
+    w("\n(render_rows includes every pc.* row above called from text_pieces, number_pieces, "
+      "date_pieces, clean_text, _escape and render_rows itself.)\n\n")
     w("| column → cells (inside render_rows) | s | s per 1M rows | % of run |\n|---|---:|---:|---:|\n")
     for name, secs in sorted(per_column.items(), key=lambda kv: -kv[1]):
         w(f"| {name} | {secs:.3f} | {secs * 1e6 / rows:.3f} | {100 * secs / instrumented:.1f} |\n")
