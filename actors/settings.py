@@ -18,10 +18,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"
 
-WAREHOUSE_SCHEMES = ("duckdb", "redshift")
-QUEUE_SCHEMES = ("local", "pubsub")
-STORAGE_SCHEMES = ("file", "gs")
-
 log = logging.getLogger(__name__)
 
 
@@ -29,10 +25,11 @@ class ConfigError(ValueError):
     """A setting is wrong; the message is one line naming the variable."""
 
 
-def _scheme_check(value: str, allowed: tuple[str, ...]) -> str:
+def _scheme_check(value: str, registry: dict) -> str:
+    """The backend registries (``actors.<kind>.BACKENDS``) are the list of valid schemes."""
     scheme = urlsplit(value).scheme
-    if scheme not in allowed:
-        raise ValueError(f"scheme {scheme!r} is not one of {', '.join(s + '://' for s in allowed)}")
+    if scheme not in registry:
+        raise ValueError(f"scheme {scheme!r} is not one of {', '.join(s + '://' for s in registry)}")
     return value
 
 
@@ -68,17 +65,23 @@ class Settings(BaseSettings):
     @field_validator("warehouse_url")
     @classmethod
     def _warehouse(cls, v: str) -> str:
-        return v and _scheme_check(v, WAREHOUSE_SCHEMES)
+        from actors.warehouse import BACKENDS
+
+        return v and _scheme_check(v, BACKENDS)
 
     @field_validator("queue_url")
     @classmethod
     def _queue(cls, v: str) -> str:
-        return v and _scheme_check(v, QUEUE_SCHEMES)
+        from actors.queue import BACKENDS
+
+        return v and _scheme_check(v, BACKENDS)
 
     @field_validator("storage_url")
     @classmethod
     def _storage(cls, v: str) -> str:
-        return v and _scheme_check(v, STORAGE_SCHEMES)
+        from actors.storage import BACKENDS
+
+        return v and _scheme_check(v, BACKENDS)
 
     @field_validator("notify_url", "public_base_url")
     @classmethod
