@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from actors.job import CatalogJob, JobState, Status, utcnow
 from actors.ledger import Ledger
 from actors.notify import Notification, NotificationRejected, Notifier
-from actors.pipeline import Renderer, produce_report, render_serially
+from actors.pipeline import Produced, Renderer, produce_report, render_serially
 from actors.queue import Delivery, JobQueue
 from actors.storage import PreconditionFailed, Storage
 from actors.storage.base import XLSX_TYPE
@@ -154,10 +154,11 @@ class JobRunner:
     def _run(self, job: CatalogJob, delivery: Delivery, state: JobState, gen: str) -> None:
         with _Claim(self.ledger, self.queue, delivery, state, gen, self.settings.lease_seconds) as claim:
             try:
-                rows = self._produce_and_store(job, state.id, claim)
+                produced = self._produce_and_store(job, state.id, claim)
                 url, expires = self.storage.link(job.object_key(state.id), self.settings.link_ttl_seconds)
-                claim.save(status=Status.done, progress=1.0, rows=rows, url=url, expires_at=expires,
-                           object_key=job.object_key(state.id), finished_at=utcnow())
+                claim.save(status=Status.done, progress=1.0, rows=produced.rows, url=url, expires_at=expires,
+                           object_key=job.object_key(state.id), finished_at=utcnow(),
+                           timings={k: round(v, 4) for k, v in produced.timings.items()})
             except PreconditionFailed:
                 return  # another consumer took the job over; its delivery will finish it
             except Exception as exc:
@@ -171,7 +172,7 @@ class JobRunner:
                            finished_at=utcnow())
         self._notify_and_ack(job, delivery, claim.state, claim.gen)
 
-    def _produce_and_store(self, job: CatalogJob, job_id: str, claim: _Claim) -> int:
+    def _produce_and_store(self, job: CatalogJob, job_id: str, claim: _Claim) -> Produced:
         query = CatalogQuery.for_dates(job.institution_id, job.start_date, job.end_date,
                                        self.settings.zone, job.school_ids)
         with tempfile.TemporaryDirectory(prefix="catalog-") as tmp:
@@ -180,10 +181,12 @@ class JobRunner:
                                       settings=self.settings, out=out, render=self.render,
                                       progress=claim.progress)
             claim.progress(0.95, "store")
+            started = time.perf_counter()
             self.storage.put_file(job.object_key(job_id), out, XLSX_TYPE, job.file_name)
+            produced.timings["store"] = time.perf_counter() - started
         log.info("job %s: %d rows, %d bytes, timings %s", job_id, produced.rows, produced.size,
                  {k: round(v, 3) for k, v in produced.timings.items()})
-        return produced.rows
+        return produced
 
     def _notify_and_ack(self, job: CatalogJob, delivery: Delivery, state: JobState, gen: str) -> None:
         note = Notification(

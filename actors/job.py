@@ -88,6 +88,7 @@ class JobState(BaseModel):
     attempts: int = 0
     worker: str | None = None
     heartbeat: datetime | None = None
+    timings: dict[str, float] = {}  # seconds per phase of the run that produced the file
 
     def public(self) -> dict:
         """The shape the status endpoint returns (SPEC §2)."""

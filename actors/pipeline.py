@@ -57,6 +57,9 @@ def produce_report(
     t = time.perf_counter()
     progress(0.0, "query")
     rows = warehouse.fetch(query)
+    timings["query"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     report = build_report(
         rows,
         subdomain=subdomain,
@@ -64,7 +67,7 @@ def produce_report(
         admin_template=settings.admin_url_template,
         zone=settings.zone,
     )
-    timings["query"] = time.perf_counter() - t
+    timings["prepare"] = time.perf_counter() - t
 
     t = time.perf_counter()
     progress(_QUERY_DONE, "render")
