@@ -97,6 +97,10 @@ class _Claim:
                 log.exception("job %s: heartbeat failed", self.state.id)
 
 
+class _Retry(Exception):
+    """The delivery was handed back to the queue; do not ack it."""
+
+
 class JobRunner:
     """Everything a consumer does, with no Ray in sight (the actor shell adds the loop)."""
 
@@ -131,46 +135,77 @@ class JobRunner:
             log.info("job %s already delivered; duplicate message acked", job_id)
             self.queue.ack(delivery)
             return
-        if state.status in (Status.done, Status.failed):
-            self._notify_and_ack(job, delivery, state, gen)
-            return
-        if state.status is Status.running and state.worker != self.worker_id and not self._stale(state):
-            log.info("job %s is being worked on by %s; retry later", job_id, state.worker)
+        if state.worker not in (None, self.worker_id) and not self._stale(state):
+            log.info("job %s is held by %s; retry later", job_id, state.worker)
             self.queue.nack(delivery, delay_seconds=self.settings.lease_seconds)
             return
+        finished = state.status in (Status.done, Status.failed)
+        claim_update = {"worker": self.worker_id, "heartbeat": utcnow()}
+        if not finished:
+            claim_update |= {"status": Status.running, "attempts": state.attempts + 1, "error": None}
         try:
-            gen = self.ledger.put(
-                state.model_copy(update={"status": Status.running, "worker": self.worker_id,
-                                         "heartbeat": utcnow(), "attempts": state.attempts + 1,
-                                         "error": None}),
-                gen,
-            )
+            gen = self.ledger.put(state.model_copy(update=claim_update), gen)
         except PreconditionFailed:
             self.queue.nack(delivery, delay_seconds=1)
             return
         state, gen = self.ledger.get(job_id)
-        self._run(job, delivery, state, gen)
-
-    def _run(self, job: CatalogJob, delivery: Delivery, state: JobState, gen: str) -> None:
         with _Claim(self.ledger, self.queue, delivery, state, gen, self.settings.lease_seconds) as claim:
             try:
-                produced = self._produce_and_store(job, state.id, claim)
-                url, expires = self.storage.link(job.object_key(state.id), self.settings.link_ttl_seconds)
-                claim.save(status=Status.done, progress=1.0, rows=produced.rows, url=url, expires_at=expires,
-                           object_key=job.object_key(state.id), finished_at=utcnow(),
-                           timings={k: round(v, 4) for k, v in produced.timings.items()})
-            except PreconditionFailed:
-                return  # another consumer took the job over; its delivery will finish it
-            except Exception as exc:
-                log.warning("job %s failed in %s (attempt %d): %r", state.id, claim.phase, delivery.attempt, exc)
-                if delivery.attempt < self.settings.max_delivery_attempts:
-                    claim.save(status=Status.queued, worker=None)
-                    self.queue.nack(delivery, delay_seconds=min(MAX_BACKOFF, 2.0 ** delivery.attempt))
+                if not finished and not self._run(job, delivery, claim):
                     return
-                reason = PHASE_ERRORS.get(claim.phase, "an internal error occurred")
-                claim.save(status=Status.failed, error=f"The report could not be generated: {reason}.",
-                           finished_at=utcnow())
-        self._notify_and_ack(job, delivery, claim.state, claim.gen)
+                self._notify(job, claim)
+            except _Retry:
+                return
+            except PreconditionFailed:
+                log.warning("job %s: another consumer took the job over", job_id)
+                return
+        self.queue.ack(delivery)
+
+    def _run(self, job: CatalogJob, delivery: Delivery, claim: _Claim) -> bool:
+        """Produce, store and record the file (or the final failure); False when the job was
+        handed back to the queue for a retry."""
+        job_id = claim.state.id
+        try:
+            produced = self._produce_and_store(job, job_id, claim)
+            url, expires = self.storage.link(job.object_key(job_id), self.settings.link_ttl_seconds)
+            claim.save(status=Status.done, progress=1.0, rows=produced.rows, url=url, expires_at=expires,
+                       object_key=job.object_key(job_id), finished_at=utcnow(),
+                       timings={k: round(v, 4) for k, v in produced.timings.items()})
+            return True
+        except PreconditionFailed:
+            raise
+        except Exception as exc:
+            runs = claim.state.attempts
+            log.warning("job %s failed in %s (run %d): %r", job_id, claim.phase, runs, exc)
+            if runs < self.settings.max_delivery_attempts:
+                claim.save(status=Status.queued, worker=None)
+                self.queue.nack(delivery, delay_seconds=min(MAX_BACKOFF, 2.0 ** runs))
+                return False
+            reason = PHASE_ERRORS.get(claim.phase, "an internal error occurred")
+            claim.save(status=Status.failed, error=f"The report could not be generated: {reason}.",
+                       finished_at=utcnow())
+            return True
+
+    def _notify(self, job: CatalogJob, claim: _Claim) -> None:
+        """Send the one notification, holding the claim (heartbeat and lease run meanwhile, so
+        no other consumer can notify too), then record it."""
+        state = claim.state
+        note = Notification(
+            status="done" if state.status is Status.done else "failed",
+            job_id=state.id, user_id=job.user_id, institution_id=job.institution_id,
+            subdomain=job.subdomain, url=state.url, expires_at=state.expires_at,
+            file_name=job.file_name, rows=state.rows, error=state.error,
+        )
+        try:
+            self.notifier.send(note)
+        except NotificationRejected as exc:
+            log.error("job %s: notification refused, not retried: %s", state.id, exc)
+        except Exception as exc:
+            log.warning("job %s: notification not delivered yet (%r); will retry", state.id, exc)
+            claim.save(worker=None)
+            self.queue.nack(claim.delivery, delay_seconds=min(MAX_BACKOFF, 2.0 ** claim.delivery.attempt))
+            raise _Retry() from exc
+        claim.save(notified=True)  # final: the worker stays on record
 
     def _produce_and_store(self, job: CatalogJob, job_id: str, claim: _Claim) -> Produced:
         query = CatalogQuery.for_dates(job.institution_id, job.start_date, job.end_date,
@@ -187,27 +222,6 @@ class JobRunner:
         log.info("job %s: %d rows, %d bytes, timings %s", job_id, produced.rows, produced.size,
                  {k: round(v, 3) for k, v in produced.timings.items()})
         return produced
-
-    def _notify_and_ack(self, job: CatalogJob, delivery: Delivery, state: JobState, gen: str) -> None:
-        note = Notification(
-            status="done" if state.status is Status.done else "failed",
-            job_id=state.id, user_id=job.user_id, institution_id=job.institution_id,
-            subdomain=job.subdomain, url=state.url, expires_at=state.expires_at,
-            file_name=job.file_name, rows=state.rows, error=state.error,
-        )
-        try:
-            self.notifier.send(note)
-        except NotificationRejected as exc:
-            log.error("job %s: notification refused, not retried: %s", state.id, exc)
-        except Exception as exc:
-            log.warning("job %s: notification not delivered yet (%r); will retry", state.id, exc)
-            self.queue.nack(delivery, delay_seconds=min(MAX_BACKOFF, 2.0 ** delivery.attempt))
-            return
-        try:
-            self.ledger.put(state.model_copy(update={"notified": True}), gen)
-        except PreconditionFailed:
-            log.warning("job %s: ledger changed while notifying", state.id)
-        self.queue.ack(delivery)
 
     def _new_state(self, job_id: str, job: CatalogJob) -> JobState:
         return JobState(id=job_id, institution_id=job.institution_id, user_id=job.user_id,

@@ -1,0 +1,131 @@
+"""The counted fault run: 200 jobs through real backends with random faults injected (lost acks
+→ duplicate deliveries, consumers dying mid-job, the notification API answering 500 for a while,
+storage refusing uploads, a warehouse down past the retry budget, poison messages). Every
+accepted job must end in exactly one notification: lost = 0, duplicates = 0."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from datetime import date
+
+import pytest
+
+from actors.consumer import JobRunner
+from actors.job import CatalogJob, utcnow
+from actors.ledger import Ledger
+from actors.notify import open_notifier
+from actors.pipeline import render_serially
+from actors.queue import open_queue
+from actors.storage import open_storage
+from actors.warehouse import open_warehouse
+from tests.faults import ConsumerDied, Dice, FlakyStorage, FlakyWarehouse, LosingAcks, dying_renderer
+from tests.notify_server import NotificationAPI
+
+BROKEN = 42  # an institution whose warehouse queries always fail: its jobs must end "failed"
+INSTITUTIONS = [1, 2, 99, BROKEN]
+
+
+def fault_run(settings, api: NotificationAPI, count_files, jobs: int = 200, seed: int = 7, consumers: int = 2):
+    dice = Dice(seed)
+    queue = open_queue(settings.queue_url)
+    storage = FlakyStorage(open_storage(settings), dice, p=0.03, outage_seconds=0.5)
+    warehouse = FlakyWarehouse(open_warehouse(settings.warehouse_url), dice, p=0.05, down_for={BROKEN})
+    acks = LosingAcks(queue, dice, p=0.05)
+    render = dying_renderer(render_serially, dice, p=0.03)
+
+    expected: dict[str, str] = {}
+    poison = 0
+    for i in range(jobs):
+        inst = INSTITUTIONS[i % len(INSTITUTIONS)] if i % 20 else BROKEN if i % 40 == 0 else 2
+        job = CatalogJob(institution_id=inst, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
+                         end_date=date(2025, 12, 31), requested_at=utcnow())
+        expected[queue.publish(job.to_bytes())] = "failed" if inst == BROKEN else "done"
+        if i % 25 == 0:
+            queue.publish(b'{"type": "catalog", "institutionId": "poison"}')
+            poison += 1
+    # Two outages of the notification API during the run.
+    outages = [threading.Timer(t, api.fail_for, (2.0, 500)) for t in (1.0, 6.0)]
+    for t in outages:
+        t.start()
+
+    stop = threading.Event()
+    deaths = Counter()
+
+    def consume(name: str) -> None:
+        generation = 0
+        while not stop.is_set():
+            runner = JobRunner(settings, acks, storage, warehouse, open_notifier(settings), render=render,
+                               worker_id=f"{name}-{generation}")
+            try:
+                while not stop.is_set():
+                    runner.run_once(wait_seconds=0.3)
+            except ConsumerDied:
+                deaths[name] += 1
+                generation += 1  # a fresh consumer replaces the dead one
+
+    threads = [threading.Thread(target=consume, args=(f"c{i}",), daemon=True) for i in range(consumers)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    deadline = started + 600
+    while time.monotonic() < deadline and not set(expected) <= {d["body"]["jobId"] for d in api.delivered}:
+        time.sleep(0.5)
+    time.sleep(settings.lease_seconds * 3)  # room for a late duplicate to show itself
+    stop.set()
+    for t in threads:
+        t.join(30)
+    elapsed = time.monotonic() - started
+
+    delivered = Counter(d["body"]["jobId"] for d in api.delivered)
+    statuses = {d["body"]["jobId"]: d["body"]["status"] for d in api.delivered}
+    ledger = Ledger(open_storage(settings))
+    # A job meant to succeed may still end "failed" when random faults used up its whole retry
+    # budget: that is the contract, and the ledger says how many runs it had.
+    exhausted = {job_id for job_id, want in expected.items() if want == "done" and statuses.get(job_id) == "failed"
+                 and ledger.get(job_id)[0].attempts >= settings.max_delivery_attempts}
+    summary = {
+        "jobs accepted": len(expected),
+        "poison messages": poison,
+        "files written": count_files(),
+        "notifications sent": sum(delivered.values()),
+        "duplicates": sum(n - 1 for n in delivered.values() if n > 1),
+        "lost": sum(1 for job_id in expected if job_id not in delivered),
+        "failed after exhausting retries": len(exhausted),
+        "wrong status": sum(1 for job_id, want in expected.items()
+                            if statuses.get(job_id, want) != want and job_id not in exhausted),
+        "injected: lost acks": acks.lost,
+        "injected: consumer deaths": sum(deaths.values()),
+        "injected: uploads refused": storage.refused,
+        "injected: warehouse failures": warehouse.failures,
+        "notification attempts answered 500": len(api.received) - len(api.delivered),
+        "seconds": round(elapsed, 1),
+    }
+    return summary, expected
+
+
+def print_summary(title: str, summary: dict, capsys) -> None:
+    with capsys.disabled():
+        print(f"\n{title}")
+        for k, v in summary.items():
+            print(f"  {k:<40} {v}")
+
+
+@pytest.mark.slow
+def test_fault_run_embedded_backends(tmp_path, settings_factory, capsys):
+    api = NotificationAPI()
+    try:
+        settings = settings_factory(tmp_path, notify_url=api.url, max_delivery_attempts=4, lease_seconds=2,
+                                    notify_attempts=12)
+        files_root = settings.data_dir / "files" / "catalog"
+        summary, expected = fault_run(settings, api, lambda: len(list(files_root.rglob("*.xlsx"))))
+    finally:
+        api.stop()
+    print_summary("fault run, embedded backends (local queue, file storage, HTTP notification API)", summary, capsys)
+    assert summary["lost"] == 0 and summary["duplicates"] == 0 and summary["wrong status"] == 0
+    done = sum(1 for s in expected.values() if s == "done") - summary["failed after exhausting retries"]
+    assert summary["files written"] == done
+    assert min(summary[k] for k in summary if k.startswith("injected")) > 0  # every fault really happened
+    queue = open_queue(settings.queue_url)
+    assert queue.pending() == 0 and len(queue.dead_letters()) == summary["poison messages"]
