@@ -41,12 +41,13 @@ class RenderWorker:
 
 
 class RenderPool:
-    """A fixed set of :class:`RenderWorker` actors reused across jobs."""
+    """A fixed set of :class:`RenderWorker` actors reused across jobs, spread over the cluster's
+    nodes (Ray's SPREAD strategy) so one node's loss takes only its share of the pool."""
 
     def __init__(self, workers: int, name_prefix: str | None = None, cpus_per_actor: float = 1):
         self.actors = []
         for i in range(workers):
-            opts: dict = {"num_cpus": cpus_per_actor}
+            opts: dict = {"num_cpus": cpus_per_actor, "scheduling_strategy": "SPREAD"}
             if name_prefix:
                 opts |= {"name": f"{name_prefix}-{i}", "get_if_exists": True}
             self.actors.append(RenderWorker.options(**opts).remote())
