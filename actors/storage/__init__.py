@@ -10,6 +10,7 @@ from actors.storage.base import PreconditionFailed, Storage
 # scheme → "module:class"; adding a backend is one file and one line here.
 BACKENDS = {
     "file": "actors.storage.local:LocalStorage",
+    "gs": "actors.storage.gcs:GcsStorage",
 }
 
 
