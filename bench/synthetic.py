@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from actors.catalog import REPORT_SCHEMA, collation_keys, fill_template
+from actors.catalog import REPORT_SCHEMA, collation_key, collation_ranks, fill_template
 
 VERSION = 1  # bump when the generated data changes, so stale caches are not reused
 
@@ -122,7 +122,7 @@ def report_table(
     first = rng.choice(schools, size=n, p=weights / weights.sum())
     second = (first + 1) % schools
     kind = rng.random(n)
-    keys = collation_keys(pa.array(names, pa.string())).to_pylist()
+    keys = [collation_key(name) for name in names]
     pair_names = []
     for i in range(schools):  # "A, B" in collation order (ties by the name itself)
         j = (i + 1) % schools
@@ -149,18 +149,7 @@ def report_table(
         ],
         schema=REPORT_SCHEMA,
     )
-    order = pc.sort_indices(
-        pa.table(
-            {
-                "no_school": pa.array(no_school),
-                "school_key": collation_keys(school),
-                "title_key": collation_keys(titles),
-                "id": ids_arr,
-            }
-        ),
-        sort_keys=[("no_school", "ascending"), ("school_key", "ascending"),
-                   ("title_key", "ascending"), ("id", "ascending")],
-    )
+    order = np.lexsort((ids_arr.to_numpy(), collation_ranks(titles), collation_ranks(school), no_school))
     return table.take(order).combine_chunks()
 
 
