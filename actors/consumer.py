@@ -23,7 +23,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from actors import metrics
 from actors.job import CatalogJob, JobState, Status, utcnow
+from actors.logs import job_log, use_serve_log_files
 from actors.ledger import Ledger
 from actors.notify import Notification, NotificationRejected, Notifier
 from actors.pipeline import Produced, Renderer, produce_report, render_serially
@@ -91,10 +93,11 @@ class _Claim:
                     self.queue.extend(self.delivery, self.lease)
                     last_beat = time.monotonic()
             except PreconditionFailed:
-                log.warning("job %s: ledger changed under us; another consumer took over", self.state.id)
+                job_log(self.state.id).warning("job %s: ledger changed under us; another consumer took over",
+                                               self.state.id)
                 return
             except Exception:  # a missed heartbeat is not worth failing the job for
-                log.exception("job %s: heartbeat failed", self.state.id)
+                job_log(self.state.id).exception("job %s: heartbeat failed", self.state.id)
 
 
 class _Retry(Exception):
@@ -122,7 +125,8 @@ class JobRunner:
         try:
             job = CatalogJob.from_bytes(delivery.data)
         except (ValidationError, ValueError) as exc:
-            log.error("message %s cannot be parsed; dead-lettered: %s", delivery.message_id, exc)
+            job_log(delivery.message_id).error("message %s cannot be parsed; dead-lettered: %s",
+                                               delivery.message_id, exc)
             self.queue.dead_letter(delivery, f"unparseable: {exc}"[:1000])
             return
         job_id = delivery.message_id
@@ -131,12 +135,13 @@ class JobRunner:
             self.ledger.create(self._new_state(job_id, job))
             found = self.ledger.get(job_id)
         state, gen = found
+        jlog = job_log(job_id)
         if state.notified:
-            log.info("job %s already delivered; duplicate message acked", job_id)
+            jlog.info("job %s already delivered; duplicate message acked", job_id)
             self.queue.ack(delivery)
             return
         if state.worker not in (None, self.worker_id) and not self._stale(state):
-            log.info("job %s is held by %s; retry later", job_id, state.worker)
+            jlog.info("job %s is held by %s; retry later", job_id, state.worker)
             self.queue.nack(delivery, delay_seconds=self.settings.lease_seconds)
             return
         finished = state.status in (Status.done, Status.failed)
@@ -149,6 +154,8 @@ class JobRunner:
             self.queue.nack(delivery, delay_seconds=1)
             return
         state, gen = self.ledger.get(job_id)
+        if not finished and state.attempts == 1:
+            metrics.queue_lag_seconds().observe((utcnow() - state.created_at).total_seconds())
         with _Claim(self.ledger, self.queue, delivery, state, gen, self.settings.lease_seconds) as claim:
             try:
                 if not finished and not self._run(job, delivery, claim):
@@ -157,7 +164,7 @@ class JobRunner:
             except _Retry:
                 return
             except PreconditionFailed:
-                log.warning("job %s: another consumer took the job over", job_id)
+                jlog.warning("job %s: another consumer took the job over", job_id)
                 return
         self.queue.ack(delivery)
 
@@ -176,7 +183,7 @@ class JobRunner:
             raise
         except Exception as exc:
             runs = claim.state.attempts
-            log.warning("job %s failed in %s (run %d): %r", job_id, claim.phase, runs, exc)
+            job_log(job_id).warning("job %s failed in %s (run %d): %r", job_id, claim.phase, runs, exc)
             if runs < self.settings.max_delivery_attempts:
                 claim.save(status=Status.queued, worker=None)
                 self.queue.nack(delivery, delay_seconds=min(MAX_BACKOFF, 2.0 ** runs))
@@ -196,16 +203,23 @@ class JobRunner:
             subdomain=job.subdomain, url=state.url, expires_at=state.expires_at,
             file_name=job.file_name, rows=state.rows, error=state.error,
         )
+        jlog = job_log(state.id)
+        started = time.perf_counter()
         try:
             self.notifier.send(note)
         except NotificationRejected as exc:
-            log.error("job %s: notification refused, not retried: %s", state.id, exc)
+            jlog.error("job %s: notification refused, not retried: %s", state.id, exc)
         except Exception as exc:
-            log.warning("job %s: notification not delivered yet (%r); will retry", state.id, exc)
+            jlog.warning("job %s: notification not delivered yet (%r); will retry", state.id, exc)
             claim.save(worker=None)
             self.queue.nack(claim.delivery, delay_seconds=min(MAX_BACKOFF, 2.0 ** claim.delivery.attempt))
             raise _Retry() from exc
         claim.save(notified=True)  # final: the worker stays on record
+        metrics.phase_seconds().observe(time.perf_counter() - started, {"phase": "notify"})
+        metrics.jobs().inc(1, {"status": state.status.value})
+        if state.finished_at:
+            metrics.job_seconds().observe((state.finished_at - state.created_at).total_seconds())
+        jlog.info("job %s %s and notified (%s rows)", state.id, state.status.value, state.rows)
 
     def _produce_and_store(self, job: CatalogJob, job_id: str, claim: _Claim) -> Produced:
         query = CatalogQuery.for_dates(job.institution_id, job.start_date, job.end_date,
@@ -219,8 +233,12 @@ class JobRunner:
             started = time.perf_counter()
             self.storage.put_file(job.object_key(job_id), out, XLSX_TYPE, job.file_name)
             produced.timings["store"] = time.perf_counter() - started
-        log.info("job %s: %d rows, %d bytes, timings %s", job_id, produced.rows, produced.size,
-                 {k: round(v, 3) for k, v in produced.timings.items()})
+        for phase, seconds in produced.timings.items():
+            metrics.phase_seconds().observe(seconds, {"phase": phase})
+        if produced.rows:  # Ray counters refuse an increment of 0
+            metrics.rows_rendered().inc(produced.rows)
+        job_log(job_id).info("job %s: %d rows, %d bytes, timings %s", job_id, produced.rows, produced.size,
+                             {k: round(v, 3) for k, v in produced.timings.items()})
         return produced
 
     def _new_state(self, job_id: str, job: CatalogJob) -> JobState:
@@ -282,9 +300,10 @@ def consumer_deployment():
     from ray import serve
 
     @serve.deployment(name="JobConsumer", num_replicas=1, ray_actor_options={"num_cpus": 0},
-                      health_check_period_s=5)
+                      health_check_period_s=5, logging_config={"encoding": "JSON"})
     class JobConsumer:
         def __init__(self, settings_values: dict):
+            use_serve_log_files()
             tag = serve.get_replica_context().replica_tag
             self.loop = ConsumerLoop(settings_values, name=f"catalog-{tag}")
 

@@ -18,9 +18,11 @@ from pydantic import BaseModel
 from ray import serve
 from ray.serve.config import DeploymentActorConfig
 
+from actors import metrics
 from actors.consumer import consumer_deployment
 from actors.job import CatalogJob, JobState, utcnow
 from actors.ledger import Ledger
+from actors.logs import ROOT, use_serve_log_files
 from actors.queue import open_queue
 from actors.settings import Settings, load_settings
 from actors.storage import open_storage
@@ -30,7 +32,7 @@ from serve_app.auth import Authenticator, Principal
 from serve_app.errors import ERROR_RESPONSES, ApiError, error_response
 from serve_app.ratelimit import ACTOR_NAME, RateLimiter, retry_after
 
-log = logging.getLogger("catalog_report.http")
+log = logging.getLogger(f"{ROOT}.http")
 
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -88,13 +90,15 @@ class Health(BaseModel):
     status: str
 
 
-@serve.deployment(name="ReportsAPI", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=10_000)
+@serve.deployment(name="ReportsAPI", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=10_000,
+                  logging_config={"encoding": "JSON"})
 @serve.ingress(api)
 class ReportsAPI:
     """Auth → validation → rate limit → publish; status; signed downloads. Thin by design: the
     work happens in :mod:`actors`."""
 
     def __init__(self, settings_values: dict, consumer=None):
+        use_serve_log_files()
         self.settings: Settings = load_settings(**settings_values)
         shedding.state.limit = self.settings.max_in_flight
         self.authenticate = Authenticator(self.settings.jwt_public_key or self.settings.jwt_secret,
@@ -122,6 +126,7 @@ class ReportsAPI:
                     raise ApiError(503, "rate limiter unavailable; retry shortly", {"Retry-After": "1"})
                 await asyncio.sleep(0.5)
         if wait:
+            metrics.rate_limit_refusals().inc()
             raise ApiError(429, "rate limit exceeded: at most "
                            f"{self.settings.rate_limit_per_minute} report requests per minute per institution",
                            {"Retry-After": retry_after(wait)})

@@ -80,13 +80,14 @@ def token(
     print(mint_token(settings.jwt_secret, institution_id, user_id, subdomain, ttl))
 
 
-def _start_ray(num_cpus: int | None = None) -> None:
+def _start_ray() -> None:
     import ray
 
+    logs = ray.LoggingConfig(encoding="JSON")  # structured log lines, job id as a field
     if os.environ.get("RAY_ADDRESS"):
-        ray.init()  # join the cluster named by RAY_ADDRESS
+        ray.init(logging_config=logs)  # join the cluster named by RAY_ADDRESS
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False)
+        ray.init(include_dashboard=False, logging_config=logs)
 
 
 @cli.command()

@@ -10,6 +10,7 @@ from actors.queue.base import Delivery, JobQueue
 # scheme → "module:class"; adding a backend is one file and one line here.
 BACKENDS = {
     "local": "actors.queue.local:LocalQueue",
+    "pubsub": "actors.queue.pubsub:PubSubQueue",
 }
 
 

@@ -1,0 +1,43 @@
+"""The service's Ray metrics (``ray.util.metrics``): exported by each node's metrics agent in
+Prometheus format, where the Ray dashboard and Prometheus scrape them (names get a ``ray_``
+prefix). Created on first use, inside the Ray process that records them."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ray.util.metrics import Counter, Histogram
+
+_SECONDS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800]
+
+
+@cache
+def jobs() -> Counter:
+    return Counter("catalog_jobs", "Report jobs by final status.", tag_keys=("status",))
+
+
+@cache
+def job_seconds() -> Histogram:
+    return Histogram("catalog_job_seconds", "Request accepted to job finished, seconds.", boundaries=_SECONDS)
+
+
+@cache
+def phase_seconds() -> Histogram:
+    return Histogram("catalog_job_phase_seconds", "Seconds per job phase.", boundaries=_SECONDS,
+                     tag_keys=("phase",))
+
+
+@cache
+def rows_rendered() -> Counter:
+    return Counter("catalog_rows_rendered", "Report rows written to spreadsheets.")
+
+
+@cache
+def queue_lag_seconds() -> Histogram:
+    return Histogram("catalog_queue_lag_seconds", "Request accepted to a consumer starting the job, seconds.",
+                     boundaries=_SECONDS)
+
+
+@cache
+def rate_limit_refusals() -> Counter:
+    return Counter("catalog_rate_limit_refusals", "Report requests refused by the per-institution limit.")

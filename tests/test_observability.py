@@ -1,0 +1,66 @@
+"""Metrics where Prometheus and the Ray dashboard find them, and JSON log lines with the job id."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+GOOD = {"start_date": "2025-01-01", "end_date": "2025-12-31"}
+
+
+def scrape(url: str, wanted: list[str], timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        text = httpx.get(url, timeout=10).text
+        missing = [w for w in wanted if not re.search(w, text)]
+        if not missing or time.monotonic() > deadline:
+            assert not missing, f"not exported: {missing}"
+            return text
+        time.sleep(0.5)
+
+
+def test_metrics_after_a_job(service, ray_session):
+    token = service.token(institution_id=1)  # 16 rows: something to count
+    job_id = service.request_report(token, **GOOD).json()["results"]["id"]
+    assert service.wait_done(job_id, token)["status"] == "done"
+    with ThreadPoolExecutor(8) as pool:  # one refusal: 61 requests for one institution
+        list(pool.map(lambda _: service.request_report(service.token(institution_id=9), **GOOD), range(61)))
+    text = scrape(ray_session.metrics_url, [
+        r'ray_catalog_jobs_total\{[^}]*status="done"[^}]*\} [1-9]',
+        r'ray_catalog_job_seconds_bucket',
+        *[rf'ray_catalog_job_phase_seconds_bucket\{{[^}}]*phase="{p}"' for p in
+          ("query", "prepare", "render", "merge", "store", "notify")],
+        r"ray_catalog_rows_rendered_total\{[^}]*\} [1-9]",
+        r"ray_catalog_queue_lag_seconds_bucket",
+        r"ray_catalog_rate_limit_refusals_total\{[^}]*\} [1-9]",
+    ])
+    assert "ray_serve_num_http_requests" in text or "ray_serve_" in text  # Serve's own, alongside
+
+
+def test_logs_are_json_lines_with_the_job_id(service, ray_session):
+    token = service.token()
+    job_id = service.request_report(token, **GOOD).json()["results"]["id"]
+    service.wait_done(job_id, token)
+    logs = Path(ray_session._private.worker.global_worker.node.get_logs_dir_path()) / "serve"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        records = []
+        for path in logs.glob("replica_catalog-report_JobConsumer_*.log"):
+            for line in path.read_text().splitlines():
+                if job_id in line:
+                    records.append(json.loads(line))  # every line is one JSON object
+        if any(r.get("job_id") == job_id and "notified" in r.get("message", "") for r in records):
+            break
+        time.sleep(0.5)
+    assert records and all(r["job_id"] == job_id for r in records if "job_id" in r)
+    assert any("notified" in r["message"] for r in records)
+
+
+def test_actors_have_names_that_say_what_they_are(service, ray_session):
+    names = {a["name"] for a in ray_session.util.list_named_actors(all_namespaces=True)}
+    assert any(re.fullmatch(r"catalog-.+-render-\d+", n) for n in names), names
