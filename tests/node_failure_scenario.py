@@ -1,0 +1,100 @@
+"""A three-node Ray cluster on this machine (``ray.cluster_utils.Cluster``) running one large
+report job while a node or the consumer dies; prints the outcome and a timeline as JSON.
+
+Run by tests/test_node_failure.py in a subprocess (a process can join only one Ray cluster):
+    python tests/node_failure_scenario.py kill-render-node|kill-consumer DATA_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import ray
+from ray.cluster_utils import Cluster
+
+from actors.consumer import ConsumerLoop
+from actors.job import CatalogJob, utcnow
+from actors.ledger import Ledger
+from actors.queue import open_queue
+from actors.settings import load_settings
+from actors.storage import open_storage
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(mode: str, data_dir: Path) -> dict:
+    t0 = time.monotonic()
+    timeline: list[tuple[float, str]] = []
+
+    def mark(event: str) -> None:
+        timeline.append((round(time.monotonic() - t0, 2), event))
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "gcs_server_port": free_port(),
+                                                             "include_dashboard": False})
+    nodes = [cluster.add_node(num_cpus=2, object_store_memory=300 * 2**20),
+             cluster.add_node(num_cpus=4, object_store_memory=300 * 2**20)]
+    ray.init(address=cluster.address, log_to_driver=False)
+    mark("cluster up: head (0 CPU) + worker nodes with 2 and 4 CPUs")
+
+    values = {"data_dir": str(data_dir), "warehouse_url": f"duckdb://{data_dir / 'warehouse.duckdb'}",
+              "jwt_secret": "x" * 32, "lease_seconds": 3, "chunk_rows": 1000, "render_workers": 4}
+    settings = load_settings(**values)
+    consumer = ray.remote(ConsumerLoop).options(
+        name="catalog-consumer", num_cpus=0, max_restarts=-1, max_task_retries=-1).remote(values, name="catalog")
+    assert ray.get(consumer.alive.remote())
+    mark("consumer actor and 4 render actors started")
+
+    job = CatalogJob(institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
+                     end_date=date(2026, 12, 31), requested_at=utcnow())
+    job_id = open_queue(settings.queue_url).publish(job.to_bytes())
+    mark(f"job {job_id[:8]} accepted")
+    ledger = Ledger(open_storage(settings))
+
+    def progress() -> float:
+        found = ledger.get(job_id)
+        return found[0].progress if found else 0.0
+
+    while progress() < 0.25:  # the query is done and rendering has begun
+        time.sleep(0.02)
+    at_kill = progress()
+    mark(f"rendering, progress {at_kill:.2f}")
+    if at_kill >= 0.9:
+        raise SystemExit(f"inconclusive: the job was nearly done ({at_kill:.2f}) before the kill")
+    if mode == "kill-render-node":
+        where = [ray.get(ray.get_actor(f"catalog-render-{i}").__ray_call__.remote(
+            lambda _: ray.get_runtime_context().get_node_id())) for i in range(4)]
+        doomed = sum(node == nodes[0].node_id for node in where)
+        if not doomed:
+            raise SystemExit("no render actor on the node to kill: SPREAD did not spread")
+        cluster.remove_node(nodes[0], allow_graceful=False)
+        mark(f"worker node with 2 CPUs killed, with {doomed} of the 4 render actors")
+    else:
+        ray.kill(consumer, no_restart=False)
+        mark("consumer actor killed (Ray restarts it)")
+
+    outbox = settings.outbox_path
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not outbox.exists():
+        time.sleep(0.2)
+    mark("notification written")
+    time.sleep(settings.lease_seconds * 3)  # a duplicate would show up by now
+    notes = [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.exists() else []
+    state = ledger.get(job_id)[0]
+    files = list((data_dir / "files" / "catalog").rglob("*.xlsx"))
+    ray.shutdown()
+    cluster.shutdown()
+    return {"job_id": job_id, "status": state.status.value, "rows": state.rows, "notes": notes,
+            "files": [str(f) for f in files], "runs": state.attempts, "timeline": timeline}
+
+
+if __name__ == "__main__":
+    print("RESULT " + json.dumps(main(sys.argv[1], Path(sys.argv[2]))), flush=True)
