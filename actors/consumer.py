@@ -118,7 +118,13 @@ class JobRunner:
         """Handle at most one delivery; False when the queue had nothing."""
         got = self.queue.pull(1, self.settings.lease_seconds, wait_seconds)
         for delivery in got:
-            self.handle(delivery)
+            try:
+                self.handle(delivery)
+            except Exception:
+                # e.g. the ledger's storage is down: hand the message back now rather than let
+                # the queue client keep renewing a lease nobody works on.
+                self.queue.nack(delivery, delay_seconds=min(MAX_BACKOFF, 2.0 ** delivery.attempt))
+                raise
         return bool(got)
 
     def handle(self, delivery: Delivery) -> None:
@@ -165,6 +171,7 @@ class JobRunner:
                 return
             except PreconditionFailed:
                 jlog.warning("job %s: another consumer took the job over", job_id)
+                self.queue.nack(delivery, delay_seconds=self.settings.lease_seconds)
                 return
         self.queue.ack(delivery)
 

@@ -51,12 +51,22 @@ class RenderPool:
             if name_prefix:
                 opts |= {"name": f"{name_prefix}-{i}", "get_if_exists": True}
             self.actors.append(RenderWorker.options(**opts).remote())
+        self._placed = {actor.__ray_ready__.remote(): actor for actor in self.actors}
+
+    def _working(self) -> list:
+        """The actors the cluster has placed (at least one, waiting for it if need be): an actor
+        still pending for want of resources must not be handed chunks it would never render."""
+        refs = list(self._placed)
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        if not ready:
+            ready, _ = ray.wait(refs, num_returns=1)
+        return [self._placed[ref] for ref in ready]
 
     def render(
         self, report: pa.Table, plan: list[Chunk], on_done: Callable[[int], None] | None = None
     ) -> list[DeflatedPart]:
         """Parts in plan order; ``on_done(k)`` is called after each of the k chunks finishes."""
-        pool = ActorPool(self.actors)
+        pool = ActorPool(self._working())
         for chunk in plan:
             pool.submit(lambda actor, c: actor.render.remote(
                 _ipc(report.slice(c.offset, c.length)), c.first_row), chunk)

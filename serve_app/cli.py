@@ -94,23 +94,38 @@ def _start_ray() -> None:
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
+    ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="PEM certificate (chain): serve HTTPS")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="PEM private key of --ssl-certfile")] = None,
 ):
-    """Start (or join, via RAY_ADDRESS) Ray, deploy the API and the consumer, serve until Ctrl-C."""
+    """Start (or join, via RAY_ADDRESS) Ray, deploy the API and the consumer, serve until Ctrl-C.
+    With --ssl-certfile and --ssl-keyfile the Serve proxy terminates TLS (HTTPS only); on a
+    multi-node cluster both files must exist at the same path on every node that runs a proxy."""
     from ray import serve as ray_serve
 
     from serve_app.app import build_app
     from serve_app.auth import mint_token
 
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        console.print("[red]--ssl-certfile and --ssl-keyfile go together[/red]")
+        raise typer.Exit(2)
+    for tls_file in filter(None, (ssl_certfile, ssl_keyfile)):
+        if not tls_file.is_file():
+            console.print(f"[red]no such file: {tls_file}[/red]")
+            raise typer.Exit(2)
     settings = _settings()
     warehouse = urlsplit(settings.warehouse_url)
     if warehouse.scheme == "duckdb" and not Path(warehouse.path).exists():
         console.print(f"no warehouse at {warehouse.path}: creating demo data")
         _generate(Path(warehouse.path))
-    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    scheme = "https" if ssl_certfile else "http"
+    base = f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     # Download links point at this server unless a public URL was configured explicitly.
     overrides = {} if "REPORTS_PUBLIC_BASE_URL" in os.environ else {"public_base_url": base}
     _start_ray()
-    ray_serve.start(http_options={"host": host, "port": port})
+    http_options = {"host": host, "port": port}
+    if ssl_certfile and ssl_keyfile:  # absolute: the proxy actors open them, not this process
+        http_options |= {"ssl_certfile": str(ssl_certfile.resolve()), "ssl_keyfile": str(ssl_keyfile.resolve())}
+    ray_serve.start(http_options=http_options)
     ray_serve.run(build_app(overrides), name="catalog-report", route_prefix="/")
     example = mint_token(settings.jwt_secret, 1, 7, "demo", 3600) if not settings.jwt_public_key else "<token>"
     today = date.today()
@@ -118,6 +133,8 @@ def serve(
     print("try:")
     print(f"  curl -s -H 'Authorization: Bearer {example}' "
           f"'{base}/institution/reports/catalog?start_date={today.year - 1}-01-01&end_date={today}'")
+    if ssl_certfile:
+        print(f"  (a self-signed certificate? add: --cacert {ssl_certfile.resolve()})")
     print(f"notifications: {settings.outbox_path if not settings.notify_url else settings.notify_url}")
     sys.stdout.flush()
     stop = threading.Event()

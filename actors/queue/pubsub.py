@@ -6,10 +6,12 @@ Options (query string), all optional::
     dead_letter_topic=<topic>-dead-letter  where unparseable and exhausted messages are set aside
     dead_letter_subscription=<dead_letter_topic>-sub
                                            keeps the dead letters (a topic alone would drop them)
-    max_delivery_attempts=5                the subscription's dead-letter policy (Pub/Sub: 5..100);
-                                           keep it equal to REPORTS_MAX_DELIVERY_ATTEMPTS so the
-                                           consumer records the failure and notifies on the last
-                                           attempt, before Pub/Sub sets the message aside
+    max_delivery_attempts=10               the subscription's dead-letter policy (Pub/Sub: 5..100);
+                                           keep it above REPORTS_MAX_DELIVERY_ATTEMPTS: that
+                                           counts runs, after which the consumer records and
+                                           notifies the failure, while Pub/Sub counts every
+                                           delivery, also those nacked without a run (another
+                                           worker held the job, the notification is retried)
     max_messages=2                         flow control: messages this process holds at once
 
 ``pubsub://my-project`` alone means topic ``generate-report-catalog-topic``. Topics and
@@ -73,7 +75,7 @@ class PubSubConfig:
             raise ValueError(f"unknown pubsub:// option(s) {', '.join(unknown)}; known: {', '.join(sorted(_OPTIONS))}")
         topic = parts.path.strip("/") or DEFAULT_TOPIC
         dead_letter_topic = options.get("dead_letter_topic", f"{topic}-dead-letter")
-        attempts = int(options.get("max_delivery_attempts", 5))
+        attempts = int(options.get("max_delivery_attempts", 10))
         if not 5 <= attempts <= 100:
             raise ValueError("pubsub:// max_delivery_attempts must be 5..100 (a Pub/Sub limit)")
         max_messages = int(options.get("max_messages", 2))
@@ -108,7 +110,8 @@ class PubSubQueue:
         self._publisher = pubsub_v1.PublisherClient()
         self._subscriber: pubsub_v1.SubscriberClient | None = None
         self._stream: StreamingPullFuture | None = None
-        # Flow control never lets more than max_messages reach the callback, so this never fills.
+        # Flow control keeps at most max_messages unsettled, so this does not fill (if it ever
+        # did, the callback's error would make the client nack the message).
         self._received: queue.Queue[Message] = queue.Queue(maxsize=self.config.max_messages)
         self._held: dict[str, Message] = {}  # handed out by pull, by ack id (the delivery token)
         self._lock = threading.Lock()
@@ -172,11 +175,11 @@ class PubSubQueue:
     def extend(self, delivery: Delivery, lease_seconds: float) -> None:
         """Explicit renewal on top of the client's own: it also covers a job running past
         :data:`MAX_LEASE_SECONDS`. Capped at 600 s, Pub/Sub's limit."""
-        if message := self._message(delivery, settle=False):
+        if (message := self._message(delivery, settle=False)) is not None:
             message.modify_ack_deadline(_deadline(lease_seconds))
 
     def ack(self, delivery: Delivery) -> None:
-        if message := self._message(delivery, settle=True):
+        if (message := self._message(delivery, settle=True)) is not None:
             message.ack()
 
     def nack(self, delivery: Delivery, delay_seconds: float = 0) -> None:
@@ -190,7 +193,7 @@ class PubSubQueue:
         retry policy (set by ``ensure_topology``) adds its backoff on top, and alone governs
         redelivery after a consumer died.
         """
-        if message := self._message(delivery, settle=True):
+        if (message := self._message(delivery, settle=True)) is not None:
             message.modify_ack_deadline(_deadline(delay_seconds))
             message.drop()
 

@@ -1,0 +1,350 @@
+"""The ``pubsub://`` queue against Google's Pub/Sub emulator: leases, redelivery, flow control,
+dead letters, and the consumer's delivery guarantees end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from actors.consumer import JobRunner
+from actors.job import CatalogJob, utcnow
+from actors.notify import open_notifier
+from actors.queue import Delivery, open_queue
+from actors.queue import pubsub
+from actors.queue.pubsub import PubSubConfig, PubSubQueue
+from actors.queue.pubsub_admin import ensure_topology
+from actors.settings import load_settings
+from actors.storage import open_storage
+from actors.warehouse import open_warehouse
+
+EMULATOR = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
+PROJECT = "catalog-test"
+ACK_DEADLINE = 10  # the emulator's (and Pub/Sub's) shortest ack deadline; also the tests' lease
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_listening(proc: subprocess.Popen, port: int, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the Pub/Sub emulator exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"the Pub/Sub emulator did not answer on port {port} within {timeout}s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory) -> str:
+    """One emulator for the session (Java start-up is the slow part); every test gets its own
+    topic and subscription instead."""
+    if not EMULATOR.exists():
+        pytest.skip(f"the Pub/Sub emulator is not installed on this machine ({EMULATOR} is missing)")
+    if shutil.which("java") is None:
+        pytest.skip("the Pub/Sub emulator is installed on this machine but Java, which it runs on, is not")
+    workdir = tmp_path_factory.mktemp("pubsub-emulator")
+    log = workdir / "emulator.log"
+    port = _free_port()
+    with log.open("wb") as out:
+        # Its own process group: the launcher script starts Java as a child, and both must go.
+        proc = subprocess.Popen([str(EMULATOR), "--host=127.0.0.1", f"--port={port}"], cwd=workdir,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_until_listening(proc, port, log)
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
+            yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def url(emulator) -> str:
+    """A fresh topic, subscription and dead-letter topic; retries with almost no backoff, and
+    dead-lettered after Pub/Sub's smallest number of delivery attempts."""
+    name = uuid.uuid4().hex[:12]
+    url = f"pubsub://{PROJECT}/jobs-{name}?subscription=worker-{name}&max_delivery_attempts=5"
+    ensure_topology(url, ack_deadline_seconds=ACK_DEADLINE, min_backoff_seconds=0, max_backoff_seconds=1)
+    return url
+
+
+@pytest.fixture
+def make(url):
+    """Opens queues on the test's subscription (each a consumer process) and closes them after."""
+    opened: list[PubSubQueue] = []
+
+    def make(**options: int) -> PubSubQueue:
+        queue = PubSubQueue(url + "".join(f"&{k}={v}" for k, v in options.items()))
+        opened.append(queue)
+        return queue
+
+    yield make
+    for queue in opened:
+        queue.close()
+
+
+def take(queue: PubSubQueue, n: int, timeout: float = 15) -> list[Delivery]:
+    """Exactly ``n`` deliveries, or fail."""
+    got: list[Delivery] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        got += queue.pull(n - len(got), ACK_DEADLINE, wait_seconds=0.5)
+    assert len(got) == n, f"expected {n} deliveries within {timeout}s, got {got}"
+    return got
+
+
+def dead_letters(url: str, n: int, timeout: float = 15) -> list[tuple[bytes, dict[str, str]]]:
+    """What reached the dead-letter subscription (acked, so each test reads its own)."""
+    from google.cloud import pubsub_v1
+
+    config = PubSubConfig.from_url(url)
+    got: list[tuple[bytes, dict[str, str]]] = []
+    deadline = time.monotonic() + timeout
+    with pubsub_v1.SubscriberClient() as client:
+        path = config.subscription_path(config.dead_letter_subscription)
+        while len(got) < n and time.monotonic() < deadline:
+            response = client.pull(subscription=path, max_messages=10, timeout=5)
+            if response.received_messages:
+                client.acknowledge(subscription=path, ack_ids=[m.ack_id for m in response.received_messages])
+            got += [(m.message.data, dict(m.message.attributes)) for m in response.received_messages]
+    assert len(got) == n, f"expected {n} dead letters within {timeout}s, got {got}"
+    return got
+
+
+def test_url_options_and_defaults():
+    config = PubSubConfig.from_url("pubsub://my-project")
+    assert (config.topic, config.subscription, config.dead_letter_topic, config.dead_letter_subscription,
+            config.max_delivery_attempts, config.max_messages) == (
+        "generate-report-catalog-topic", "catalog-worker", "generate-report-catalog-topic-dead-letter",
+        "generate-report-catalog-topic-dead-letter-sub", 10, 2)
+    config = PubSubConfig.from_url("pubsub://p/jobs?subscription=w&dead_letter_topic=dl"
+                                   "&dead_letter_subscription=dls&max_delivery_attempts=7&max_messages=4")
+    assert config == PubSubConfig("p", "jobs", "w", "dl", "dls", 7, 4)
+    assert config.subscription_path("w") == "projects/p/subscriptions/w"
+    for bad in ("pubsub:///jobs", "pubsub://p/jobs?subscriptoin=w", "pubsub://p?max_delivery_attempts=3",
+                "pubsub://p?max_messages=0"):
+        with pytest.raises(ValueError):
+            PubSubConfig.from_url(bad)
+
+
+def test_registered_and_publish_returns_the_message_ids(url):
+    queue = open_queue(url)
+    try:
+        assert isinstance(queue, PubSubQueue)
+        ids = [queue.publish(b"a"), queue.publish(b"b")]
+        assert len(set(ids)) == 2 and all(isinstance(i, str) and i for i in ids)
+        got = take(queue, 2)
+        assert {(d.message_id, d.data, d.attempt) for d in got} == {(ids[0], b"a", 1), (ids[1], b"b", 1)}
+        for d in got:
+            queue.ack(d)
+    finally:
+        queue.close()
+
+
+def test_nack_redelivers_with_the_next_attempt_after_the_delay(make):
+    queue = make()
+    job_id = queue.publish(b"job")
+    [first] = take(queue, 1)
+    queue.nack(first, delay_seconds=0)
+    [second] = take(queue, 1)
+    assert (second.message_id, second.attempt) == (job_id, 2) and second.token != first.token
+    queue.ack(first)  # a stale token: ignored, the message is still held under its new lease
+    queue.nack(second, delay_seconds=4)
+    assert queue.pull(1, ACK_DEADLINE, wait_seconds=3) == []  # the delay is honoured...
+    [third] = take(queue, 1)  # ...and then it is back
+    assert third.attempt == 3
+    queue.ack(third)
+
+
+def test_leases_acked_extended_dead_lettered_and_abandoned_messages(url, make, monkeypatch):
+    """Once the client stops renewing leases (here after 1 s, as for a job running past
+    MAX_LEASE_SECONDS), only explicit extends hold a message: the abandoned one comes back after
+    its lease, the extended one does not, and acked or dead-lettered ones are gone for good.
+
+    (The consumer that dies is simulated this way because the emulator never notices a closed
+    streaming pull: it keeps sending redeliveries down the dead stream, delaying them by whole
+    extra ack deadlines.)"""
+    monkeypatch.setattr(pubsub, "MAX_LEASE_SECONDS", 1)
+    queue = make(max_messages=4)
+    ids = {queue.publish(data): data for data in (b"extended", b"acked", b"abandoned", b"garbage")}
+    got = {d.data: d for d in take(queue, 4)}
+    assert {(ids[d.message_id], d.attempt) for d in got.values()} == {(data, 1) for data in ids.values()}
+    queue.ack(got[b"acked"])
+    queue.dead_letter(got[b"garbage"], "unparseable: not JSON")
+    [(data, attributes)] = dead_letters(url, 1)
+    assert data == b"garbage" and attributes["reason"] == "unparseable: not JSON"
+    assert ids[attributes["original_message_id"]] == b"garbage" and attributes["delivery_attempt"] == "1"
+
+    back: list[Delivery] = []
+    came_back: float | None = None
+    give_up = time.monotonic() + 4 * ACK_DEADLINE
+    while came_back is None or time.monotonic() < came_back + 3:  # what else was due comes with it
+        assert time.monotonic() < give_up, "the abandoned message was never redelivered"
+        queue.extend(got[b"extended"], 2 * ACK_DEADLINE)  # the heartbeat of a long job
+        for d in queue.pull(4, ACK_DEADLINE, wait_seconds=2):
+            back.append(d)
+            queue.ack(d)
+            came_back = time.monotonic()
+    assert [(d.data, d.attempt, d.message_id) for d in back] == [(b"abandoned", 2, got[b"abandoned"].message_id)]
+    queue.ack(got[b"extended"])
+
+
+def test_flow_control_bounds_the_messages_handed_out(make):
+    queue = make(max_messages=2)
+    ids = {queue.publish(f"m{i}".encode()) for i in range(10)}
+    seen: list[Delivery] = []
+    while len(seen) < 10:
+        outstanding = take(queue, 2)
+        outstanding += queue.pull(10, ACK_DEADLINE, wait_seconds=0.5)  # none while two are out
+        assert len(outstanding) <= 2
+        seen += outstanding
+        for d in outstanding:
+            queue.ack(d)
+    assert {d.message_id for d in seen} == ids and len(seen) == 10
+
+
+def test_subscription_dead_letters_after_max_delivery_attempts(url, make):
+    # Verified supported by the emulator (google-cloud-sdk pubsub-emulator): delivery_attempt is
+    # counted and the dead-letter policy applied.
+    queue = make()
+    job_id = queue.publish(b"poison")
+    for attempt in range(1, 6):
+        [d] = take(queue, 1)
+        assert (d.message_id, d.attempt) == (job_id, attempt)
+        queue.nack(d, delay_seconds=0)
+    [(data, attributes)] = dead_letters(url, 1)
+    assert data == b"poison" and attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == "5"
+    assert queue.pull(1, ACK_DEADLINE, wait_seconds=3) == []
+
+
+def test_ensure_topology_is_idempotent_and_converges(url):
+    from google.cloud import pubsub_v1
+
+    config = PubSubConfig.from_url(url)
+    ensure_topology(url, ack_deadline_seconds=ACK_DEADLINE, min_backoff_seconds=0, max_backoff_seconds=1)
+    ensure_topology(url.replace("max_delivery_attempts=5", "max_delivery_attempts=7"), ack_deadline_seconds=20)
+    with pubsub_v1.SubscriberClient() as client:
+        sub = client.get_subscription(subscription=config.subscription_path(config.subscription))
+    assert sub.dead_letter_policy.max_delivery_attempts == 7 and sub.ack_deadline_seconds == 20
+    assert sub.retry_policy.maximum_backoff.total_seconds() == 600
+    other = f"pubsub://{PROJECT}/other-{uuid.uuid4().hex[:8]}?subscription={config.subscription}"
+    with pytest.raises(ValueError, match="cannot change topic"):
+        ensure_topology(other)
+
+
+def test_pull_reports_a_missing_subscription(emulator):
+    queue = PubSubQueue(f"pubsub://{PROJECT}/nowhere?subscription=missing-{uuid.uuid4().hex[:8]}")
+    try:
+        with pytest.raises(RuntimeError, match="does not exist"):
+            for _ in range(10):
+                queue.pull(1, ACK_DEADLINE, wait_seconds=1)
+    finally:
+        queue.close()
+
+
+# --- the consumer on Pub/Sub ------------------------------------------------------------------
+
+
+class AckLostOnce:
+    """Pub/Sub acks are best effort: the first one is 'lost' (the message is released instead),
+    so the same message is delivered again, as after a real lost ack."""
+
+    def __init__(self, inner: PubSubQueue):
+        self.inner, self.lost, self.pulled = inner, False, []
+
+    def pull(self, *args) -> list[Delivery]:
+        got = self.inner.pull(*args)
+        self.pulled += got
+        return got
+
+    def ack(self, delivery: Delivery) -> None:
+        if self.lost:
+            self.inner.ack(delivery)
+        else:
+            self.lost = True
+            self.inner.nack(delivery, 0)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+@pytest.fixture
+def consumer(url, tmp_path, warehouse):
+    settings = load_settings(data_dir=tmp_path, queue_url=url, warehouse_url=f"duckdb://{warehouse}",
+                             jwt_secret="x" * 32, lease_seconds=ACK_DEADLINE)
+    queue = PubSubQueue(url)
+    source = open_warehouse(settings.warehouse_url)
+
+    def runner(queue=queue) -> JobRunner:
+        return JobRunner(settings, queue, open_storage(settings), source, open_notifier(settings))
+
+    def outbox() -> list[dict]:
+        path = settings.outbox_path
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    yield settings, queue, runner, outbox
+    queue.close()
+    source.close()
+
+
+def job(**kw) -> CatalogJob:
+    values = dict(institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
+                  end_date=date(2025, 12, 31), requested_at=utcnow())
+    return CatalogJob(**{**values, **kw})
+
+
+def test_consumer_completes_jobs_dead_letters_garbage_and_acks(url, consumer):
+    settings, queue, runner, outbox = consumer
+    r = runner()
+    first = queue.publish(job().to_bytes())
+    assert r.run_once(wait_seconds=15)
+    [note] = outbox()
+    assert (note["jobId"], note["status"], note["rows"]) == (first, "done", 16)
+
+    garbage = queue.publish(b"{not json")
+    assert r.run_once(wait_seconds=15)
+    [(data, attributes)] = dead_letters(url, 1)
+    assert data == b"{not json" and attributes["original_message_id"] == garbage
+    assert attributes["reason"].startswith("unparseable")
+
+    second = queue.publish(job(user_id=8).to_bytes())
+    assert r.run_once(wait_seconds=15)
+    assert [(n["jobId"], n["status"]) for n in outbox()] == [(first, "done"), (second, "done")]
+    # All three were acked: nothing comes back once their ack deadlines have passed.
+    assert not r.run_once(wait_seconds=ACK_DEADLINE + 3)
+    assert len(outbox()) == 2
+
+
+def test_consumer_redelivered_job_gives_one_notification(consumer):
+    settings, queue, runner, outbox = consumer
+    lossy = AckLostOnce(queue)
+    r = runner(lossy)
+    job_id = queue.publish(job().to_bytes())
+    assert r.run_once(wait_seconds=15)
+    assert r.run_once(wait_seconds=15)  # the same message again: already notified, acked without work
+    assert [(d.message_id, d.attempt) for d in lossy.pulled] == [(job_id, 1), (job_id, 2)]
+    assert [n["jobId"] for n in outbox()] == [job_id]
+    assert len(list((settings.data_dir / "files").rglob("*.xlsx"))) == 1
+    assert not r.run_once(wait_seconds=2)
