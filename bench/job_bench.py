@@ -78,7 +78,7 @@ def our_jobs(values: dict, repeat: int) -> list[dict[str, float]]:
     from serve_app.app import build_app
     from serve_app.auth import mint_token
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app(values), name="catalog-report", route_prefix="/")

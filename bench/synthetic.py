@@ -120,7 +120,6 @@ def report_table(
     names = school_names(schools)
     weights = 1.0 / (np.arange(schools) + 8.0) ** 0.9
     first = rng.choice(schools, size=n, p=weights / weights.sum())
-    second = (first + 1) % schools
     kind = rng.random(n)
     keys = [collation_key(name) for name in names]
     pair_names = []

