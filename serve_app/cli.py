@@ -80,6 +80,20 @@ def token(
     print(mint_token(settings.jwt_secret, institution_id, user_id, subdomain, ttl))
 
 
+@cli.command("queue-setup")
+def queue_setup():
+    """Create (or update) the Pub/Sub topic, subscription and dead-letter topic of
+    REPORTS_QUEUE_URL; an explicit step, never a side effect of publishing."""
+    settings = _settings()
+    if urlsplit(settings.queue_url).scheme != "pubsub":
+        console.print(f"{settings.queue_url}: nothing to set up (the embedded queue creates itself)")
+        return
+    from actors.queue.pubsub_admin import ensure_topology
+
+    ensure_topology(settings.queue_url)
+    console.print(f"topic, subscription and dead-letter topic ready for {settings.queue_url}")
+
+
 def _start_ray() -> None:
     import ray
 
