@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,17 +11,16 @@ import httpx
 import pytest
 
 from tests.data import write_warehouse
-from tests.emulators import gcs_emulator, pubsub_emulator, service_account_key  # noqa: F401 (shared fixtures)
+from tests.emulators import (  # noqa: F401 (shared fixtures)
+    free_port,
+    gcs_emulator,
+    pubsub_emulator,
+    service_account_key,
+)
 
 SECRET = "test-secret-0123456789-0123456789-abcdef"
 STUDENT = "https://{subdomain}.lxp.test/course/{course_id}"
 ADMIN = "https://{subdomain}.lxp.test/admin/courses/{course_id}/edit"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

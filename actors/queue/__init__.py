@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from urllib.parse import urlsplit
-
 from actors.queue.base import Delivery, JobQueue
+from actors.registry import backend_for
 
 # scheme → "module:class"; adding a backend is one file and one line here.
 BACKENDS = {
@@ -15,8 +13,7 @@ BACKENDS = {
 
 
 def open_queue(url: str) -> JobQueue:
-    module, _, cls = BACKENDS[urlsplit(url).scheme].partition(":")
-    return getattr(import_module(module), cls)(url)
+    return backend_for(url, BACKENDS)(url)
 
 
 __all__ = ["Delivery", "JobQueue", "open_queue"]

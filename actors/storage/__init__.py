@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from urllib.parse import urlsplit
-
+from actors.registry import backend_for
 from actors.storage.base import PreconditionFailed, Storage
 
 # scheme → "module:class"; adding a backend is one file and one line here.
@@ -15,8 +13,7 @@ BACKENDS = {
 
 
 def open_storage(settings) -> Storage:
-    module, _, cls = BACKENDS[urlsplit(settings.storage_url).scheme].partition(":")
-    return getattr(import_module(module), cls)(settings)
+    return backend_for(settings.storage_url, BACKENDS)(settings)
 
 
 __all__ = ["PreconditionFailed", "Storage", "open_storage"]

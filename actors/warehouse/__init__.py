@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from urllib.parse import urlsplit
-
+from actors.registry import backend_for
 from actors.warehouse.base import CatalogQuery, CatalogRows, Warehouse
 
 # scheme → "module:class"; adding a backend is one file and one line here.
@@ -15,8 +13,7 @@ BACKENDS = {
 
 
 def open_warehouse(url: str) -> Warehouse:
-    module, _, cls = BACKENDS[urlsplit(url).scheme].partition(":")
-    return getattr(import_module(module), cls)(url)
+    return backend_for(url, BACKENDS)(url)
 
 
 __all__ = ["CatalogQuery", "CatalogRows", "Warehouse", "open_warehouse"]
