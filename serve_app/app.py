@@ -137,9 +137,9 @@ class ReportsAPI:
         self,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         start_date: Annotated[str | None, Query(description="Required. First day, YYYY-MM-DD.",
-                                                examples=["2026-01-01"])] = None,
+                                                examples=["2026-01-01"], json_schema_extra={"format": "date"})] = None,
         end_date: Annotated[str | None, Query(description="Required. Last day (included), YYYY-MM-DD.",
-                                              examples=["2026-06-02"])] = None,
+                                              examples=["2026-06-02"], json_schema_extra={"format": "date"})] = None,
         school_ids: Annotated[str | None, Query(description="Comma-separated school ids.",
                                                 examples=["10,20"])] = None,
     ):
