@@ -127,7 +127,11 @@ class Settings(BaseSettings):
                 self.jwt_secret = DEV_JWT_SECRET
         if "none" in {a.lower() for a in self.jwt_algorithms}:
             raise ValueError("REPORTS_JWT_ALGORITHMS: 'none' is never accepted")
-        self.link_secret = self.link_secret or self.jwt_secret or self.jwt_public_key
+        # Never the public key: anyone could sign download links with it.
+        self.link_secret = self.link_secret or self.jwt_secret
+        if not self.link_secret and urlsplit(self.storage_url).scheme == "file":
+            raise ValueError("REPORTS_LINK_SECRET is required when tokens are checked with a public key "
+                             "(it signs the download links of file storage)")
         return self
 
     @cached_property
@@ -146,6 +150,6 @@ def load_settings(**overrides) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else ""
-        name = f"REPORTS_{field.upper()}" if field else "REPORTS_*"
         msg = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{name}: {msg}") from None
+        # Model-level errors name their variables themselves.
+        raise ConfigError(f"REPORTS_{field.upper()}: {msg}" if field else msg) from None

@@ -53,6 +53,21 @@ def test_bad_configuration_fails_with_one_line_naming_the_variable():
     assert "REPORTS_QUEUE_URL" in r.stderr and "kafka" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_public_key_tokens_need_their_own_link_secret(tmp_path):
+    """Download links must never be signed with the (public) JWT verification key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    env = {"REPORTS_JWT_PUBLIC_KEY": pem, "REPORTS_DATA_DIR": str(tmp_path), "REPORTS_JWT_SECRET": ""}
+    args = ["token", "--institution-id", "1", "--user-id", "1", "--subdomain", "x"]
+    r = run(args, env=env)
+    assert r.returncode == 2 and "REPORTS_LINK_SECRET is required" in r.stderr, r.stderr
+    r = run(args, env={**env, "REPORTS_LINK_SECRET": "s" * 32})  # settings load; minting is refused
+    assert "REPORTS_LINK_SECRET" not in r.stderr and "REPORTS_JWT_PUBLIC_KEY is set" in r.stderr, r.stderr
+
+
 def test_demo_data_is_deterministic_per_seed(tmp_path):
     sizes = ["--institutions", "2", "--courses", "500", "--schools", "6", "--views", "3000", "--enrollments", "800"]
     for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):

@@ -51,9 +51,9 @@ def _rare_bytes(values: pa.Array) -> set[int]:
     return set(raw.tobytes().translate(None, _NOT_SPECIAL))
 
 
-def clean_text(values: pa.Array, rare: set[int] | None = None) -> pa.Array:
-    """Apply the SPEC's text rules: drop XML-forbidden characters, cut to Excel's limit."""
-    rare = _rare_bytes(values) if rare is None else rare
+def clean_text(values: pa.Array, rare: set[int]) -> pa.Array:
+    """Apply the SPEC's text rules: drop XML-forbidden characters, cut to Excel's limit
+    (``rare``: the special bytes :func:`_rare_bytes` found in ``values``)."""
     if any(_CONTROL[b] and b != 13 for b in rare) or 0xEF in rare:
         values = pc.replace_substring_regex(values, _ILLEGAL_XML, "")
     offsets, _ = _string_buffers(values)
