@@ -71,3 +71,22 @@ def test_pull_waits_for_a_message(tmp_path):
     started = time.monotonic()
     assert queue.pull(1, lease_seconds=1, wait_seconds=0.5) == []
     assert time.monotonic() - started >= 0.5
+
+
+def test_a_waiting_consumer_takes_a_job_published_elsewhere_at_once(tmp_path):
+    """A publish on another connection wakes a waiting pull well before the 200 ms full poll."""
+    import threading
+
+    consumer, publisher = q(tmp_path), q(tmp_path)
+    consumer.pull(1, wait_seconds=0)  # first lease attempt done: the next ones are the poll
+    waits = []
+    for _ in range(5):
+        published = []
+        timer = threading.Timer(0.05, lambda: published.append((publisher.publish(b"job"), time.monotonic())))
+        timer.start()
+        got = consumer.pull(1, lease_seconds=30, wait_seconds=2)
+        timer.join()
+        assert [d.message_id for d in got] == [published[0][0]]
+        waits.append(time.monotonic() - published[0][1])
+        consumer.ack(got[0])
+    assert sorted(waits)[2] < 0.1, waits  # median: ~20 ms, not up to POLL_SECONDS

@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS ready ON messages (dead_reason, lease_until, published_at);
 """
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.2  # a full lease attempt at least this often (leases expire without a write)
+WATCH_SECONDS = 0.02  # how often a waiting consumer checks whether another process wrote
 
 
 class LocalQueue:
@@ -55,12 +56,22 @@ class LocalQueue:
         return message_id
 
     def pull(self, max_messages: int = 1, lease_seconds: float = 60, wait_seconds: float = 0) -> list[Delivery]:
+        """Waiting costs a ``PRAGMA data_version`` read every 20 ms (no lock, no transaction), so a
+        job published by another process is picked up within ~20 ms, not at the next poll."""
         deadline = time.monotonic() + wait_seconds
         while True:
+            version = self._data_version()
             got = self._lease(max_messages, lease_seconds)
             if got or time.monotonic() >= deadline:
                 return got
-            time.sleep(POLL_SECONDS)
+            retry = min(deadline, time.monotonic() + POLL_SECONDS)
+            while time.monotonic() < retry and self._data_version() == version:
+                time.sleep(WATCH_SECONDS)
+
+    def _data_version(self) -> int:
+        """Changes whenever another connection commits to the file."""
+        with self._lock:
+            return self._db.execute("PRAGMA data_version").fetchone()[0]
 
     def _lease(self, n: int, lease_seconds: float) -> list[Delivery]:
         now = time.time()
