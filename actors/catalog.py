@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -16,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from actors.warehouse.base import CatalogRows
+from actors.xlsx.rows import Column, Link
 
 HEADERS = [
     "ID",
@@ -30,17 +33,28 @@ HEADERS = [
     "Escola",
 ]
 
+# The report's data: every sheet column but the two URLs, which are spelled out from the id.
 REPORT_SCHEMA = pa.schema(
     [
         ("id", pa.int64()),
         ("title", pa.string()),
-        ("student_url", pa.string()),
         ("status", pa.string()),
-        ("admin_url", pa.string()),
         ("views", pa.int64()),
         ("enrollments", pa.int64()),
         ("completions", pa.int64()),
         ("published", pa.date32()),
+        ("school", pa.dictionary(pa.int32(), pa.string())),
+    ]
+)
+# The sheet with every cell as a plain value, in HEADERS order.
+SHEET_SCHEMA = pa.schema(
+    [
+        REPORT_SCHEMA.field("id"),
+        REPORT_SCHEMA.field("title"),
+        ("student_url", pa.string()),
+        REPORT_SCHEMA.field("status"),
+        ("admin_url", pa.string()),
+        *(REPORT_SCHEMA.field(name) for name in ("views", "enrollments", "completions", "published")),
         ("school", pa.string()),
     ]
 )
@@ -84,8 +98,10 @@ def collation_ranks(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def aggregate_schools(pairs: pa.Table) -> pa.Table:
-    """(course_id, school_name) pairs → one ``school`` string per course: the distinct names in
-    collation order (ties broken by the name itself, so the result is deterministic)."""
+    """(course_id, school_name) pairs → one ``school`` per course: the distinct names in
+    collation order (ties broken by the name itself, so the result is deterministic), joined.
+    ``school`` is dictionary-encoded: a few thousand distinct strings stand for a million rows,
+    so sorting, cutting and rendering by school work on small integers."""
     pairs = pairs.filter(pc.is_valid(pairs["school_name"]))
     names = pairs["school_name"].combine_chunks()
     distinct = pc.unique(names)
@@ -103,20 +119,26 @@ def aggregate_schools(pairs: pa.Table) -> pa.Table:
     offsets = pa.array(np.r_[starts, len(course)].astype(np.int32))
     lists = pa.ListArray.from_arrays(offsets, pc.take(distinct, pa.array(by_key[rank])))
     return pa.table({"course_id": pa.array(course[starts], pa.int64()),
-                     "school": pc.binary_join(lists, SCHOOL_SEPARATOR)})
+                     "school": pc.dictionary_encode(pc.binary_join(lists, SCHOOL_SEPARATOR))})
 
 
-def fill_template(template: str, subdomain: str, ids: pa.Array) -> pa.Array:
-    """Fill ``{subdomain}`` once and ``{course_id}`` per row, without a Python loop over rows."""
+def link(template: str, subdomain: str) -> Link:
+    """A URL column: ``{subdomain}`` filled once, ``{course_id}`` left to the renderer."""
     sentinel = "\x00"
-    parts = template.format(subdomain=subdomain, course_id=sentinel).split(sentinel)
-    id_text = pc.cast(ids, pa.string())
-    pieces: list = [parts[0]]
-    for part in parts[1:]:
-        pieces += [id_text, part]
-    if len(pieces) == 1:
-        return pa.array(np.full(len(ids), parts[0], dtype=object), pa.string())
-    return pc.binary_join_element_wise(*pieces, "")
+    return Link(tuple(template.format(subdomain=subdomain, course_id=sentinel).split(sentinel)), "id")
+
+
+@dataclass(frozen=True)
+class Report:
+    """The sorted report data (REPORT_SCHEMA) and the sheet's columns in HEADERS order."""
+
+    table: pa.Table
+    columns: list[Column]
+
+    def cells(self) -> pa.Table:
+        """Every cell as a value (SHEET_SCHEMA): for writers that take whole columns."""
+        cells = [c.values(self.table) if isinstance(c, Link) else self.table[c] for c in self.columns]
+        return pa.table(cells, names=SHEET_SCHEMA.names).cast(SHEET_SCHEMA)  # decodes the school dictionary
 
 
 def local_dates(ts: pa.Array, zone: ZoneInfo) -> pa.Array:
@@ -129,31 +151,54 @@ def local_dates(ts: pa.Array, zone: ZoneInfo) -> pa.Array:
 
 def build_report(
     rows: CatalogRows, *, subdomain: str, student_template: str, admin_template: str, zone: ZoneInfo
-) -> pa.Table:
-    """The report table in SPEC §5 column and row order."""
+) -> Report:
+    """The report in SPEC §5 column and row order."""
     courses = rows.courses.combine_chunks()
     schools = aggregate_schools(rows.schools)
-    at = pc.index_in(courses["id"], schools["course_id"])
-    school = pc.take(schools["school"], at)
-    no_school = pc.fill_null(pc.equal(pc.utf8_length(school), 0), True).to_numpy(zero_copy_only=False)
-    # (no school, school rank, title rank) packed in one int64, then id: a 2-key sort of integers.
-    packed = (no_school.astype(np.int64) << 62) | (collation_ranks(school) << 31) | collation_ranks(courses["title"])
-    order = np.lexsort((courses["id"].to_numpy(), packed))
-    courses, school = courses.take(order), pc.take(school, order)
-    ids = courses["id"].combine_chunks()
-    status = pc.if_else(pc.equal(courses["status"], "published"), "Publicado", "Rascunho")
-    return pa.table(
+    names = schools["school"].combine_chunks().dictionary
+    at = pc.index_in(courses["id"].combine_chunks(), schools["course_id"])
+    code = pc.take(schools["school"].combine_chunks().indices, at)  # per course, null: no school
+    # Sort key per SPEC §5: (no school, school key, title key, id) — the first three as ranks.
+    at = pc.fill_null(code, -1).to_numpy()  # -1 (no school) picks the entry appended last
+    no_school = np.r_[pc.equal(pc.utf8_length(names), 0).to_numpy(zero_copy_only=False), True][at]
+    school_rank = np.r_[collation_ranks(names), 0][at]
+    order = _sort_order(courses["id"].to_numpy(), no_school, school_rank, collation_ranks(courses["title"]))
+    with ThreadPoolExecutor(2) as pool:  # Arrow's take releases the GIL: strings in one thread
+        titles = pool.submit(pc.take, courses["title"], order)
+        rest = courses.drop_columns(["title"]).take(order)
+    status = pc.if_else(pc.equal(rest["status"], "published"), "Publicado", "Rascunho")
+    table = pa.table(
         [
-            ids,
-            courses["title"],
-            fill_template(student_template, subdomain, ids),
+            rest["id"],
+            titles.result(),
             pc.fill_null(status, "Rascunho"),
-            fill_template(admin_template, subdomain, ids),
-            courses["views"],
-            courses["enrollments"],
-            courses["completions"],
-            local_dates(courses["published_at"].combine_chunks(), zone),
-            school,
+            rest["views"],
+            rest["enrollments"],
+            rest["completions"],
+            local_dates(rest["published_at"].combine_chunks(), zone),
+            pa.DictionaryArray.from_arrays(pc.take(code, order), names),
         ],
         schema=REPORT_SCHEMA,
     )
+    columns: list[Column] = ["id", "title", link(student_template, subdomain), "status",
+                             link(admin_template, subdomain), "views", "enrollments", "completions",
+                             "published", "school"]
+    return Report(table, columns)
+
+
+def _sort_order(ids: np.ndarray, *ranks: np.ndarray) -> np.ndarray:
+    """Row order by ``ranks`` (most significant first; bools or non-negative ints), then id.
+
+    When the keys fit in one int64 with the id's rank in the low bits, that rank is unique, so
+    sorting the packed values themselves (not an argsort, half the cost) yields the order."""
+    widths = [max(1, int(np.max(r, initial=0)).bit_length()) for r in ranks]
+    id_width = max(1, len(ids).bit_length())
+    if sum(widths) + id_width > 63:
+        return np.lexsort((ids, *reversed(ranks)))
+    packed = np.zeros(len(ids), dtype=np.int64)
+    for rank, width in zip(ranks, widths):
+        packed = (packed << width) | rank.astype(np.int64)
+    by_id = np.argsort(ids, kind="stable")  # ids mostly arrive in order: cheap
+    id_rank = np.empty(len(ids), dtype=np.int64)
+    id_rank[by_id] = np.arange(len(ids))
+    return by_id[np.sort((packed << id_width) | id_rank) & ((1 << id_width) - 1)]

@@ -10,7 +10,7 @@ import pyarrow as pa
 from actors.partition import Chunk, sheet_count
 from actors.xlsx.deflate import DeflatedPart, deflate_part
 from actors.xlsx.package import Sheet, write_xlsx
-from actors.xlsx.rows import header_row
+from actors.xlsx.rows import Column, header_row
 from actors.xlsx.sheet import column_widths, sheet_head, sheet_names, sheet_tail
 
 SHEET_NAME = "Catálogo"
@@ -23,9 +23,10 @@ def merge_xlsx(
     plan: list[Chunk],
     parts: Iterable[DeflatedPart],
     sheet_rows: int,
+    columns: list[Column] | None = None,
 ) -> int:
     """Write the workbook from the chunk parts (in plan order); returns the file size."""
-    widths = column_widths(report, headers)
+    widths = column_widths(report, headers, columns)
     header = header_row(headers)
     n_sheets = sheet_count(report.num_rows, sheet_rows)
     names = sheet_names(SHEET_NAME, n_sheets)

@@ -28,6 +28,8 @@ class Chunk:
 def group_boundaries(keys: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Indices where a new school group starts (the report is sorted by school)."""
     keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+    if pa.types.is_dictionary(keys.type):  # distinct entries: equal values ⇔ equal indices
+        keys = keys.indices if _distinct(keys.dictionary) else keys.cast(keys.type.value_type)
     n = len(keys)
     if n < 2:
         return np.empty(0, dtype=np.int64)
@@ -36,6 +38,10 @@ def group_boundaries(keys: pa.ChunkedArray | pa.Array) -> np.ndarray:
     both_null = pc.and_(pc.is_null(a), pc.is_null(b))
     changed = pc.and_(changed, pc.invert(both_null))
     return np.flatnonzero(changed.to_numpy(zero_copy_only=False)) + 1
+
+
+def _distinct(values: pa.Array) -> bool:
+    return len(pc.unique(values)) == len(values)
 
 
 def plan_chunks(

@@ -19,14 +19,17 @@ from actors.partition import SHEET_DATA_ROWS, Chunk, plan_chunks
 from actors.render import render_chunk
 from actors.warehouse import CatalogQuery, Warehouse
 from actors.xlsx.deflate import DeflatedPart
+from actors.xlsx.rows import Column
 
-Renderer = Callable[[pa.Table, list[Chunk], Callable[[int], None]], list[DeflatedPart]]
+Renderer = Callable[[pa.Table, list[Chunk], Callable[[int], None], list[Column]], list[DeflatedPart]]
 
 
-def render_serially(report: pa.Table, plan: list[Chunk], on_done: Callable[[int], None]) -> list[DeflatedPart]:
+def render_serially(
+    report: pa.Table, plan: list[Chunk], on_done: Callable[[int], None], columns: list[Column] | None = None
+) -> list[DeflatedPart]:
     parts = []
     for chunk in plan:
-        parts.append(render_chunk(report, chunk))
+        parts.append(render_chunk(report, chunk, columns))
         on_done(len(parts))
     return parts
 
@@ -71,13 +74,14 @@ def produce_report(
 
     t = time.perf_counter()
     progress(_QUERY_DONE, "render")
-    plan = plan_chunks(report["school"], settings.chunk_rows, sheet_rows)
+    plan = plan_chunks(report.table["school"], settings.chunk_rows, sheet_rows)
     span = _RENDER_DONE - _QUERY_DONE
-    parts = render(report, plan, lambda k: progress(_QUERY_DONE + span * k / len(plan), "render"))
+    parts = render(report.table, plan, lambda k: progress(_QUERY_DONE + span * k / len(plan), "render"),
+                   report.columns)
     timings["render"] = time.perf_counter() - t
 
     t = time.perf_counter()
     progress(_RENDER_DONE, "merge")
-    size = merge_xlsx(out, report, HEADERS, plan, parts, sheet_rows)
+    size = merge_xlsx(out, report.table, HEADERS, plan, parts, sheet_rows, report.columns)
     timings["merge"] = time.perf_counter() - t
-    return Produced(report.num_rows, size, timings)
+    return Produced(report.table.num_rows, size, timings)

@@ -371,6 +371,12 @@ def check_file(path: Path, table, headers: list[str]) -> dict:
 def child_main(args) -> None:
     import pyarrow as pa
 
+    from actors.niceness import BACKGROUND, workers_at_normal_priority
+
+    # Every contender at our render actors' priority (a Ray started here passes it on to its
+    # workers), so a busy neighbour on the shared machine slows all of them alike.
+    os.nice(BACKGROUND)
+    workers_at_normal_priority()
     t_start = time.perf_counter()
     with pa.OSFile(args.table, "rb") as src:
         table = pa.ipc.open_file(src).read_all().combine_chunks()

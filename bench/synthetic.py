@@ -1,4 +1,4 @@
-"""A deterministic, realistic report table (``actors.catalog.REPORT_SCHEMA``) for benchmarks.
+"""A deterministic, realistic report table (``actors.catalog.SHEET_SCHEMA``) for benchmarks.
 
 Built with numpy + Arrow compute, no Python loop over rows, so a million rows take a few
 seconds. Same ``rows`` and ``seed`` → same table, in the order the report uses (by school,
@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from actors.catalog import REPORT_SCHEMA, collation_key, collation_ranks, fill_template
+from actors.catalog import SHEET_SCHEMA, collation_key, collation_ranks, link
 
 VERSION = 1  # bump when the generated data changes, so stale caches are not reused
 
@@ -137,16 +137,16 @@ def report_table(
         [
             ids_arr,
             titles,
-            fill_template(STUDENT_URL, SUBDOMAIN, ids_arr),
+            link(STUDENT_URL, SUBDOMAIN).values(pa.table({"id": ids_arr})),
             status,
-            fill_template(ADMIN_URL, SUBDOMAIN, ids_arr),
+            link(ADMIN_URL, SUBDOMAIN).values(pa.table({"id": ids_arr})),
             pa.array(views, pa.int64()),
             pa.array(enrollments.astype(np.int64), pa.int64()),
             pa.array(completions.astype(np.int64), pa.int64()),
             dates,
             school,
         ],
-        schema=REPORT_SCHEMA,
+        schema=SHEET_SCHEMA,
     )
     order = np.lexsort((ids_arr.to_numpy(), collation_ranks(titles), collation_ranks(school), no_school))
     return table.take(order).combine_chunks()

@@ -112,9 +112,9 @@ class FlakyWarehouse:
 def dying_renderer(inner, dice: Dice, p: float):
     """A renderer whose consumer dies mid-job with probability ``p``."""
 
-    def render(report, plan, on_done):
+    def render(report, plan, on_done, columns):
         if dice(p):
             raise ConsumerDied()
-        return inner(report, plan, on_done)
+        return inner(report, plan, on_done, columns)
 
     return render

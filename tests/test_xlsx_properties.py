@@ -14,10 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.catalog import HEADERS, REPORT_SCHEMA
+from actors.catalog import HEADERS, SHEET_SCHEMA
 from actors.merge import merge_xlsx
 from actors.partition import SHEET_DATA_ROWS, plan_chunks
 from actors.render import RenderPool, render_chunk
+from actors.xlsx.rows import Link, render_rows
 from tests.data import cell_text
 from tests.workbook import read_both, read_calamine
 
@@ -51,14 +52,14 @@ def report_tables(draw):
             "published": col(dates),
             "school": schools,
         },
-        schema=REPORT_SCHEMA,
+        schema=SHEET_SCHEMA,
     )
 
 
-def write(table: pa.Table, path, chunk_rows=3, sheet_rows=SHEET_DATA_ROWS, render=None):
+def write(table: pa.Table, path, chunk_rows=3, sheet_rows=SHEET_DATA_ROWS, render=None, columns=None):
     plan = plan_chunks(table["school"], chunk_rows, sheet_rows)
-    parts = render(table, plan) if render else [render_chunk(table, c) for c in plan]
-    merge_xlsx(path, table, HEADERS, plan, parts, sheet_rows)
+    parts = render(table, plan, None, columns) if render else [render_chunk(table, c, columns) for c in plan]
+    merge_xlsx(path, table, HEADERS, plan, parts, sheet_rows, columns)
     return path
 
 
@@ -104,22 +105,42 @@ def sample_table(rows: int) -> pa.Table:
             "published": [None if i % 5 == 0 else base + timedelta(days=i % 2000) for i in range(rows)],
             "school": schools,
         },
-        schema=REPORT_SCHEMA,
+        schema=SHEET_SCHEMA,
     )
 
 
+@given(parts=st.lists(texts.filter(lambda t: t is not None), min_size=1, max_size=4),
+       ids=st.lists(st.one_of(st.none(), st.integers(-2**63, 2**63 - 1)), max_size=6))
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_a_link_renders_as_the_strings_it_stands_for(parts, ids):
+    link = Link(tuple(parts), "id")
+    table = pa.table({"id": pa.array(ids, pa.int64())})
+    spelled = pa.table({"url": link.values(table)})
+    assert bytes(render_rows(table, 2, [link])) == bytes(render_rows(spelled, 2))
+
+
+LINKS = [Link(("https://demo.lxp/course/", ""), "id"), Link(("https://demo.lxp/admin/courses/", "/edit?a=1&b=2"), "id")]
+
+
 def test_bytes_do_not_depend_on_the_number_of_actors(ray_session, tmp_path):
-    table = sample_table(20_000)
+    """Same bytes from 1, 2 and 5 actors, serially, and with the URL columns spelled out."""
+    cells = sample_table(20_000)
+    cells = cells.set_column(2, "student_url", LINKS[0].values(cells))
+    cells = cells.set_column(4, "admin_url", LINKS[1].values(cells))
+    table = cells.drop_columns(["student_url", "admin_url"])
+    columns = ["id", "title", LINKS[0], "status", LINKS[1], "views", "enrollments", "completions", "published",
+               "school"]
     digests = set()
     for workers in (1, 2, 5):
         pool = RenderPool(workers, cpus_per_actor=0.5)  # five fit on the 4-CPU test cluster
         try:
-            path = write(table, tmp_path / f"w{workers}.xlsx", chunk_rows=1500, render=pool.render)
+            path = write(table, tmp_path / f"w{workers}.xlsx", chunk_rows=1500, render=pool.render, columns=columns)
         finally:
             pool.shutdown()
         digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
-    serial = write(table, tmp_path / "serial.xlsx", chunk_rows=1500)
-    digests.add(hashlib.sha256(serial.read_bytes()).hexdigest())
+    serial = write(table, tmp_path / "serial.xlsx", chunk_rows=1500, columns=columns)
+    spelled = write(cells, tmp_path / "spelled.xlsx", chunk_rows=1500)
+    digests |= {hashlib.sha256(f.read_bytes()).hexdigest() for f in (serial, spelled)}
     assert len(digests) == 1
     assert len(read_calamine(serial)["Catálogo"]) == 20_001
 
@@ -129,7 +150,7 @@ def test_libreoffice_opens_the_file_and_sees_the_values(tmp_path):
     table = pa.concat_tables([sample_table(30), pa.table(
         {"id": [99], "title": ["=SUM(1) _x0041_ <b>&</b> \"q\""], "student_url": ["u"], "status": ["Rascunho"],
          "admin_url": ["a"], "views": [1], "enrollments": [2], "completions": [3],
-         "published": [date(2026, 1, 31)], "school": [None]}, schema=REPORT_SCHEMA)])
+         "published": [date(2026, 1, 31)], "school": [None]}, schema=SHEET_SCHEMA)])
     path = write(table, tmp_path / "lo.xlsx", chunk_rows=7)
     out = tmp_path / "csv"
     # UTF-8, comma-separated, all sheets, formatted as shown on screen.
@@ -154,7 +175,7 @@ def test_a_full_sheet_continues_on_a_second_one(tmp_path):
         "student_url": pa.array(["u"] * rows), "status": pa.array(["Rascunho"] * rows),
         "admin_url": pa.array(["a"] * rows), "views": pa.array([0] * rows, pa.int64()),
         "enrollments": pa.array([0] * rows, pa.int64()), "completions": pa.array([0] * rows, pa.int64()),
-        "published": pa.nulls(rows, pa.date32()), "school": pa.array(["S"] * rows)}, schema=REPORT_SCHEMA)
+        "published": pa.nulls(rows, pa.date32()), "school": pa.array(["S"] * rows)}, schema=SHEET_SCHEMA)
     path = write(table, tmp_path / "big.xlsx", chunk_rows=200_000)
     sheets = read_calamine(path)
     assert list(sheets) == ["Catálogo", "Catálogo (2)"]

@@ -10,6 +10,9 @@ texts) run only on columns whose bytes a quick scan shows need them, which real 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +26,7 @@ _ILLEGAL_XML = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x{FFFE}\x{FFFF}]"
 _EXCEL_ESCAPE = r"_x[0-9A-Fa-f]{4}_"
 _RUN_BREAK = '_x</t></r><r><t xml:space="preserve">'
 _EMPTY = "<c/>"
+_TEXT_OPEN, _TEXT_CLOSE = '<c t="inlineStr"><is><t xml:space="preserve">', "</t></is></c>"
 STYLE_BOLD = 1
 STYLE_DATE = 2
 
@@ -84,7 +88,7 @@ def text_pieces(values: pa.Array, style: int | None = None) -> list:
     values = values.cast(pa.string()) if pa.types.is_large_string(values.type) else values
     rare = _rare_bytes(values)
     text = _escape(clean_text(values, rare), rare)
-    open_, close = f'<c t="inlineStr"{s}><is><t xml:space="preserve">', "</t></is></c>"
+    open_, close = f'<c t="inlineStr"{s}><is><t xml:space="preserve">', _TEXT_CLOSE
     runs = None
     if ord("_") in rare:
         runs = pc.fill_null(pc.match_substring_regex(text, _EXCEL_ESCAPE), False)
@@ -116,8 +120,69 @@ def date_pieces(values: pa.Array) -> list:
     return number_pieces(serial, STYLE_DATE)
 
 
+@dataclass(frozen=True)
+class Link:
+    """A text column spelled out from literal text around an integer column's digits (the
+    course URLs): rendered as pieces around those digits, so its strings are never built,
+    shipped to a render actor or scanned."""
+
+    parts: tuple[str, ...]  # the literal text before, between and after the key's digits
+    key: str  # an integer column of the table
+
+    def values(self, table: pa.Table) -> pa.Array:
+        """The column's strings (for writers that need them, and for checks)."""
+        digits = pc.cast(table[self.key].combine_chunks(), pa.string())
+        pieces: list = [self.parts[0]]
+        for part in self.parts[1:]:
+            pieces += [digits, part]
+        if len(pieces) == 1:
+            return pa.array([self.parts[0]] * table.num_rows, pa.string())
+        return pc.binary_join_element_wise(*pieces, "")
+
+    def longest(self, table: pa.Table) -> int:
+        """Characters in the longest value (for the column width)."""
+        key = table[self.key]
+        digits = max((len(str(v)) for v in (pc.min(key).as_py(), pc.max(key).as_py()) if v is not None), default=0)
+        return sum(len(p) for p in self.parts) + digits * (len(self.parts) - 1)
+
+
+Column = str | Link  # a sheet column: a table column by name, or a link built from one
+
+
+def link_pieces(link: Link, table: pa.Table) -> list:
+    """Cells of ``link``: the literals cleaned and escaped once, the key's digits spliced between
+    them. Where splicing could differ from the plain text path (null keys, an Excel escape that
+    digits could complete, a text near Excel's limit) the built strings take that path."""
+    key = table[link.key].combine_chunks()
+    if not pa.types.is_integer(key.type):
+        raise TypeError(f"a link needs an integer key column, not {key.type}")
+    literal = "".join(link.parts)
+    units = len(literal.encode("utf-16-le")) // 2 + 20 * (len(link.parts) - 1)  # ≤ 20 digits per key
+    if key.null_count or len(link.parts) < 2 or "_x" in literal or units > MAX_TEXT_UNITS:
+        return text_pieces(link.values(table))
+    parts = pa.array(list(link.parts), pa.string())
+    rare = _rare_bytes(parts)
+    escaped = _escape(clean_text(parts, rare), rare).to_pylist()
+    digits = pc.cast(key, pa.string())
+    pieces: list = [_TEXT_OPEN + escaped[0]]
+    for part in escaped[1:]:
+        pieces += [digits, part]
+    pieces[-1] += _TEXT_CLOSE
+    return pieces
+
+
+def dictionary_pieces(column: pa.DictionaryArray) -> list:
+    """Cells of a dictionary-encoded column: each distinct value rendered once, then taken."""
+    cells = pieces_for(column.dictionary)
+    if len(cells) > 1:
+        cells = [pc.binary_join_element_wise(*cells, "")]
+    return [pc.fill_null(pc.take(cells[0], column.indices), _EMPTY)]
+
+
 def pieces_for(column: pa.Array) -> list:
     t = column.type
+    if pa.types.is_dictionary(t):
+        return dictionary_pieces(column)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return text_pieces(column)
     if pa.types.is_date(t):
@@ -127,15 +192,19 @@ def pieces_for(column: pa.Array) -> list:
     raise TypeError(f"no cell writer for Arrow type {t}")
 
 
-def render_rows(table: pa.Table, first_row: int) -> memoryview:
-    """The ``<row>`` elements for ``table``, numbered from ``first_row`` (1-based sheet row)."""
+def render_rows(table: pa.Table, first_row: int, columns: Sequence[Column] | None = None) -> memoryview:
+    """The ``<row>`` elements for ``table``, numbered from ``first_row`` (1-based sheet row);
+    ``columns``: the sheet's columns in order (default: the table's)."""
     n = table.num_rows
     if n == 0:
         return memoryview(b"")
     numbers = pc.cast(pa.array(np.arange(first_row, first_row + n, dtype=np.int64)), pa.string())
     pieces: list = ['<row r="', numbers, '">']
-    for column in table.columns:
-        pieces += pieces_for(column.combine_chunks())
+    for column in columns or table.column_names:
+        if isinstance(column, Link):
+            pieces += link_pieces(column, table)
+        else:
+            pieces += pieces_for(table[column].combine_chunks())
     pieces.append("</row>")
     rows = pc.binary_join_element_wise(*_merge_literals(pieces), "")
     return memoryview(_string_buffers(rows)[1])  # the joined rows, end to end, not copied

@@ -7,6 +7,8 @@ from xml.sax.saxutils import escape
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from actors.xlsx.rows import Column, Link
+
 MAX_SHEET_ROWS = 1_048_576  # Excel's row limit, header included
 MIN_WIDTH, MAX_WIDTH = 8.0, 60.0
 
@@ -26,19 +28,23 @@ def column_letter(index: int) -> str:
     return letters
 
 
-def column_widths(table: pa.Table, headers: list[str]) -> list[float]:
+def column_widths(table: pa.Table, headers: list[str], columns: list[Column] | None = None) -> list[float]:
     """Widths in characters from the longest value (or header), clamped to a readable range."""
-    widths = []
-    for name, column in zip(headers, table.columns):
-        t = column.type
-        if pa.types.is_date(t):
-            longest = 10
-        elif pa.types.is_string(t) or pa.types.is_large_string(t):
-            longest = pc.max(pc.utf8_length(column)).as_py() or 0
-        else:
-            longest = max(len(str(pc.max(column).as_py() or 0)), len(str(pc.min(column).as_py() or 0)))
-        widths.append(min(MAX_WIDTH, max(MIN_WIDTH, len(name) + 3, longest + 2)))
-    return widths
+    return [min(MAX_WIDTH, max(MIN_WIDTH, len(name) + 3, _longest(table, spec) + 2))
+            for name, spec in zip(headers, columns or table.column_names, strict=True)]
+
+
+def _longest(table: pa.Table, spec: Column) -> int:
+    if isinstance(spec, Link):
+        return spec.longest(table)
+    column = table[spec]
+    if pa.types.is_dictionary(column.type):
+        column = column.combine_chunks().dictionary  # the longest value is among the distinct ones
+    if pa.types.is_date(column.type):
+        return 10
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return pc.max(pc.utf8_length(column)).as_py() or 0
+    return max(len(str(pc.max(column).as_py() or 0)), len(str(pc.min(column).as_py() or 0)))
 
 
 def sheet_head(widths: list[float], last_row: int, header: bytes, selected: bool) -> bytes:
