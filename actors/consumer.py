@@ -265,6 +265,7 @@ class ConsumerLoop:
     def __init__(self, settings_values: dict, render_workers: int | None = None, name: str = "catalog"):
         import ray
 
+        from actors.niceness import as_background
         from actors.notify import open_notifier
         from actors.queue import open_queue
         from actors.render import RenderPool
@@ -272,6 +273,7 @@ class ConsumerLoop:
         from actors.storage import open_storage
         from actors.warehouse import open_warehouse
 
+        as_background()
         self.settings = load_settings(**settings_values)
         workers = render_workers or self.settings.render_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.pool = RenderPool(workers, name_prefix=f"{name}-render")

@@ -97,11 +97,14 @@ def queue_setup():
 def _start_ray() -> None:
     import ray
 
+    from actors.niceness import workers_at_normal_priority
+
     logs = ray.LoggingConfig(encoding="JSON")  # structured log lines, job id as a field
     if os.environ.get("RAY_ADDRESS"):
         ray.init(logging_config=logs)  # join the cluster named by RAY_ADDRESS
     else:
         # address="local": a new Ray, never whatever cluster /tmp/ray/ray_current_cluster names
+        workers_at_normal_priority()
         ray.init(address="local", include_dashboard=False, logging_config=logs)
 
 

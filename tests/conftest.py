@@ -57,6 +57,9 @@ def ray_session():
     """One Ray for the session; its Prometheus endpoint on a known port, reported every 0.5 s."""
     import ray
 
+    from actors.niceness import workers_at_normal_priority
+
+    workers_at_normal_priority()  # as `catalog-report serve` starts its Ray
     port = free_port()
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False, _metrics_export_port=port,
              _system_config={"metrics_report_interval_ms": 500})

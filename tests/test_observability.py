@@ -64,3 +64,23 @@ def test_logs_are_json_lines_with_the_job_id(service, ray_session):
 def test_actors_have_names_that_say_what_they_are(service, ray_session):
     names = {a["name"] for a in ray_session.util.list_named_actors(all_namespaces=True)}
     assert any(re.fullmatch(r"catalog-.+-render-\d+", n) for n in names), names
+
+
+def test_bulk_work_yields_the_cpu_to_the_http_path(service, ray_session):
+    """API replicas run at normal priority; the consumer and render actors below them, so a
+    burst of jobs cannot starve the requests (see actors/niceness.py)."""
+    import os
+
+    from actors.niceness import BACKGROUND
+
+    def niceness(actor):
+        return ray_session.get(actor.__ray_call__.remote(lambda self: os.nice(0)))
+
+    found = {}
+    for info in ray_session.util.list_named_actors(all_namespaces=True):
+        kind = "render" if re.fullmatch(r"catalog-.+-render-\d+", info["name"]) else \
+            "api" if "ReportsAPI" in info["name"] else "consumer" if "JobConsumer" in info["name"] else None
+        if kind:
+            found.setdefault(kind, set()).add(
+                niceness(ray_session.get_actor(info["name"], namespace=info["namespace"])))
+    assert found == {"api": {0}, "consumer": {BACKGROUND}, "render": {BACKGROUND}}, found
