@@ -14,17 +14,26 @@ from collections.abc import Callable
 import pyarrow as pa
 import ray
 
+from actors.memory import forget_pages
 from actors.niceness import as_background
 from actors.partition import Chunk
-from actors.xlsx.deflate import DeflatedPart, deflate_part
+from actors.xlsx.deflate import DeflatedPart, PartWriter
 from actors.xlsx.rows import Column, render_rows
 
 DEPTH = 2  # chunks queued on each actor at once
+BATCH_ROWS = 16_384  # rows turned into XML at a time: an actor's working set, whatever the chunk size
 
 
 def render_chunk(report: pa.Table, chunk: Chunk, columns: list[Column] | None = None) -> DeflatedPart:
-    rows = report.slice(chunk.offset, chunk.length)
-    return deflate_part(render_rows(rows, chunk.first_row, columns))
+    return render_part(report.slice(chunk.offset, chunk.length), chunk.first_row, columns)
+
+
+def render_part(rows: pa.Table, first_row: int, columns: list[Column] | None = None) -> DeflatedPart:
+    """Sheet XML for ``rows``, deflated batch by batch into one part."""
+    part = PartWriter()
+    for start in range(0, rows.num_rows, BATCH_ROWS):
+        part.write(render_rows(rows.slice(start, BATCH_ROWS), first_row + start, columns))
+    return part.finish()
 
 
 def _ipc(rows: pa.Table) -> pa.Buffer:
@@ -43,9 +52,10 @@ class RenderWorker:
 
     def render(self, rows_ipc: pa.Buffer, first_row: int, columns: list[Column] | None = None) -> DeflatedPart:
         rows = pa.ipc.open_stream(rows_ipc).read_all()  # zero-copy over the object store
-        part = deflate_part(render_rows(rows, first_row, columns))
+        part = render_part(rows, first_row, columns)
         del rows
         pa.default_memory_pool().release_unused()  # an idle actor holds no chunk's XML
+        forget_pages(pa.py_buffer(rows_ipc))
         return part
 
 

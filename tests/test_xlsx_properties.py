@@ -182,3 +182,28 @@ def test_a_full_sheet_continues_on_a_second_one(tmp_path):
     assert len(sheets["Catálogo"]) == 1_048_576 and sheets["Catálogo"][-1][0] == SHEET_DATA_ROWS
     assert sheets["Catálogo (2)"][0] == HEADERS and [r[0] for r in sheets["Catálogo (2)"][1:]] == list(
         range(SHEET_DATA_ROWS + 1, rows + 1))
+
+
+def test_a_render_actor_does_not_keep_the_chunks_it_read(ray_session):
+    """After a job the actor holds neither the chunks' object-store pages nor their XML: its
+    memory does not grow with each report it renders (actors/memory.py)."""
+    table = sample_table(60_000)
+    plan = plan_chunks(table["school"], 10_000)
+    pool = RenderPool(1, cpus_per_actor=0.5)
+
+    def status(self):
+        with open("/proc/self/status") as fh:
+            return {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in fh)
+                    if k in ("RssShmem", "RssAnon")}
+
+    try:
+        pool.render(table.slice(0, 100), plan_chunks(table["school"].slice(0, 100), 50))  # imports, warm-up
+        before = ray_session.get(pool.actors[0].__ray_call__.remote(status))
+        parts = pool.render(table, plan)
+        after = ray_session.get(pool.actors[0].__ray_call__.remote(status))
+    finally:
+        pool.shutdown()
+    read = table.nbytes  # what the chunks weighed in the object store
+    shipped = sum(len(p.data) for p in parts)  # the actor's own results, written there by it
+    assert after["RssShmem"] - before["RssShmem"] < shipped + read / 4, (before, after, read, shipped)
+    assert after["RssAnon"] - before["RssAnon"] < read / 2, (before, after, read)

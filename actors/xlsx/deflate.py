@@ -24,11 +24,30 @@ class DeflatedPart:
     size: int  # uncompressed length
 
 
+class PartWriter:
+    """Builds one :class:`DeflatedPart` from pieces written in turn, so the uncompressed text
+    never has to exist whole."""
+
+    def __init__(self, level: int = LEVEL):
+        self._comp = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
+        self._out: list[bytes] = []
+        self._crc = self._size = 0
+
+    def write(self, raw) -> None:
+        self._out.append(self._comp.compress(raw))
+        self._crc = isal_zlib.crc32(raw, self._crc)
+        self._size += len(memoryview(raw).cast("B"))
+
+    def finish(self) -> DeflatedPart:
+        self._out.append(self._comp.flush(isal_zlib.Z_SYNC_FLUSH))
+        return DeflatedPart(b"".join(self._out), self._crc, self._size)
+
+
 def deflate_part(raw, level: int = LEVEL) -> DeflatedPart:
     """Compress ``raw`` (any bytes-like) into a concatenable raw-deflate fragment."""
-    comp = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
-    data = comp.compress(raw) + comp.flush(isal_zlib.Z_SYNC_FLUSH)
-    return DeflatedPart(data, isal_zlib.crc32(raw), len(memoryview(raw).cast("B")))
+    writer = PartWriter(level)
+    writer.write(raw)
+    return writer.finish()
 
 
 def combine(parts: list[DeflatedPart]) -> tuple[int, int, int]:

@@ -1,0 +1,33 @@
+"""Keep a long-lived render actor's resident set to what it is working on.
+
+An actor reads each chunk straight from the object store (zero-copy): the pages it touched stay
+mapped in its address space after the object is freed, and the store places the next chunks
+elsewhere, so without this its RSS grows job after job by the object-store memory it has
+read (measured: +90 MB per 1M-row job per actor, 280 MB after three). ``MADV_DONTNEED`` on a
+shared mapping drops only this process's view: the store keeps the bytes, and a later read
+would fault them back in.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import mmap
+import sys
+
+import pyarrow as pa
+
+_MADV_DONTNEED = 4
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
+
+
+def forget_pages(buffer: pa.Buffer) -> None:
+    """Drop this process's mapping of the whole pages inside ``buffer`` (a read-only view it
+    has finished with); a no-op off Linux."""
+    if _libc is None or buffer.size == 0:
+        return
+    page = mmap.PAGESIZE
+    start = -(-buffer.address // page) * page
+    end = (buffer.address + buffer.size) // page * page
+    if end > start:
+        _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED)
