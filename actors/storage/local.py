@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import time
+import zlib
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +24,9 @@ from itsdangerous import BadSignature, Signer
 from actors.storage.base import PreconditionFailed
 
 DOWNLOAD_PATH = "/institution/reports/files/"
+
+
+LOCK_STRIPES = 64  # lock files per directory of records; a record's is picked by its name
 
 
 class LinkSigner:
@@ -79,28 +83,36 @@ class LocalStorage:
         return json.loads(raw), _generation(raw)
 
     def write_json(self, key: str, value: dict, if_generation: str | None) -> str:
+        """Compare-and-swap one record. The new content is written and fsynced before the lock
+        is taken, so the lock covers only the check and the rename; and each record has its
+        own lock (one of :data:`LOCK_STRIPES`), so a job's writes never wait on another's."""
         dest = self.path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         raw = json.dumps(value, sort_keys=True, default=str).encode()
-        with self._locked(dest.parent):
-            if if_generation is not None:
-                try:
-                    current = _generation(dest.read_bytes())
-                except FileNotFoundError:
-                    current = "0"
-                if current != if_generation:
-                    raise PreconditionFailed(key)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".ledger-")
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".ledger-")
+        try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(raw)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, dest)
+            with self._locked(dest.parent, dest.name):
+                if if_generation is not None:
+                    try:
+                        current = _generation(dest.read_bytes())
+                    except FileNotFoundError:
+                        current = "0"
+                    if current != if_generation:
+                        raise PreconditionFailed(key)
+                os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         return _generation(raw)
 
     @contextmanager
-    def _locked(self, directory: Path):
-        with open(directory / ".lock", "a") as fh:
+    def _locked(self, directory: Path, name: str):
+        stripe = zlib.crc32(name.encode()) % LOCK_STRIPES
+        with open(directory / f".lock-{stripe:02d}", "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield

@@ -1,0 +1,63 @@
+"""The embedded storage's compare-and-swap records (the job ledger on ``file://``)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+import pytest
+
+from actors.settings import load_settings
+from actors.storage import PreconditionFailed, open_storage
+
+
+def store(tmp_path):
+    return open_storage(load_settings(data_dir=str(tmp_path), jwt_secret="s" * 40))
+
+
+def _increment(tmp_path, key: str, times: int) -> None:
+    records = store(tmp_path)
+    for _ in range(times):
+        while True:
+            value, generation = records.read_json(key)
+            try:
+                records.write_json(key, {"n": value["n"] + 1}, generation)
+                break
+            except PreconditionFailed:
+                continue
+
+
+def test_concurrent_compare_and_swap_loses_no_update(tmp_path):
+    """Two processes with three threads each increment one record: every increment lands once."""
+    records = store(tmp_path)
+    records.write_json("jobs/counter.json", {"n": 0}, "0")
+    records.write_json("jobs/other.json", {"n": 0}, "0")
+
+    def process() -> None:
+        threads = [threading.Thread(target=_increment, args=(tmp_path, "jobs/counter.json", 25)) for _ in range(3)]
+        threads.append(threading.Thread(target=_increment, args=(tmp_path, "jobs/other.json", 25)))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=process) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert records.read_json("jobs/counter.json")[0] == {"n": 150}
+    assert records.read_json("jobs/other.json")[0] == {"n": 50}
+    leftovers = [p.name for p in (tmp_path / "files" / "jobs").iterdir() if p.name.startswith(".ledger-")]
+    assert leftovers == []
+
+
+def test_a_refused_swap_leaves_the_record_and_no_temporary_file(tmp_path):
+    records = store(tmp_path)
+    first = records.write_json("jobs/a.json", {"v": 1}, "0")
+    with pytest.raises(PreconditionFailed):
+        records.write_json("jobs/a.json", {"v": 2}, "stale")
+    assert records.read_json("jobs/a.json") == ({"v": 1}, first)
+    assert not [p for p in (tmp_path / "files" / "jobs").iterdir() if p.name.startswith(".ledger-")]
