@@ -17,6 +17,9 @@ What is measured, all over loopback (127.0.0.1), with one httpx.AsyncClient per 
   through ``GET /institution/reports/jobs/{id}``).
 * responsiveness of the rest of the API: one client polls a job's status (100 ms pauses) during
   each burst and, for Serve, until the queue is drained; idle status and /healthz latency too.
+* accepting new jobs while a backlog is worked (Serve): once a burst is answered, one more client
+  requests reports (100 ms pauses, 20 other institutions in turn) until that burst's jobs are
+  done; compared with the idle enqueue latency.
 * CPU time per process while a burst is answered (/proc/<pid>/stat), divided by the 200 answers.
 * RSS of the Serve processes (``/proc/<pid>/status`` VmRSS sampled every 50 ms, and VmHWM) before
   the first burst, at the peak of any burst, after the last drain.
@@ -104,10 +107,11 @@ def warehouse(institutions: int) -> Path:
     return path
 
 
-def tokens(institutions: int) -> dict[int, str]:
+def tokens(institutions: int | range) -> dict[int, str]:
     from serve_app.auth import mint_token
 
-    return {i: mint_token(SECRET, i, 1000 + i, f"inst{i}", 3600) for i in range(1, institutions + 1)}
+    ids = range(1, institutions + 1) if isinstance(institutions, int) else institutions
+    return {i: mint_token(SECRET, i, 1000 + i, f"inst{i}", 3600) for i in ids}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,6 +165,24 @@ async def _probe(client, url: str, token: str, stop: asyncio.Event, samples: lis
             pass
 
 
+async def _enqueue_probe(client, base: str, toks: dict[int, str], stop: asyncio.Event, samples: list) -> None:
+    """One report request at a time (then a 100 ms pause) until ``stop``, institutions in turn
+    (none of them near its rate limit): does a backlog of jobs slow down accepting new ones?"""
+    institutions = sorted(toks)
+    k = 0
+    while not stop.is_set():
+        inst = institutions[k % len(institutions)]
+        k += 1
+        samples.append(await _one(client, base, toks[inst], inst))
+        try:
+            await asyncio.wait_for(stop.wait(), PROBE_PAUSE)
+        except TimeoutError:
+            pass
+
+
+PROBE_INSTITUTIONS = range(10_001, 10_021)  # not in the warehouse: each of their jobs is an empty report
+
+
 @dataclass
 class Burst:
     results: list[Result]
@@ -169,6 +191,7 @@ class Burst:
     drained: tuple[float, Counter] | None = None  # wait_done's answer
     checked: Counter = field(default_factory=Counter)  # final statuses through the API
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process while the burst was answered
+    late: list[Result] = field(default_factory=list)  # report requests sent while the queue drained
 
     @property
     def first(self) -> float:
@@ -182,7 +205,8 @@ class Burst:
 async def _burst(base: str, toks: dict[int, str], per_institution: int, concurrency: int, probe: tuple[str, str],
                  drain, cpu_pids: dict[str, list[int]], timeout: float, deadline: float) -> Burst:
     """Every institution sends its requests back to back, all institutions at once; meanwhile a
-    poller asks for one job's status; then (``drain``) the burst's jobs are waited for."""
+    poller asks for one job's status; then (``drain``) the burst's jobs are waited for while
+    one more client keeps requesting reports."""
     gate = asyncio.Semaphore(concurrency)
     results: list[Result] = []
     probes: list = []
@@ -193,7 +217,7 @@ async def _burst(base: str, toks: dict[int, str], per_institution: int, concurre
             async with gate:
                 results.append(await _one(client, base, token, inst))
 
-    async with _client(concurrency, timeout) as client, _client(1, timeout) as probe_client:
+    async with _client(concurrency, timeout) as client, _client(2, timeout) as probe_client:
         cpu_before = cpu_seconds(cpu_pids)
         poller = asyncio.create_task(_probe(probe_client, base + probe[0], probe[1], stop, probes))
         tasks = [asyncio.create_task(institution(client, i, t)) for i, t in toks.items()]
@@ -205,10 +229,17 @@ async def _burst(base: str, toks: dict[int, str], per_institution: int, concurre
             task.cancel()
         if pending:
             print(f"  burst deadline ({deadline:.0f}s) hit: {len(pending)} institutions cut short", flush=True)
-        drained = await asyncio.to_thread(drain, [r.job_id for r in results if r.job_id]) if drain else None
+        late: list[Result] = []
+        drained = None
+        if drain:
+            draining = asyncio.Event()
+            prober = asyncio.create_task(_enqueue_probe(probe_client, base, tokens(PROBE_INSTITUTIONS), draining, late))
+            drained = await asyncio.to_thread(drain, [r.job_id for r in results if r.job_id])
+            draining.set()
+            await prober
         stop.set()
         await poller
-    return Burst(results, answered, probes, drained, cpu=cpu)
+    return Burst(results, answered, probes, drained, cpu=cpu, late=late)
 
 
 def burst(base: str, toks: dict[int, str], per_institution: int, concurrency: int, probe: tuple[str, str],
@@ -581,7 +612,9 @@ def table(args, serve_out: dict, plain: dict) -> str:
     s_probe_burst = [x[1] for b in sb for x in b.probes if x[0] <= b.answered and x[2] == 200]
     s_probe_drain = [x[1] for b in sb for x in b.probes if x[0] > b.answered and x[2] == 200]
     p_probe_burst = [x[1] for b in pb for x in b.probes if x[2] == 200]
+    s_late = ok([r for b in sb for r in b.late])
     probe_bad = Counter(str(x[2]) for b in sb + pb for x in b.probes if x[2] != 200)
+    probe_bad.update(str(r.status) for b in sb for r in b.late if r.status != 200)
 
     n_req = args.institutions * args.per_institution
     drains = [b.drained[0] - b.first for b in sb]
@@ -614,7 +647,10 @@ def table(args, serve_out: dict, plain: dict) -> str:
          ratios(s_probe_burst, p_probe_burst)),
         ("job status GET by 1 poller after the burst is answered, while the queue drains (n)",
          f"{lat(s_probe_drain)} ({len(s_probe_drain)})", "—", ""),
-        ("non-200 status polls", ", ".join(f"{v}× {k}" for k, v in probe_bad.items()) or "0", "", ""),
+        ("**report request by 1 client after the burst is answered, while the queue drains**: p50 / p99 / max ms (n)",
+         f"{lat(s_late)} ({len(s_late)}); {ratios(s_late, s_idle)} of idle", "—", ""),
+        ("non-200 status polls, and report requests while draining",
+         ", ".join(f"{v}× {k}" for k, v in probe_bad.items()) or "0", "", ""),
         (f"GET /healthz, idle: p50 / p99 / max ms ({n} sequential)",
          lat(serve_out["healthz"]), lat(plain["healthz"]), ratios(serve_out["healthz"], plain["healthz"])),
         ("**queue drain**: first request → last job done, per burst (jobs per burst; throughput)",
