@@ -510,6 +510,7 @@ def run_serve(args, toks: dict[int, str], warehouse_path: Path) -> dict:
     import ray
     from ray import serve
 
+    from actors.niceness import workers_at_normal_priority
     from serve_app.app import build_app
 
     data_dir = Path(tempfile.mkdtemp(prefix="bp_serve_"))
@@ -519,7 +520,10 @@ def run_serve(args, toks: dict[int, str], warehouse_path: Path) -> dict:
     for var in ("RAY_ADDRESS", "RAY_GCS_SERVER_PORT"):
         os.environ.pop(var, None)
     # address="local": a fresh instance even when another `ray start` cluster runs on this machine
-    # (address=None would attach to the one named in /tmp/ray/ray_current_cluster).
+    # (address=None would attach to the one named in /tmp/ray/ray_current_cluster). Workers at the
+    # priority `catalog-report serve` gives them (API replicas and proxy at 0, like uvicorn and
+    # the load generator here; consumer and render actors at 10), unless RAY_worker_niceness is set.
+    workers_at_normal_priority()
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     gcs = ray.get_runtime_context().gcs_address
     assert not gcs.endswith(":6379"), gcs
@@ -679,7 +683,8 @@ def table(args, serve_out: dict, plain: dict) -> str:
 
     lines = [
         (f"## Backpressure: {args.institutions} institutions × {args.per_institution} report requests at once, "
-         f"{args.repeat} bursts (2 CPUs, loopback)\n"),
+         f"{args.repeat} bursts (2 CPUs, loopback; Ray workers started at niceness "
+         f"{os.environ.get('RAY_worker_niceness', '15')})\n"),
         ("| | Serve app (HTTP → ReportsAPI → limiter actor → queue → ledger; consumer working) "
          "| plain uvicorn FastAPI (same path, in-process limiter) | Serve / uvicorn |"),
         "|---|---|---|---|",
