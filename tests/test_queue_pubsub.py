@@ -238,6 +238,10 @@ def test_ensure_topology_is_idempotent_and_converges(url):
         sub = client.get_subscription(subscription=config.subscription_path(config.subscription))
     assert sub.dead_letter_policy.max_delivery_attempts == 7 and sub.ack_deadline_seconds == 20
     assert sub.retry_policy.maximum_backoff.total_seconds() == 600
+    ensure_topology(url, ack_deadline_seconds=ACK_DEADLINE, retry_policy=False)
+    with pubsub_v1.SubscriberClient() as client:
+        sub = client.get_subscription(subscription=config.subscription_path(config.subscription))
+    assert "retry_policy" not in sub and sub.dead_letter_policy.max_delivery_attempts == 5
     other = f"pubsub://{PROJECT}/other-{uuid.uuid4().hex[:8]}?subscription={config.subscription}"
     with pytest.raises(ValueError, match="cannot change topic"):
         ensure_topology(other)
