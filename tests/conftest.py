@@ -12,9 +12,11 @@ import pytest
 
 from tests.data import write_warehouse
 from tests.emulators import (  # noqa: F401 (shared fixtures)
+    _pubsub_emulator_process,
     free_port,
     gcs_emulator,
     pubsub_emulator,
+    pubsub_emulator_closing_streams,
     service_account_key,
 )
 

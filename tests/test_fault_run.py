@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import Counter
 from datetime import date
 
@@ -136,3 +137,72 @@ def test_fault_run_embedded_backends(tmp_path, settings_factory, capsys):
     assert summary["injected: warehouse failures"] > 0 and summary["notification attempts answered 500"] > 0  # every fault really happened
     queue = open_queue(settings.queue_url)
     assert queue.pending() == 0 and len(queue.dead_letters()) == summary["poison messages"]
+
+
+@pytest.mark.slow
+def test_fault_run_pubsub_and_gcs(tmp_path, settings_factory, pubsub_emulator_closing_streams, gcs_emulator,
+                                  service_account_key, monkeypatch, capsys):
+    """The same run on the production adapters: the ``pubsub://`` queue on Google's Pub/Sub
+    emulator and ``gs://`` storage (files and the ledger) on fake-gcs-server. Every fault of the
+    embedded run is injected here too. The lease is 10 s, Pub/Sub's shortest ack deadline, so
+    whatever a dead consumer held comes back 10 s later; the subscription's own dead-letter
+    policy (20 deliveries) stays above the consumer's run budget, as the pubsub:// docs ask.
+
+    The subscription has no retry policy (Pub/Sub then redelivers a nacked or expired message
+    at once; the consumer's own nack delays still space the retries). The emulator's retry
+    policy is broken: a message it holds back for its backoff stays in its retry schedule even
+    when that delivery is acked meanwhile, and when the schedule comes due it dereferences the
+    missing delivery; the NullPointerException ends its periodic redelivery task, so from then on
+    nothing nacked or expired on the subscription is ever delivered again."""
+    from google.cloud import storage as gcs
+
+    from actors.queue.pubsub import PubSubConfig
+    from actors.queue.pubsub_admin import ensure_topology
+    from tests.emulators import BUCKET
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.url)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(service_account_key.path))
+    name = uuid.uuid4().hex[:10]
+    queue_url = f"pubsub://catalog-test/fault-{name}?subscription=fault-{name}&max_delivery_attempts=20"
+    ensure_topology(queue_url, ack_deadline_seconds=10, retry_policy=False)
+    prefix = f"fault-{name}"
+    api = NotificationAPI()
+    try:
+        settings = settings_factory(tmp_path, notify_url=api.url, queue_url=queue_url,
+                                    storage_url=f"gs://{BUCKET}/{prefix}", max_delivery_attempts=4,
+                                    lease_seconds=10, notify_attempts=12)
+        bucket = gcs.Client(project=None).bucket(BUCKET)
+        summary, expected = fault_run(settings, api, lambda: sum(
+            1 for blob in bucket.list_blobs(prefix=f"{prefix}/catalog/") if blob.name.endswith(".xlsx")))
+    finally:
+        api.stop()
+    print_summary("fault run, production adapters (Pub/Sub emulator, fake-gcs-server, HTTP notification API)",
+                  summary, capsys)
+    assert summary["lost"] == 0 and summary["duplicates"] == 0 and summary["wrong status"] == 0
+    done = sum(1 for s in expected.values() if s == "done") - summary["failed after exhausting retries"]
+    assert summary["files written"] == done
+    assert summary["injected: warehouse failures"] > 0 and summary["notification attempts answered 500"] > 0
+    config = PubSubConfig.from_url(queue_url)
+    left = _drain(config.subscription_path(config.subscription))
+    dead = _drain(config.subscription_path(config.dead_letter_subscription))
+    assert left == [] and len(dead) == summary["poison messages"]
+    assert all(m.attributes["reason"].startswith("unparseable") for m in dead)
+
+
+def _drain(subscription: str) -> list:
+    """Every message a subscription still has, acked (pulls until one comes back empty)."""
+    from google.api_core.exceptions import DeadlineExceeded
+    from google.cloud import pubsub_v1
+
+    got = []
+    with pubsub_v1.SubscriberClient() as client:
+        while True:
+            try:
+                response = client.pull(subscription=subscription, max_messages=100, timeout=3)
+            except DeadlineExceeded:
+                break
+            if not response.received_messages:
+                break
+            client.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages])
+            got += [m.message for m in response.received_messages]
+    return got

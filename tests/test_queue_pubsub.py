@@ -4,6 +4,8 @@ dead letters, and the consumer's delivery guarantees end to end."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from datetime import date
@@ -133,9 +135,9 @@ def test_leases_acked_extended_dead_lettered_and_abandoned_messages(url, make, m
     MAX_LEASE_SECONDS), only explicit extends hold a message: the abandoned one comes back after
     its lease, the extended one does not, and acked or dead-lettered ones are gone for good.
 
-    (The consumer that dies is simulated this way because the emulator never notices a closed
-    streaming pull: it keeps sending redeliveries down the dead stream, delaying them by whole
-    extra ack deadlines.)"""
+    (The consumer that dies is simulated this way because the emulator as shipped never notices
+    a closed streaming pull (see tests/emulators.py): it keeps sending redeliveries down the dead
+    stream, delaying them by whole extra ack deadlines.)"""
     monkeypatch.setattr(pubsub, "MAX_LEASE_SECONDS", 1)
     queue = make(max_messages=4)
     ids = {queue.publish(data): data for data in (b"extended", b"acked", b"abandoned", b"garbage")}
@@ -159,6 +161,43 @@ def test_leases_acked_extended_dead_lettered_and_abandoned_messages(url, make, m
             came_back = time.monotonic()
     assert [(d.data, d.attempt, d.message_id) for d in back] == [(b"abandoned", 2, got[b"abandoned"].message_id)]
     queue.ack(got[b"extended"])
+
+
+KILLED_CONSUMER = """
+import sys, time
+from actors.queue.pubsub import PubSubQueue
+queue = PubSubQueue(sys.argv[1])
+while not (got := queue.pull(1, float(sys.argv[2]), wait_seconds=1)):
+    pass
+print(got[0].message_id, flush=True)
+time.sleep(600)  # killed while holding it
+"""
+
+
+def test_a_killed_consumer_process_has_its_message_back_after_one_lease(url, make, pubsub_emulator_closing_streams):
+    """A consumer process killed while holding a message (SIGKILL: no nack, no close) stops
+    renewing its lease, so the message is delivered again one lease after it died; and the dead
+    process's stream takes nothing published after the death."""
+    victim = make().publish(b"victim")
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CONSUMER, url, str(ACK_DEADLINE)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == victim
+    finally:
+        child.kill()
+        child.wait()
+    killed = time.monotonic()
+    queue = make(max_messages=4)
+    later = {queue.publish(f"later-{i}".encode()): time.monotonic() for i in range(5)}
+    came: dict[str, tuple[float, int]] = {}
+    while victim not in came and time.monotonic() < killed + 3 * ACK_DEADLINE:
+        for d in queue.pull(4, ACK_DEADLINE, wait_seconds=0.5):
+            came[d.message_id] = (time.monotonic(), d.attempt)
+            queue.ack(d)
+    assert set(came) == set(later) | {victim}
+    assert all(came[m][0] - published < 3 for m, published in later.items()), "a dead stream held a message back"
+    back, attempt = came[victim]
+    assert attempt == 2 and ACK_DEADLINE - 2 < back - killed < ACK_DEADLINE + 4  # one lease, not two
 
 
 def test_flow_control_bounds_the_messages_handed_out(make):
@@ -199,6 +238,10 @@ def test_ensure_topology_is_idempotent_and_converges(url):
         sub = client.get_subscription(subscription=config.subscription_path(config.subscription))
     assert sub.dead_letter_policy.max_delivery_attempts == 7 and sub.ack_deadline_seconds == 20
     assert sub.retry_policy.maximum_backoff.total_seconds() == 600
+    ensure_topology(url, ack_deadline_seconds=ACK_DEADLINE, retry_policy=False)
+    with pubsub_v1.SubscriberClient() as client:
+        sub = client.get_subscription(subscription=config.subscription_path(config.subscription))
+    assert "retry_policy" not in sub and sub.dead_letter_policy.max_delivery_attempts == 5
     other = f"pubsub://{PROJECT}/other-{uuid.uuid4().hex[:8]}?subscription={config.subscription}"
     with pytest.raises(ValueError, match="cannot change topic"):
         ensure_topology(other)

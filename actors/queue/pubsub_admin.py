@@ -23,13 +23,17 @@ from actors.queue.pubsub import PubSubConfig
 
 
 def ensure_topology(url: str, *, ack_deadline_seconds: int = 60, min_backoff_seconds: float = 10,
-                    max_backoff_seconds: float = 600) -> None:
+                    max_backoff_seconds: float = 600, retry_policy: bool = True) -> None:
     """Create what is missing, and bring existing subscriptions' settings in line; idempotent.
 
     Topic and dead-letter topic; the subscription with an ack deadline, a dead-letter policy
     (``max_delivery_attempts`` from the URL; it is also what makes Pub/Sub count delivery
     attempts) and an exponential retry policy; and a subscription on the dead-letter topic,
     without which Pub/Sub would drop the dead letters.
+
+    ``retry_policy=False`` leaves the subscription without one (an existing one is removed):
+    Pub/Sub then redelivers a nacked or expired message at once, and only the consumer's own
+    delays (:meth:`PubSubQueue.nack`) space the retries.
     """
     config = PubSubConfig.from_url(url)
     with pubsub_v1.PublisherClient() as publisher:
@@ -51,11 +55,12 @@ def ensure_topology(url: str, *, ack_deadline_seconds: int = 60, min_backoff_sec
             dead_letter_topic=config.topic_path(config.dead_letter_topic),
             max_delivery_attempts=config.max_delivery_attempts,
         ),
-        retry_policy=RetryPolicy(
+    )
+    if retry_policy:
+        jobs.retry_policy = RetryPolicy(
             minimum_backoff=timedelta(seconds=min_backoff_seconds),
             maximum_backoff=timedelta(seconds=max_backoff_seconds),
-        ),
-    )
+        )
     with pubsub_v1.SubscriberClient() as subscriber:
         _ensure_subscription(subscriber, dead_letters, ["ack_deadline_seconds"])
         _ensure_subscription(subscriber, jobs, ["ack_deadline_seconds", "dead_letter_policy", "retry_policy"])
