@@ -6,13 +6,15 @@ from datetime import date, datetime, timezone
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_serializer, model_validator
 
 TOPIC = "generate-report-catalog-topic"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    """Now, to the microsecond (phase and lag metrics need it; what the SPEC shows is cut to
+    seconds where it is written out: :func:`iso`, ``requestedAt``)."""
+    return datetime.now(timezone.utc)
 
 
 def iso(ts: datetime | None) -> str | None:
@@ -35,6 +37,10 @@ class CatalogJob(_Camel):
     end_date: date = Field(alias="endDate")
     school_ids: list[PositiveInt] | None = Field(default=None, alias="schoolIds", max_length=1000)
     requested_at: datetime = Field(alias="requestedAt")
+
+    @field_serializer("requested_at")
+    def _seconds(self, value: datetime) -> str:
+        return iso(value)  # SPEC §3: "2026-06-02T12:00:00Z"
 
     @model_validator(mode="after")
     def _period(self) -> "CatalogJob":

@@ -6,8 +6,9 @@ one warm process running the same query in DuckDB and writing with rustpy-xlsxwr
 
 The warehouse is ``catalog-report demo-data`` output (one institution, cached in bench/out/cache).
 Ours is the real service: Ray Serve app + consumer + 2 render actors, driven over HTTP, phases
-read from the job ledger; its clock runs from sending the request until a status poll (every
-50 ms, as a client would) sees ``done``. The peer is the same DuckDB query and the same Arrow post-processing
+read from the job ledger; its clock runs from sending the request to the ledger's ``finished_at``
+(the moment the status turns ``done``, same machine clock), so the client's status polls (every
+0.25 s) neither round the time up nor take CPU from the job while it runs. The peer is the same DuckDB query and the same Arrow post-processing
 (``build_report``) in one process, then rustpy-xlsxwriter; both are warmed up once first.
 Medians of --repeat runs; the machine is shared, so read the ratio, not the seconds.
 """
@@ -90,7 +91,7 @@ def our_jobs(values: dict, repeat: int) -> list[dict[str, float]]:
     runs = []
     try:
         for i in range(repeat + 1):  # the first run warms the actors up and is not counted
-            started = time.perf_counter()
+            started, started_at = time.perf_counter(), time.time()
             r = httpx.get(f"{base}/institution/reports/catalog", headers=headers, timeout=60,
                           params={"start_date": PERIOD[0].isoformat(), "end_date": PERIOD[1].isoformat()})
             accepted = time.perf_counter() - started
@@ -99,11 +100,11 @@ def our_jobs(values: dict, repeat: int) -> list[dict[str, float]]:
                 status = httpx.get(f"{base}/institution/reports/jobs/{job_id}", headers=headers, timeout=60).json()
                 if status["results"]["status"] in ("done", "failed"):
                     break
-                time.sleep(0.05)
-            total = time.perf_counter() - started
+                time.sleep(0.25)
             assert status["results"]["status"] == "done", status
             ledger = Path(values["data_dir"]) / "files" / "jobs" / f"{job_id}.json"
             state = JobState.model_validate(json.loads(ledger.read_text()))
+            total = state.finished_at.timestamp() - started_at  # the moment the job turned done
             run = {"accept": accepted, **state.timings, "total": total}
             print(f"  ours run {i}: " + ", ".join(f"{k} {v:.2f}s" for k, v in run.items()), flush=True)
             if i:
