@@ -11,6 +11,7 @@ import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -73,53 +74,88 @@ def collation_key(s: str) -> str:
     return unicodedata.normalize("NFKD", s).translate(_combining_marks()).casefold()
 
 
-def collation_ranks(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Each value's dense rank in ``collation_key`` order (equal keys, equal rank; null as "").
-
-    Keys are computed once per distinct value (ASCII ones vectorised: their key is the lower
-    case), so sorting a million rows by title costs a sort of integers, not of strings."""
-    values = pc.fill_null(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values, "")
-    distinct = pc.unique(values)
+def collation_keys(distinct: pa.Array) -> pa.Array:
+    """``collation_key`` of each value (ASCII ones vectorised: their key is the lower case)."""
     keys = pc.utf8_lower(distinct)
     ascii_mask = pc.string_is_ascii(distinct)
     if not pc.all(ascii_mask).as_py():
         others = np.flatnonzero(~ascii_mask.to_numpy(zero_copy_only=False))
         other_keys = pa.array([collation_key(v) for v in pc.take(distinct, others).to_pylist()], pa.string())
         keys = pc.replace_with_mask(keys, pc.invert(ascii_mask), other_keys)
+    return keys
+
+
+def _dense_ranks(keys: pa.Array) -> np.ndarray:
+    """Each key's rank among the distinct keys (equal keys, equal rank)."""
     order = pc.sort_indices(keys).to_numpy()
     sorted_keys = pc.take(keys, order)
     new_key = np.ones(len(order), dtype=bool)
     if len(order) > 1:
         new_key[1:] = pc.not_equal(sorted_keys.slice(1), sorted_keys.slice(0, len(order) - 1)).to_numpy(
             zero_copy_only=False)
-    rank_of_distinct = np.empty(len(order), dtype=np.int64)
-    rank_of_distinct[order] = np.cumsum(new_key) - 1
-    return rank_of_distinct[pc.index_in(values, distinct).to_numpy()]
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.cumsum(new_key) - 1
+    return ranks
 
 
-def aggregate_schools(pairs: pa.Table) -> pa.Table:
-    """(course_id, school_name) pairs → one ``school`` per course: the distinct names in
+def collation_ranks(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Each value's dense rank in ``collation_key`` order (equal keys, equal rank; null as "").
+
+    Keys are computed once per distinct value, so sorting a million rows by title costs a sort
+    of integers, not of strings."""
+    values = pc.fill_null(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values, "")
+    distinct = pc.unique(values)
+    return _dense_ranks(collation_keys(distinct))[pc.index_in(values, distinct).to_numpy()]
+
+
+class Schools(NamedTuple):
+    """Each course's school text, as a code into a small dictionary of distinct texts."""
+
+    course_id: np.ndarray  # ascending
+    code: np.ndarray  # per course: its text's index in ``texts``
+    texts: pa.Array  # distinct: a course's school names in collation order, joined
+    rank: np.ndarray  # per text: dense rank in collation order (equal keys, equal rank)
+
+
+def aggregate_schools(pairs: pa.Table) -> Schools:
+    """(course_id, school_name) pairs → one school text per course: its distinct names in
     collation order (ties broken by the name itself, so the result is deterministic), joined.
-    ``school`` is dictionary-encoded: a few thousand distinct strings stand for a million rows,
-    so sorting, cutting and rendering by school work on small integers."""
+
+    A few thousand distinct texts stand for a million courses, so sorting, cutting and
+    rendering by school work on small integers. A text's collation key is its names' keys
+    joined the same way (NFKD, mark removal and case folding do not reach across the ", "
+    separator), so keys are computed for the few hundred names only."""
     pairs = pairs.filter(pc.is_valid(pairs["school_name"]))
     names = pairs["school_name"].combine_chunks()
     distinct = pc.unique(names)
-    by_key = np.lexsort((pc.sort_indices(distinct).to_numpy(), collation_ranks(distinct)))
+    keys = collation_keys(distinct)
+    by_key = np.lexsort((pc.sort_indices(distinct).to_numpy(), _dense_ranks(keys)))
     name_rank = np.empty(len(distinct), dtype=np.int64)
     name_rank[by_key] = np.arange(len(distinct))  # a strict order: (key, name)
-    rank = name_rank[pc.index_in(names, distinct).to_numpy()]
-    course = pairs["course_id"].to_numpy()
-    order = np.lexsort((rank, course))
-    course, rank = course[order], rank[order]
-    keep = np.ones(len(order), dtype=bool)
+    course, rank = _sorted_pairs(pairs["course_id"].to_numpy(), name_rank[pc.index_in(names, distinct).to_numpy()])
+    keep = np.ones(len(course), dtype=bool)
     keep[1:] = (course[1:] != course[:-1]) | (rank[1:] != rank[:-1])  # distinct names per course
     course, rank = course[keep], rank[keep]
     starts = np.flatnonzero(np.r_[True, course[1:] != course[:-1]]) if len(course) else np.empty(0, np.int64)
     offsets = pa.array(np.r_[starts, len(course)].astype(np.int32))
-    lists = pa.ListArray.from_arrays(offsets, pc.take(distinct, pa.array(by_key[rank])))
-    return pa.table({"course_id": pa.array(course[starts], pa.int64()),
-                     "school": pc.dictionary_encode(pc.binary_join(lists, SCHOOL_SEPARATOR))})
+    ordered = pa.array(by_key[rank])
+    texts = pc.binary_join(pa.ListArray.from_arrays(offsets, pc.take(distinct, ordered)), SCHOOL_SEPARATOR)
+    text_keys = pc.binary_join(pa.ListArray.from_arrays(offsets, pc.take(keys, ordered)), SCHOOL_SEPARATOR)
+    encoded = pc.dictionary_encode(texts)
+    one_course = np.zeros(len(encoded.dictionary), dtype=np.int64)
+    one_course[encoded.indices.to_numpy()] = np.arange(len(encoded))  # any course with that text
+    return Schools(course[starts], encoded.indices.to_numpy(), encoded.dictionary,
+                   _dense_ranks(pc.take(text_keys, pa.array(one_course))))
+
+
+def _sorted_pairs(course: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(course, rank) pairs sorted: one integer sort of both packed in an int64 when they fit."""
+    width = max(1, int(np.max(rank, initial=0)).bit_length())
+    if len(course) and (course.min() < 0 or int(course.max()).bit_length() + width > 63):
+        order = np.lexsort((rank, course))
+        return course[order], rank[order]
+    packed = np.sort((course.astype(np.int64) << width) | rank)
+    return packed >> width, packed & ((1 << width) - 1)
 
 
 def link(template: str, subdomain: str) -> Link:
@@ -155,14 +191,17 @@ def build_report(
     """The report in SPEC §5 column and row order."""
     courses = rows.courses.combine_chunks()
     schools = aggregate_schools(rows.schools)
-    names = schools["school"].combine_chunks().dictionary
-    at = pc.index_in(courses["id"].combine_chunks(), schools["course_id"])
-    code = pc.take(schools["school"].combine_chunks().indices, at)  # per course, null: no school
-    # Sort key per SPEC §5: (no school, school key, title key, id) — the first three as ranks.
-    at = pc.fill_null(code, -1).to_numpy()  # -1 (no school) picks the entry appended last
-    no_school = np.r_[pc.equal(pc.utf8_length(names), 0).to_numpy(zero_copy_only=False), True][at]
-    school_rank = np.r_[collation_ranks(names), 0][at]
-    order = _sort_order(courses["id"].to_numpy(), no_school, school_rank, collation_ranks(courses["title"]))
+    ids = courses["id"].to_numpy()
+    code = np.full(len(ids), -1, dtype=np.int64)  # per course: its school text, -1 for none
+    if len(schools.course_id):
+        at = np.minimum(np.searchsorted(schools.course_id, ids), len(schools.course_id) - 1)
+        found = schools.course_id[at] == ids
+        code[found] = schools.code[at[found]]
+    # Sort key per SPEC §5: (no school, school key, title key, id) — the first three as ranks;
+    # index -1 (no school) picks the entry appended last.
+    no_school = np.r_[pc.equal(pc.utf8_length(schools.texts), 0).to_numpy(zero_copy_only=False), True][code]
+    school_rank = np.r_[schools.rank, 0][code]
+    order = _sort_order(ids, no_school, school_rank, collation_ranks(courses["title"]))
     with ThreadPoolExecutor(2) as pool:  # Arrow's take releases the GIL: strings in one thread
         titles = pool.submit(pc.take, courses["title"], order)
         rest = courses.drop_columns(["title"]).take(order)
@@ -176,7 +215,7 @@ def build_report(
             rest["enrollments"],
             rest["completions"],
             local_dates(rest["published_at"].combine_chunks(), zone),
-            pa.DictionaryArray.from_arrays(pc.take(code, order), names),
+            pa.DictionaryArray.from_arrays(pa.array(code[order], pa.int32(), mask=code[order] < 0), schools.texts),
         ],
         schema=REPORT_SCHEMA,
     )

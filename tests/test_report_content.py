@@ -123,3 +123,14 @@ def test_the_packed_sort_orders_rows_as_a_multi_key_sort(rows):
         if rows else (np.empty(0, np.int64), np.empty(0, bool), np.empty(0, np.int64), np.empty(0, np.int64))
     assert _sort_order(ids, flag, small).tolist() == np.lexsort((ids, small, flag)).tolist()
     assert _sort_order(ids, flag, wide, wide).tolist() == np.lexsort((ids, wide, wide, flag)).tolist()
+
+
+@given(names=st.lists(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8),
+                      min_size=1, max_size=4))
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_a_school_text_key_is_its_names_keys_joined(names):
+    """What lets school texts be ranked from their names' keys (actors.catalog.aggregate_schools):
+    NFKD, dropping marks and case folding never reach across the ", " separator."""
+    from actors.catalog import SCHOOL_SEPARATOR, collation_key
+
+    assert collation_key(SCHOOL_SEPARATOR.join(names)) == SCHOOL_SEPARATOR.join(collation_key(n) for n in names)
