@@ -21,6 +21,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import pyarrow as pa
 from pydantic import ValidationError
 
 from actors import metrics
@@ -274,6 +275,9 @@ class ConsumerLoop:
         from actors.warehouse import open_warehouse
 
         as_background()
+        # Ray gives workers OMP_NUM_THREADS=1, which Arrow takes as its thread-pool size; this
+        # process sorts and cuts the report while the render actors are idle: let it use the node.
+        pa.set_cpu_count(len(os.sched_getaffinity(0)))
         self.settings = load_settings(**settings_values)
         workers = render_workers or self.settings.render_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.pool = RenderPool(workers, name_prefix=f"{name}-render")
