@@ -21,7 +21,7 @@ from actors.xlsx.deflate import DeflatedPart, PartWriter
 from actors.xlsx.rows import Column, render_rows
 
 DEPTH = 2  # chunks queued on each actor at once
-BATCH_ROWS = 16_384  # rows turned into XML at a time: an actor's working set, whatever the chunk size
+BATCH_ROWS = 32_768  # rows turned into XML at a time: an actor's working set, whatever the chunk size
 
 
 def render_chunk(report: pa.Table, chunk: Chunk, columns: list[Column] | None = None) -> DeflatedPart:
