@@ -31,3 +31,26 @@ def forget_pages(buffer: pa.Buffer) -> None:
     end = (buffer.address + buffer.size) // page * page
     if end > start:
         _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED)
+
+
+ANON_BUDGET = 112 << 20  # private memory an idle render actor may keep for its next chunk
+
+
+def private_bytes() -> int:
+    """This process's resident anonymous memory (0 where /proc is not there)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def trim_private(budget: int = ANON_BUDGET) -> None:
+    """Hand the allocator's free pages back to the OS, but only past ``budget``: freeing them
+    after every chunk would make the next chunk fault them all in again (measured: ~10% of the
+    render time), while the allocator, left alone, keeps ~150 MB it does not need."""
+    if private_bytes() > budget:
+        pa.default_memory_pool().release_unused()

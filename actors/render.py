@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pyarrow as pa
 import ray
 
-from actors.memory import forget_pages
+from actors.memory import forget_pages, trim_private
 from actors.niceness import as_background
 from actors.partition import Chunk
 from actors.xlsx.deflate import DeflatedPart, PartWriter
@@ -54,7 +54,7 @@ class RenderWorker:
         rows = pa.ipc.open_stream(rows_ipc).read_all()  # zero-copy over the object store
         part = render_part(rows, first_row, columns)
         del rows
-        pa.default_memory_pool().release_unused()  # an idle actor holds no chunk's XML
+        trim_private()  # an idle actor holds little of the chunks' XML
         forget_pages(pa.py_buffer(rows_ipc))
         return part
 
