@@ -131,19 +131,18 @@ class Link:
 
     def values(self, table: pa.Table) -> pa.Array:
         """The column's strings (for writers that need them, and for checks)."""
-        digits = pc.cast(table[self.key].combine_chunks(), pa.string())
-        pieces: list = [self.parts[0]]
-        for part in self.parts[1:]:
-            pieces += [digits, part]
-        if len(pieces) == 1:
+        if len(self.parts) == 1:
             return pa.array([self.parts[0]] * table.num_rows, pa.string())
-        return pc.binary_join_element_wise(*pieces, "")
+        return pc.binary_join_element_wise(*_spliced(self.parts, table[self.key].combine_chunks()), "")
 
-    def longest(self, table: pa.Table) -> int:
-        """Characters in the longest value (for the column width)."""
-        key = table[self.key]
-        digits = max((len(str(v)) for v in (pc.min(key).as_py(), pc.max(key).as_py()) if v is not None), default=0)
-        return sum(len(p) for p in self.parts) + digits * (len(self.parts) - 1)
+
+def _spliced(literals, key: pa.Array) -> list:
+    """``literals`` with the key's digits between each two: pieces for one element-wise join."""
+    digits = pc.cast(key, pa.string())
+    pieces: list = [literals[0]]
+    for literal in literals[1:]:
+        pieces += [digits, literal]
+    return pieces
 
 
 Column = str | Link  # a sheet column: a table column by name, or a link built from one
@@ -163,11 +162,8 @@ def link_pieces(link: Link, table: pa.Table) -> list:
     parts = pa.array(list(link.parts), pa.string())
     rare = _rare_bytes(parts)
     escaped = _escape(clean_text(parts, rare), rare).to_pylist()
-    digits = pc.cast(key, pa.string())
-    pieces: list = [_TEXT_OPEN + escaped[0]]
-    for part in escaped[1:]:
-        pieces += [digits, part]
-    pieces[-1] += _TEXT_CLOSE
+    pieces = _spliced(escaped, key)
+    pieces[0], pieces[-1] = _TEXT_OPEN + pieces[0], pieces[-1] + _TEXT_CLOSE
     return pieces
 
 

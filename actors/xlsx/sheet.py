@@ -35,8 +35,8 @@ def column_widths(table: pa.Table, headers: list[str], columns: list[Column] | N
 
 
 def _longest(table: pa.Table, spec: Column) -> int:
-    if isinstance(spec, Link):
-        return spec.longest(table)
+    if isinstance(spec, Link):  # the literals around the key's longest text, once per occurrence
+        return sum(len(part) for part in spec.parts) + _longest(table, spec.key) * (len(spec.parts) - 1)
     column = table[spec]
     if pa.types.is_dictionary(column.type):
         column = column.combine_chunks().dictionary  # the longest value is among the distinct ones
