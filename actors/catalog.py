@@ -150,12 +150,27 @@ def aggregate_schools(pairs: pa.Table) -> Schools:
 
 def _sorted_pairs(course: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(course, rank) pairs sorted: one integer sort of both packed in an int64 when they fit."""
-    width = max(1, int(np.max(rank, initial=0)).bit_length())
-    if len(course) and (course.min() < 0 or int(course.max()).bit_length() + width > 63):
+    packed = _pack(course, rank)
+    if packed is None:
         order = np.lexsort((rank, course))
         return course[order], rank[order]
-    packed = np.sort((course.astype(np.int64) << width) | rank)
-    return packed >> width, packed & ((1 << width) - 1)
+    keys, (_, rank_width) = packed
+    keys = np.sort(keys)
+    return keys >> rank_width, keys & ((1 << rank_width) - 1)
+
+
+def _pack(*keys: np.ndarray) -> tuple[np.ndarray, list[int]] | None:
+    """Non-negative integer (or bool) keys, most significant first, packed into one int64 whose
+    order is theirs, and each key's bit width; None when they do not fit."""
+    if any(len(k) and k.min() < 0 for k in keys):
+        return None
+    widths = [max(1, int(np.max(k, initial=0)).bit_length()) for k in keys]
+    if sum(widths) > 63:
+        return None
+    packed = np.zeros(len(keys[0]), dtype=np.int64)
+    for key, width in zip(keys, widths):
+        packed = (packed << width) | key.astype(np.int64)
+    return packed, widths
 
 
 def link(template: str, subdomain: str) -> Link:
@@ -230,14 +245,11 @@ def _sort_order(ids: np.ndarray, *ranks: np.ndarray) -> np.ndarray:
 
     When the keys fit in one int64 with the id's rank in the low bits, that rank is unique, so
     sorting the packed values themselves (not an argsort, half the cost) yields the order."""
-    widths = [max(1, int(np.max(r, initial=0)).bit_length()) for r in ranks]
-    id_width = max(1, len(ids).bit_length())
-    if sum(widths) + id_width > 63:
-        return np.lexsort((ids, *reversed(ranks)))
-    packed = np.zeros(len(ids), dtype=np.int64)
-    for rank, width in zip(ranks, widths):
-        packed = (packed << width) | rank.astype(np.int64)
     by_id = np.argsort(ids, kind="stable")  # ids mostly arrive in order: cheap
     id_rank = np.empty(len(ids), dtype=np.int64)
     id_rank[by_id] = np.arange(len(ids))
-    return by_id[np.sort((packed << id_width) | id_rank) & ((1 << id_width) - 1)]
+    packed = _pack(*ranks, id_rank)
+    if packed is None:
+        return np.lexsort((ids, *reversed(ranks)))
+    keys, widths = packed
+    return by_id[np.sort(keys) & ((1 << widths[-1]) - 1)]
