@@ -277,7 +277,7 @@ class ConsumerLoop:
         as_background()
         # Ray gives workers OMP_NUM_THREADS=1, which Arrow takes as its thread-pool size; this
         # process sorts and cuts the report while the render actors are idle: let it use the node.
-        pa.set_cpu_count(len(os.sched_getaffinity(0)))
+        pa.set_cpu_count(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
         self.settings = load_settings(**settings_values)
         workers = render_workers or self.settings.render_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.pool = RenderPool(workers, name_prefix=f"{name}-render")

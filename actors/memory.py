@@ -2,10 +2,10 @@
 
 An actor reads each chunk straight from the object store (zero-copy): the pages it touched stay
 mapped in its address space after the object is freed, and the store places the next chunks
-elsewhere, so without this its RSS grows job after job by the object-store memory it has
-read (measured: +90 MB per 1M-row job per actor, 280 MB after three). ``MADV_DONTNEED`` on a
-shared mapping drops only this process's view: the store keeps the bytes, and a later read
-would fault them back in.
+elsewhere, so without this its RSS grows job after job by the object-store memory it has read
+(measured at 1M rows, 2 actors: 148, 234, 280 MB of shared pages after one, two, three jobs).
+``MADV_DONTNEED`` on a shared mapping drops only this process's view: the store keeps the
+bytes, and a later read would fault them back in.
 """
 
 from __future__ import annotations

@@ -93,10 +93,11 @@ class RenderPool:
         running: dict = {}  # ObjectRef → (actor, chunk index)
 
         def feed(actor) -> None:
-            for index, chunk in todo:
+            """Queue the next chunk, if any, on ``actor``."""
+            if (item := next(todo, None)) is not None:
+                index, chunk = item
                 rows = _ipc(report.slice(chunk.offset, chunk.length))
                 running[actor.render.remote(rows, chunk.first_row, columns)] = (actor, index)
-                return
 
         for actor in self._working():
             for _ in range(DEPTH):
