@@ -20,7 +20,7 @@ from actors.partition import SHEET_DATA_ROWS, plan_chunks
 from actors.render import RenderPool, render_chunk
 from actors.memory import ANON_BUDGET, private_bytes, trim_private
 from actors.xlsx.rows import Link, render_rows
-from tests.data import cell_text
+from tests.data import cell_text, shown_date
 from tests.workbook import read_both, read_calamine
 
 texts = st.one_of(
@@ -32,7 +32,8 @@ texts = st.one_of(
     st.builds(lambda c, n: c * n, st.sampled_from(["a", "é", "😀", "\x01"]), st.integers(30_000, 40_000)),
 )
 counts = st.integers(min_value=0, max_value=2**53)
-dates = st.one_of(st.none(), st.dates(min_value=date(1900, 3, 1), max_value=date(9999, 12, 31)))
+dates = st.one_of(st.none(), st.dates(min_value=date(1800, 1, 1), max_value=date(9999, 12, 31)),
+                  st.dates(min_value=date(1899, 12, 25), max_value=date(1900, 3, 5)))  # Excel's 1900 quirk
 
 
 @st.composite
@@ -68,7 +69,8 @@ def expected(table: pa.Table) -> list[list]:
     rows = []
     for r in table.to_pylist():
         values = list(r.values())
-        rows.append([cell_text(v) if isinstance(v, str) else v for v in values])
+        rows.append([cell_text(v) if isinstance(v, str) else shown_date(v) if isinstance(v, date) else v
+                     for v in values])
     return rows
 
 

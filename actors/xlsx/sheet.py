@@ -7,7 +7,7 @@ from xml.sax.saxutils import escape
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from actors.xlsx.rows import Column, Link
+from actors.xlsx.rows import Column, Link, column_letter
 
 MAX_SHEET_ROWS = 1_048_576  # Excel's row limit, header included
 MIN_WIDTH, MAX_WIDTH = 8.0, 60.0
@@ -16,16 +16,6 @@ _NS = (
     'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
     'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
 )
-
-
-def column_letter(index: int) -> str:
-    """0 → A, 25 → Z, 26 → AA."""
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
 
 
 def column_widths(table: pa.Table, headers: list[str], columns: list[Column] | None = None) -> list[float]:
