@@ -106,7 +106,7 @@ def _code_points(text: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The non-ASCII code points of UTF-8 ``text``: where each begins, its length, its value."""
     lead = np.flatnonzero(text >= 0xC0)
     first = text[lead]
-    length = 2 + (first >= 0xE0) + (first >= 0xF0)
+    length = (first >= 0xE0).astype(np.uint8) + (first >= 0xF0) + 2  # small: one per code point
     point = ((first & (0x7F >> length)).astype(np.uint32) << 6) | (text[lead + 1] & 0x3F)
     for j in (2, 3):
         more = np.flatnonzero(length > j)
@@ -128,7 +128,7 @@ def collation_keys(values: pa.Array) -> pa.Array:
     roomy = np.full((len(text), spread), _PAD, np.uint8)
     roomy[:, 0] = text
     roomy = roomy.ravel()
-    room_start = lead * spread
+    room_start = lead * spread if spread > 1 else lead
     for j in range(4 * spread):  # every code point has 2 bytes at least
         at = slice(None) if j < 2 * spread else np.flatnonzero(length * spread > j)
         roomy[room_start[at] + j] = table.keys[point[at], j]
