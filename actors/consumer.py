@@ -22,10 +22,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
-from pydantic import ValidationError
 
 from actors import metrics
-from actors.job import CatalogJob, JobState, Status, utcnow
+from actors.job import CatalogJob, JobState, Status, read_message, utcnow
 from actors.logs import job_log, use_serve_log_files
 from actors.ledger import Ledger
 from actors.notify import Notification, NotificationRejected, Notifier
@@ -130,19 +129,30 @@ class JobRunner:
 
     def handle(self, delivery: Delivery) -> None:
         try:
-            job = CatalogJob.from_bytes(delivery.data)
-        except (ValidationError, ValueError) as exc:
+            job, legacy = read_message(delivery.data, delivery.message_id, self.settings.timezone)
+        except ValueError as exc:
             job_log(delivery.message_id).error("message %s cannot be parsed; dead-lettered: %s",
                                                delivery.message_id, exc)
             self.queue.dead_letter(delivery, f"unparseable: {exc}"[:1000])
             return
-        job_id = delivery.message_id
-        found = self.ledger.get(job_id)
-        if found is None:
-            self.ledger.create(self._new_state(job_id, job))
-            found = self.ledger.get(job_id)
-        state, gen = found
+        job_id = job.job_id
         jlog = job_log(job_id)
+        found = self.ledger.get(job_id)
+        if found is None and legacy:  # a version-1 message: nobody recorded it before publishing
+            self.ledger.create(JobState.accepted(job))
+            found = self.ledger.get(job_id)
+        if found is None:
+            jlog.warning("job %s has no ledger record (its request was withdrawn); message dropped", job_id)
+            self.queue.ack(delivery)
+            return
+        state, gen = found
+        if state.job is not None and state.job != job:
+            # Another request under this id: a queue that numbers messages afresh (an emulator
+            # restarted) reused a version-1 message's id.
+            jlog.error("message %s names job %s, which is another request; dead-lettered",
+                       delivery.message_id, job_id)
+            self.queue.dead_letter(delivery, f"job id {job_id} already names another request")
+            return
         if state.notified:
             jlog.info("job %s already delivered; duplicate message acked", job_id)
             self.queue.ack(delivery)
@@ -181,10 +191,10 @@ class JobRunner:
         handed back to the queue for a retry."""
         job_id = claim.state.id
         try:
-            produced = self._produce_and_store(job, job_id, claim)
-            url, expires = self.storage.link(job.object_key(job_id), self.settings.link_ttl_seconds)
+            produced = self._produce_and_store(job, claim)
+            url, expires = self.storage.link(job.object_key, self.settings.link_ttl_seconds)
             claim.save(status=Status.done, progress=1.0, rows=produced.rows, url=url, expires_at=expires,
-                       object_key=job.object_key(job_id), finished_at=utcnow(),
+                       object_key=job.object_key, finished_at=utcnow(),
                        timings={k: round(v, 4) for k, v in produced.timings.items()})
             return True
         except PreconditionFailed:
@@ -229,7 +239,7 @@ class JobRunner:
             metrics.job_seconds().observe((state.finished_at - state.created_at).total_seconds())
         jlog.info("job %s %s and notified (%s rows)", state.id, state.status.value, state.rows)
 
-    def _produce_and_store(self, job: CatalogJob, job_id: str, claim: _Claim) -> Produced:
+    def _produce_and_store(self, job: CatalogJob, claim: _Claim) -> Produced:
         query = CatalogQuery.for_dates(job.institution_id, job.start_date, job.end_date,
                                        self.settings.zone, job.school_ids)
         with tempfile.TemporaryDirectory(prefix="catalog-") as tmp:
@@ -239,19 +249,15 @@ class JobRunner:
                                       progress=claim.progress)
             claim.progress(0.95, "store")
             started = time.perf_counter()
-            self.storage.put_file(job.object_key(job_id), out, XLSX_TYPE, job.file_name)
+            self.storage.put_file(job.object_key, out, XLSX_TYPE, job.file_name)
             produced.timings["store"] = time.perf_counter() - started
         for phase, seconds in produced.timings.items():
             metrics.phase_seconds().observe(seconds, {"phase": phase})
         if produced.rows:  # Ray counters refuse an increment of 0
             metrics.rows_rendered().inc(produced.rows)
-        job_log(job_id).info("job %s: %d rows, %d bytes, timings %s", job_id, produced.rows, produced.size,
+        job_log(job.job_id).info("job %s: %d rows, %d bytes, timings %s", job.job_id, produced.rows, produced.size,
                              {k: round(v, 3) for k, v in produced.timings.items()})
         return produced
-
-    def _new_state(self, job_id: str, job: CatalogJob) -> JobState:
-        return JobState(id=job_id, institution_id=job.institution_id, user_id=job.user_id,
-                        created_at=job.requested_at)
 
     def _stale(self, state: JobState) -> bool:
         """A claim whose heartbeat is older than a lease belongs to a consumer that died."""

@@ -23,10 +23,10 @@ class Ledger:
         """Write ``state`` if the record is still at ``generation`` (``ABSENT``: not there yet)."""
         return self.storage.write_json(ledger_key(state.id), state.model_dump(mode="json"), generation)
 
-    def create(self, state: JobState) -> bool:
-        """Record a new job unless someone already did; True when this call created it."""
+    def create(self, state: JobState) -> str | None:
+        """Record a new job unless someone already did: its generation, or None when the id was
+        taken. Storage errors are raised: a job is never accepted without its record."""
         try:
-            self.put(state, ABSENT)
-            return True
+            return self.put(state, ABSENT)
         except PreconditionFailed:
-            return False
+            return None

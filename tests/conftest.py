@@ -15,6 +15,7 @@ from tests.emulators import (  # noqa: F401 (shared fixtures)
     _pubsub_emulator_process,
     free_port,
     gcs_emulator,
+    own_pubsub_emulator,
     pubsub_emulator,
     pubsub_emulator_closing_streams,
     service_account_key,

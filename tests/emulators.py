@@ -108,34 +108,71 @@ def _emulator_command(workdir: Path, port: int) -> tuple[list[str], str | None]:
     return ["java", "-cp", f"{classes}{os.pathsep}{jars[0]}", _EMULATOR_MAIN, *args], None
 
 
+class PubSubEmulator:
+    """One emulator process on a fixed port, which can be stopped and started again (losing
+    everything it held, as the real emulator does)."""
+
+    def __init__(self, workdir: Path, port: int):
+        self.workdir, self.port, self.host = workdir, port, f"127.0.0.1:{port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log = workdir / "emulator.log"
+        self.command, self.blind_to_closed_streams = _emulator_command(workdir, port)
+        self._proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            # Its own process group: the launcher script starts Java as a child, and both must go.
+            self._proc = subprocess.Popen(self.command, cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT,
+                                          start_new_session=True)
+        _wait_until_listening(self._proc, self.port, self.log)
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        os.killpg(self._proc.pid, signal.SIGTERM)
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+        self._proc = None
+
+
+def _require_pubsub_emulator() -> None:
+    if not EMULATOR.exists():
+        pytest.skip(f"the Pub/Sub emulator is not installed on this machine ({EMULATOR} is missing)")
+    if shutil.which("java") is None:
+        pytest.skip("the Pub/Sub emulator is installed on this machine but Java, which it runs on, is not")
+
+
 @pytest.fixture(scope="session")
 def _pubsub_emulator_process(tmp_path_factory) -> tuple[str, str | None]:
     """One emulator for the session (Java start-up is the slow part); every test gets its own
     topic and subscription instead. Gives its host, and why it would not notice closed streams
     (None when it does)."""
-    if not EMULATOR.exists():
-        pytest.skip(f"the Pub/Sub emulator is not installed on this machine ({EMULATOR} is missing)")
-    if shutil.which("java") is None:
-        pytest.skip("the Pub/Sub emulator is installed on this machine but Java, which it runs on, is not")
-    workdir = tmp_path_factory.mktemp("pubsub-emulator")
-    log = workdir / "emulator.log"
-    port = free_port()
-    command, blind_to_closed_streams = _emulator_command(workdir, port)
-    with log.open("wb") as out:
-        # Its own process group: the launcher script starts Java as a child, and both must go.
-        proc = subprocess.Popen(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    _require_pubsub_emulator()
+    emulator = PubSubEmulator(tmp_path_factory.mktemp("pubsub-emulator"), free_port())
     try:
-        _wait_until_listening(proc, port, log)
+        emulator.start()
         with pytest.MonkeyPatch.context() as env:
-            env.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
-            yield f"127.0.0.1:{port}", blind_to_closed_streams
+            env.setenv("PUBSUB_EMULATOR_HOST", emulator.host)
+            yield emulator.host, emulator.blind_to_closed_streams
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        emulator.stop()
+
+
+@pytest.fixture
+def own_pubsub_emulator(tmp_path, monkeypatch) -> PubSubEmulator:
+    """An emulator of this test's own, which it may restart (``PUBSUB_EMULATOR_HOST`` points at
+    it for the test)."""
+    _require_pubsub_emulator()
+    emulator = PubSubEmulator(tmp_path / "pubsub-emulator", free_port())
+    if emulator.blind_to_closed_streams:
+        pytest.skip(emulator.blind_to_closed_streams)
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator.host)
+    emulator.start()
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture(scope="session")

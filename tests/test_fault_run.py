@@ -14,12 +14,13 @@ from datetime import date
 import pytest
 
 from actors.consumer import JobRunner
-from actors.job import CatalogJob, utcnow
+from actors.job import CatalogJob, CatalogJobV1, new_job_id, utcnow
 from actors.ledger import Ledger
 from actors.notify import open_notifier
 from actors.pipeline import render_serially
 from actors.queue import open_queue
 from actors.storage import open_storage
+from actors.submit import submit
 from actors.warehouse import open_warehouse
 from tests.faults import ConsumerDied, Dice, FaultyQueue, FlakyStorage, FlakyWarehouse, dying_renderer
 from tests.notify_server import NotificationAPI
@@ -31,6 +32,7 @@ INSTITUTIONS = [1, 2, 99, BROKEN]
 def fault_run(settings, api: NotificationAPI, count_files, jobs: int = 200, seed: int = 7, consumers: int = 2):
     dice = Dice(seed)
     queue = open_queue(settings.queue_url)  # the publisher
+    ledger = Ledger(open_storage(settings))
     storage = FlakyStorage(open_storage(settings), dice, p=0.03, outage_seconds=0.5)
     warehouse = FlakyWarehouse(open_warehouse(settings.warehouse_url), dice, p=0.05, down_for={BROKEN})
     render = dying_renderer(render_serially, dice, p=0.03)
@@ -40,9 +42,15 @@ def fault_run(settings, api: NotificationAPI, count_files, jobs: int = 200, seed
     poison = 0
     for i in range(jobs):
         inst = INSTITUTIONS[i % len(INSTITUTIONS)] if i % 20 else BROKEN if i % 40 == 0 else 2
-        job = CatalogJob(institution_id=inst, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
-                         end_date=date(2025, 12, 31), requested_at=utcnow())
-        expected[queue.publish(job.to_bytes())] = "failed" if inst == BROKEN else "done"
+        request = dict(institution_id=inst, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
+                       end_date=date(2025, 12, 31), requested_at=utcnow())
+        if i % 10 == 5:  # a version-1 message, as older publishers send: its message id is the job id
+            job_id = queue.publish(CatalogJobV1(**request).to_bytes())
+        else:
+            job = CatalogJob(job_id=new_job_id(), timezone=settings.timezone, **request)
+            submit(ledger, queue, job)
+            job_id = job.job_id
+        expected[job_id] = "failed" if inst == BROKEN else "done"
         if i % 25 == 0:
             queue.publish(b'{"type": "catalog", "institutionId": "poison"}')
             poison += 1
@@ -88,7 +96,6 @@ def fault_run(settings, api: NotificationAPI, count_files, jobs: int = 200, seed
 
     delivered = Counter(d["body"]["jobId"] for d in api.delivered)
     statuses = {d["body"]["jobId"]: d["body"]["status"] for d in api.delivered}
-    ledger = Ledger(open_storage(settings))
     # A job meant to succeed may still end "failed" when random faults used up its whole retry
     # budget: that is the contract, and the ledger says how many runs it had.
     exhausted = {job_id for job_id, want in expected.items() if want == "done" and statuses.get(job_id) == "failed"

@@ -181,6 +181,41 @@ def test_status_is_visible_only_to_its_requester(service):
     service.wait_done(job_id, owner)
 
 
+def test_job_ids_are_the_services_own_and_in_the_ledger_when_answered(service):
+    """A ULID the service made, not the queue's message id (which queues may reuse), with its
+    record and message already in the ledger."""
+    from ulid import ULID
+
+    from actors.ledger import Ledger
+    from actors.storage import open_storage
+
+    token = service.token()
+    before = time.time()
+    job_id = service.request_report(token, **GOOD, school_ids="12").json()["results"]["id"]
+    assert before - 1 <= ULID.from_str(job_id).timestamp <= time.time() + 1
+    state, _ = Ledger(open_storage(service.settings)).get(job_id)
+    assert (state.job.job_id, state.job.version, state.job.school_ids) == (job_id, 2, [12])
+    assert (state.job.format, state.job.locale, state.job.timezone) == ("xlsx", "pt-BR", "UTC")
+    service.wait_done(job_id, token)
+
+
+def test_a_ledger_that_cannot_be_written_is_503_and_nothing_is_queued(service):
+    """The job is recorded before it is published: when that write fails the request is
+    refused (503, retry later), instead of a 200 for a job the ledger will never know."""
+    jobs = service.data_dir / "files" / "jobs"
+    aside = jobs.with_name("jobs-aside")
+    jobs.rename(aside)
+    jobs.write_text("not a directory: every ledger write fails")
+    try:
+        r = service.request_report(service.token(institution_id=5), **GOOD)
+    finally:
+        jobs.unlink()
+        aside.rename(jobs)
+    assert_error(r, 503, "unavailable")
+    assert 1 <= int(r.headers["retry-after"]) <= 60
+    assert not any(n["institutionId"] == 5 for n in service.notifications())
+
+
 def test_signed_link_rejects_tampering_and_expiry(service):
     token = service.token()
     job_id = service.request_report(token, **GOOD).json()["results"]["id"]

@@ -32,7 +32,7 @@ from google.auth.credentials import Credentials
 from google.cloud import storage
 
 from actors.consumer import JobRunner
-from actors.job import CatalogJob, JobState, Status, utcnow
+from actors.job import CatalogJob, JobState, Status, new_job_id, utcnow
 from actors.ledger import Ledger
 from actors.notify import open_notifier
 from actors.queue import open_queue
@@ -40,6 +40,7 @@ from actors.settings import ConfigError, load_settings
 from actors.storage import PreconditionFailed, open_storage
 from actors.storage.base import XLSX_TYPE
 from actors.storage.gcs import GcsStorage, content_disposition
+from actors.submit import submit
 from actors.warehouse import open_warehouse
 from tests.emulators import BUCKET, SIGNER, Emulator
 from tests.workbook import read_both
@@ -293,7 +294,7 @@ def test_two_consumers_racing_on_one_job_exactly_one_wins(tmp_path):
 
         def consumer(ledger: Ledger, worker: str) -> None:
             start.wait()
-            created.append(ledger.create(state))
+            created.append(ledger.create(state) is not None)
             current, gen = ledger.get(job_id)
             start.wait()  # both hold the same generation now
             try:
@@ -400,9 +401,10 @@ def test_consumer_end_to_end_on_gcs(tmp_path, warehouse, service_account_key):
                              warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32)
     queue, store = open_queue(settings.queue_url), open_storage(settings)
     runner = JobRunner(settings, queue, store, open_warehouse(settings.warehouse_url), open_notifier(settings))
-    job = CatalogJob(institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
-                     end_date=date(2025, 12, 31), requested_at=utcnow())
-    job_id = queue.publish(job.to_bytes())
+    job = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
+                     start_date=date(2025, 1, 1), end_date=date(2025, 12, 31), timezone="UTC", requested_at=utcnow())
+    submit(Ledger(store), queue, job)
+    job_id = job.job_id
     assert runner.run_once(wait_seconds=0)
 
     ledger = json.loads(raw_bucket().blob(f"pfx/jobs/{job_id}.json").download_as_bytes())
