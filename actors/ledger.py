@@ -30,3 +30,12 @@ class Ledger:
             return self.put(state, ABSENT)
         except PreconditionFailed:
             return None
+
+    def withdraw(self, job_id: str, generation: str) -> bool:
+        """Remove a record nobody has touched since ``generation``; False when a consumer already
+        claimed it (so the message it was published in did arrive)."""
+        try:
+            self.storage.delete(ledger_key(job_id), generation)
+            return True
+        except PreconditionFailed:
+            return False

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     max_delivery_attempts: int = Field(5, ge=1)
     lease_seconds: float = Field(60.0, ge=1)
     max_in_flight: int = Field(256, ge=1)
+    publish_timeout_seconds: float = Field(10.0, gt=0)
     notify_timeout_seconds: float = Field(10.0, gt=0)
     notify_attempts: int = Field(8, ge=1)
 

@@ -23,7 +23,7 @@ from actors.consumer import consumer_deployment
 from actors.job import JOB_ID_PATTERN, CatalogJob, new_job_id, utcnow
 from actors.ledger import Ledger
 from actors.logs import ROOT, use_serve_log_files
-from actors.queue import open_queue
+from actors.queue import QueueUnavailable, open_queue
 from actors.settings import Settings, load_settings
 from actors.storage import open_storage
 from actors.storage.local import LocalStorage
@@ -37,6 +37,7 @@ log = logging.getLogger(f"{ROOT}.http")
 
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 RETRY_AFTER_SECONDS = 10  # a backend outage: long enough not to hammer it, short enough for a person
+HEALTH_TIMEOUT_SECONDS = 3.0
 
 api = FastAPI(
     title="catalog-report",
@@ -152,7 +153,7 @@ class ReportsAPI:
                          subdomain=who.subdomain, start_date=req.start_date, end_date=req.end_date,
                          school_ids=req.school_ids, timezone=self.settings.timezone, requested_at=utcnow())
         try:
-            await asyncio.to_thread(submit, self.ledger, self.queue, job)
+            await asyncio.to_thread(submit, self.ledger, self.queue, job, self.settings.publish_timeout_seconds)
         except Unavailable as exc:
             log.warning("job %s not accepted: %s (%r)", job.job_id, exc, exc.__cause__)
             raise ApiError(503, f"{exc}; retry shortly", {"Retry-After": str(RETRY_AFTER_SECONDS)}) from exc
@@ -176,8 +177,13 @@ class ReportsAPI:
             raise ApiError(404, "downloads are served by the configured object storage")
         return downloads.serve_file(self.storage, key, expires, signature)
 
-    @api.get("/healthz", response_model=Health)
+    @api.get("/healthz", response_model=Health, responses={503: ERROR_RESPONSES[503]},
+             summary="Whether requests can be accepted and consumed (the queue answers)")
     async def healthz(self):
+        try:
+            await asyncio.to_thread(self.queue.check, HEALTH_TIMEOUT_SECONDS)
+        except QueueUnavailable as exc:
+            raise ApiError(503, f"queue: {exc}", {"Retry-After": str(RETRY_AFTER_SECONDS)}) from exc
         return {"status": "ok"}
 
 

@@ -216,6 +216,44 @@ def test_a_ledger_that_cannot_be_written_is_503_and_nothing_is_queued(service):
     assert not any(n["institutionId"] == 5 for n in service.notifications())
 
 
+def test_a_queue_outage_is_a_prompt_503_and_leaves_no_record(service):
+    """The embedded queue's write lock held elsewhere (as a stuck process would): the request
+    gives up after the publish timeout with 503 and Retry-After, and withdraws the job's record."""
+    import sqlite3
+
+    jobs = service.data_dir / "files" / "jobs"
+    before = set(jobs.glob("*.json"))
+    holder = sqlite3.connect(service.data_dir / "queue" / "queue.sqlite3", isolation_level=None, timeout=30)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        r = service.request_report(service.token(institution_id=6), **GOOD)
+        elapsed = time.monotonic() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert_error(r, 503, "unavailable")
+    assert "queue" in r.json()["message"] and 1 <= int(r.headers["retry-after"]) <= 60
+    assert elapsed < service.settings.publish_timeout_seconds + 3
+    assert set(jobs.glob("*.json")) == before
+
+
+def test_health_says_when_the_queue_is_unusable(service):
+    import sqlite3
+
+    assert service.get("/healthz").json() == {"status": "ok"}
+    db = sqlite3.connect(service.data_dir / "queue" / "queue.sqlite3", isolation_level=None, timeout=30)
+    db.execute("ALTER TABLE messages RENAME TO messages_aside")
+    try:
+        r = service.get("/healthz")
+    finally:
+        db.execute("ALTER TABLE messages_aside RENAME TO messages")
+        db.close()
+    body = assert_error(r, 503, "unavailable")
+    assert body["message"].startswith("queue: ") and "no such table" in body["message"]
+    assert service.get("/healthz").status_code == 200
+
+
 def test_signed_link_rejects_tampering_and_expiry(service):
     token = service.token()
     job_id = service.request_report(token, **GOOD).json()["results"]["id"]
@@ -265,7 +303,7 @@ def test_rate_limit_is_shared_across_replicas(service):
 
 
 def test_health_and_openapi(service):
-    assert service.get("/healthz").status_code == 200
+    assert service.get("/healthz").json() == {"status": "ok"}
     spec = service.get("/openapi.json").json()
     assert "/institution/reports/catalog" in spec["paths"]
     assert service.get("/docs").status_code == 200

@@ -373,3 +373,42 @@ def test_job_ids_stay_unique_when_the_emulator_numbers_messages_afresh(own_pubsu
     for one in accepted:
         assert ledger.get(one.job_id)[0].job == CatalogJob.model_validate_json(one.to_bytes())
     source.close()
+
+
+def test_an_outage_is_reported_in_bounded_time_and_leaves_no_job_behind(own_pubsub_emulator, tmp_path):
+    """Publishing while Pub/Sub is down gives up after the publish timeout (the client's own
+    retries stop then too), and the job's ledger record is withdrawn; the health check says
+    first that Pub/Sub does not answer, then, once it is back without its topology, that the
+    subscription is missing, and nothing once queue-setup has run again."""
+    from actors.queue import QueueUnavailable
+    from actors.submit import Unavailable
+
+    url = f"pubsub://{PROJECT}/jobs-outage?subscription=worker-outage"
+    ensure_topology(url, ack_deadline_seconds=ACK_DEADLINE, retry_policy=False)
+    settings = load_settings(data_dir=tmp_path, queue_url=url, jwt_secret="x" * 32)
+    ledger = Ledger(open_storage(settings))
+    queue = PubSubQueue(url)
+    try:
+        queue.check(timeout=3)
+        own_pubsub_emulator.stop()
+        with pytest.raises(QueueUnavailable, match="did not answer"):
+            queue.check(timeout=2)
+        one = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
+                         start_date=date(2025, 1, 1), end_date=date(2025, 12, 31), timezone="UTC",
+                         requested_at=utcnow())
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match="queue did not answer"):
+            submit(ledger, queue, one, publish_timeout=2)
+        assert time.monotonic() - started < 5
+        assert ledger.get(one.job_id) is None
+        own_pubsub_emulator.start()
+        with pytest.raises(QueueUnavailable, match="subscription .* does not exist"):
+            queue.check(timeout=10)  # the client reconnects within it
+        with pytest.raises(QueueUnavailable, match="topic .* does not exist"):
+            queue.publish(b"{}", timeout=3)
+        ensure_topology(url, ack_deadline_seconds=ACK_DEADLINE, retry_policy=False)
+        queue.check(timeout=3)
+        submit(ledger, queue, one, publish_timeout=5)
+        assert ledger.get(one.job_id)[0].status.value == "queued"
+    finally:
+        queue.close()

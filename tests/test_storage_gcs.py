@@ -282,6 +282,21 @@ def test_update_needs_the_current_generation(tmp_path):
     assert store.write_json("jobs/c.json", {"v": 4}, None) != fresh  # unconditional always lands
 
 
+def test_delete_sends_the_generation_as_a_precondition(tmp_path, proxy, monkeypatch):
+    """GCS refuses a delete whose ``ifGenerationMatch`` is stale (412); fake-gcs-server ignores
+    that parameter on deletes, so here the request itself is checked, and what the emulator does
+    implement: a delete of something absent under a precondition is a lost race."""
+    store = through(proxy, monkeypatch, tmp_path)
+    generation = store.write_json("jobs/d.json", {"v": 1}, "0")
+    store.delete("jobs/d.json", generation)
+    [(method, path, status)] = [s for s in proxy.seen if s[0] == "DELETE"]
+    assert f"ifGenerationMatch={generation}" in path and status in (200, 204)
+    assert store.read_json("jobs/d.json") is None
+    with pytest.raises(PreconditionFailed):
+        store.delete("jobs/d.json", generation)
+    store.delete("jobs/d.json")  # unconditional: nothing there is fine
+
+
 def test_two_consumers_racing_on_one_job_exactly_one_wins(tmp_path):
     """Like two consumers with one message each: both create, both read, both claim."""
     prefix = f"race-{uuid.uuid4().hex[:6]}"

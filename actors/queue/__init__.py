@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.queue.base import Delivery, JobQueue
+from actors.queue.base import PUBLISH_TIMEOUT, Delivery, JobQueue, QueueUnavailable
 from actors.registry import backend_for
 
 # scheme → "module:class"; adding a backend is one file and one line here.
@@ -16,4 +16,4 @@ def open_queue(url: str) -> JobQueue:
     return backend_for(url, BACKENDS)(url)
 
 
-__all__ = ["Delivery", "JobQueue", "open_queue"]
+__all__ = ["PUBLISH_TIMEOUT", "Delivery", "JobQueue", "QueueUnavailable", "open_queue"]

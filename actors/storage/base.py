@@ -29,3 +29,8 @@ class Storage(Protocol):
         """Write atomically; ``if_generation`` "0" = only if absent, a generation = only if
         unchanged, None = unconditionally. Returns the new generation."""
         ...
+
+    def delete(self, key: str, if_generation: str | None = None) -> None:
+        """Remove ``key`` if it is still at ``if_generation`` (PreconditionFailed otherwise, also
+        when it is gone); with None, whatever is there, and nothing if it is absent."""
+        ...

@@ -138,6 +138,17 @@ class GcsStorage:
         return str(blob.generation)
 
 
+    def delete(self, key: str, if_generation: str | None = None) -> None:
+        try:
+            self._blob(key).delete(retry=DEFAULT_RETRY,
+                                   if_generation_match=None if if_generation is None else int(if_generation))
+        except exceptions.NotFound:
+            if if_generation is not None:
+                raise PreconditionFailed(key) from None
+        except exceptions.PreconditionFailed as exc:
+            raise PreconditionFailed(key) from exc
+
+
 def content_disposition(file_name: str) -> str:
     """RFC 6266: a quoted ASCII ``filename`` every client understands and, when the real name is
     not plain ASCII, ``filename*`` (RFC 8187, UTF-8) carrying it for the clients that can."""

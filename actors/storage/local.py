@@ -109,6 +109,21 @@ class LocalStorage:
                 os.unlink(tmp)
         return _generation(raw)
 
+    def delete(self, key: str, if_generation: str | None = None) -> None:
+        dest = self.path(key)
+        if not dest.parent.is_dir():
+            if if_generation is not None:
+                raise PreconditionFailed(key)
+            return
+        with self._locked(dest.parent, dest.name):
+            try:
+                if if_generation is not None and _generation(dest.read_bytes()) != if_generation:
+                    raise PreconditionFailed(key)
+                dest.unlink()
+            except FileNotFoundError:
+                if if_generation is not None:
+                    raise PreconditionFailed(key) from None
+
     @contextmanager
     def _locked(self, directory: Path, name: str):
         stripe = zlib.crc32(name.encode()) % LOCK_STRIPES
