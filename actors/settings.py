@@ -33,6 +33,13 @@ def _scheme_check(value: str, registry: dict) -> str:
     return value
 
 
+def _naming(variable: str, check, *args) -> None:
+    try:
+        check(*args)
+    except ValueError as exc:
+        raise ValueError(f"{variable}: {exc}") from None
+
+
 class Settings(BaseSettings):
     """What the service needs to know; defaults run everything embedded under ``data_dir``."""
 
@@ -133,6 +140,15 @@ class Settings(BaseSettings):
         if not self.link_secret and urlsplit(self.storage_url).scheme == "file":
             raise ValueError("REPORTS_LINK_SECRET is required when tokens are checked with a public key "
                              "(it signs the download links of file storage)")
+        return self
+
+    @model_validator(mode="after")
+    def _backend_options(self) -> "Settings":
+        """Each backend checks its own URL's options (its module is imported only when named)."""
+        from actors import queue, storage
+
+        _naming("REPORTS_QUEUE_URL", queue.check_url, self.queue_url)
+        _naming("REPORTS_STORAGE_URL", storage.check_url, self.storage_url, self.link_ttl_seconds)
         return self
 
     @cached_property

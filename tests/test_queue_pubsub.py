@@ -93,13 +93,19 @@ def test_url_options_and_defaults():
             config.max_delivery_attempts, config.max_messages) == (
         "generate-report-catalog-topic", "catalog-worker", "generate-report-catalog-topic-dead-letter",
         "generate-report-catalog-topic-dead-letter-sub", 10, 2)
-    config = PubSubConfig.from_url("pubsub://p/jobs?subscription=w&dead_letter_topic=dl"
-                                   "&dead_letter_subscription=dls&max_delivery_attempts=7&max_messages=4")
-    assert config == PubSubConfig("p", "jobs", "w", "dl", "dls", 7, 4)
-    assert config.subscription_path("w") == "projects/p/subscriptions/w"
-    for bad in ("pubsub:///jobs", "pubsub://p/jobs?subscriptoin=w", "pubsub://p?max_delivery_attempts=3",
-                "pubsub://p?max_messages=0"):
-        with pytest.raises(ValueError):
+    config = PubSubConfig.from_url("pubsub://p/jobs?subscription=worker&dead_letter_topic=dead"
+                                   "&dead_letter_subscription=dead-sub&max_delivery_attempts=7&max_messages=4")
+    assert config == PubSubConfig("p", "jobs", "worker", "dead", "dead-sub", 7, 4)
+    assert config.subscription_path("worker") == "projects/p/subscriptions/worker"
+    for bad, message in (("pubsub:///jobs", "expected pubsub://"),
+                         ("pubsub://p/jobs?subscriptoin=w", "unknown pubsub:// option.s. subscriptoin"),
+                         ("pubsub://p?max_delivery_attempts=3", "5..100"),
+                         ("pubsub://p?max_delivery_attempts=ten", "whole number, not 'ten'"),
+                         ("pubsub://p?max_messages=0", "at least 1"),
+                         ("pubsub://p/jobs?subscription=", "subscription '' is not a Pub/Sub name"),
+                         ("pubsub://p/1jobs", "topic '1jobs'"),
+                         ("pubsub://p/jobs?dead_letter_topic=goog-x", "dead_letter_topic 'goog-x'")):
+        with pytest.raises(ValueError, match=message):
             PubSubConfig.from_url(bad)
 
 

@@ -16,4 +16,9 @@ def open_queue(url: str) -> JobQueue:
     return backend_for(url, BACKENDS)(url)
 
 
-__all__ = ["PUBLISH_TIMEOUT", "Delivery", "JobQueue", "QueueUnavailable", "open_queue"]
+def check_url(url: str) -> None:
+    """Raise ValueError saying what is wrong with a queue URL or its options, opening nothing."""
+    backend_for(url, BACKENDS).check_url(url)
+
+
+__all__ = ["PUBLISH_TIMEOUT", "Delivery", "JobQueue", "QueueUnavailable", "check_url", "open_queue"]

@@ -47,6 +47,12 @@ class LocalQueue:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
 
+    @staticmethod
+    def check_url(url: str) -> None:
+        parts = urlsplit(url)
+        if parts.netloc or not parts.path.startswith("/") or parts.query:
+            raise ValueError(f"expected local:///absolute/directory (no host, no options), got {url!r}")
+
     def publish(self, data: bytes, timeout: float = PUBLISH_TIMEOUT) -> str:
         """Waits at most ``timeout`` for a write lock another process holds."""
         message_id = uuid.uuid4().hex

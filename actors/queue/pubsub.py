@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import queue
+import re
 import threading
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
@@ -55,6 +56,7 @@ CLOSE_TIMEOUT = 30.0
 _TRANSIENT = if_exception_type(exceptions.Aborted, exceptions.Cancelled, exceptions.DeadlineExceeded,
                                exceptions.InternalServerError, exceptions.ResourceExhausted,
                                exceptions.ServiceUnavailable, exceptions.Unknown)
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._~+%-]{2,254}")
 _OPTIONS = {"subscription", "dead_letter_topic", "dead_letter_subscription", "max_delivery_attempts",
             "max_messages"}
 
@@ -73,33 +75,48 @@ class PubSubConfig:
 
     @classmethod
     def from_url(cls, url: str) -> PubSubConfig:
+        """Raises ValueError naming what is wrong (the caller adds the variable's name)."""
         parts = urlsplit(url)
         if parts.scheme != "pubsub" or not parts.netloc:
             raise ValueError(f"expected pubsub://<project>/<topic>?<options>, got {url!r}")
-        options = dict(parse_qsl(parts.query))
+        options = dict(parse_qsl(parts.query, keep_blank_values=True))
         if unknown := sorted(set(options) - _OPTIONS):
             raise ValueError(f"unknown pubsub:// option(s) {', '.join(unknown)}; known: {', '.join(sorted(_OPTIONS))}")
         topic = parts.path.strip("/") or DEFAULT_TOPIC
         dead_letter_topic = options.get("dead_letter_topic", f"{topic}-dead-letter")
-        attempts = int(options.get("max_delivery_attempts", 10))
+        attempts = _whole(options, "max_delivery_attempts", 10)
         if not 5 <= attempts <= 100:
             raise ValueError("pubsub:// max_delivery_attempts must be 5..100 (a Pub/Sub limit)")
-        max_messages = int(options.get("max_messages", 2))
+        max_messages = _whole(options, "max_messages", 2)
         if max_messages < 1:
             raise ValueError("pubsub:// max_messages must be at least 1")
-        return cls(
+        config = cls(
             project=parts.netloc, topic=topic,
             subscription=options.get("subscription", DEFAULT_SUBSCRIPTION),
             dead_letter_topic=dead_letter_topic,
             dead_letter_subscription=options.get("dead_letter_subscription", f"{dead_letter_topic}-sub"),
             max_delivery_attempts=attempts, max_messages=max_messages,
         )
+        for what, name in (("topic", config.topic), ("subscription", config.subscription),
+                           ("dead_letter_topic", config.dead_letter_topic),
+                           ("dead_letter_subscription", config.dead_letter_subscription)):
+            if not _NAME.fullmatch(name) or name.startswith("goog"):
+                raise ValueError(f"pubsub:// {what} {name!r} is not a Pub/Sub name (3-255 characters: a letter, "
+                                 "then letters, digits, - _ . ~ + %; not starting with goog)")
+        return config
 
     def topic_path(self, name: str) -> str:
         return f"projects/{self.project}/topics/{name}"
 
     def subscription_path(self, name: str) -> str:
         return f"projects/{self.project}/subscriptions/{name}"
+
+
+def _whole(options: dict[str, str], name: str, default: int) -> int:
+    raw = options.get(name, str(default))
+    if not raw.isdigit():
+        raise ValueError(f"pubsub:// {name} must be a whole number, not {raw!r}")
+    return int(raw)
 
 
 def _deadline(seconds: float) -> int:
@@ -122,6 +139,10 @@ class PubSubQueue:
         self._held: dict[str, Message] = {}  # handed out by pull, by ack id (the delivery token)
         self._lock = threading.Lock()
         self._closed = False
+
+    @staticmethod
+    def check_url(url: str) -> None:
+        PubSubConfig.from_url(url)
 
     def publish(self, data: bytes, timeout: float = PUBLISH_TIMEOUT) -> str:
         """The server-assigned message id, once the message is stored. The client's retries stop

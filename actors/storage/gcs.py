@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
@@ -43,7 +44,6 @@ from google.auth.transport.requests import Request
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from actors.settings import ConfigError
 from actors.storage.base import PreconditionFailed
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]  # storage, and IAM signBlob
@@ -51,29 +51,49 @@ MAX_SIGNED_TTL = 7 * 24 * 3600  # the V4 limit
 OPTIONS = {"public", "chunk_mib"}
 
 
-class GcsStorage:
-    def __init__(self, settings) -> None:
-        url = urlsplit(settings.storage_url)
-        options = dict(parse_qsl(url.query, keep_blank_values=True))
-        if not url.netloc:
-            raise ConfigError("REPORTS_STORAGE_URL: gs:// needs a bucket name (gs://bucket/prefix)")
+@dataclass(frozen=True)
+class GcsOptions:
+    """What a ``gs://`` URL says, checked without opening anything."""
+
+    bucket: str
+    prefix: str
+    public: bool
+    chunk_size: int
+
+    @classmethod
+    def from_url(cls, url: str, link_ttl_seconds: int) -> GcsOptions:
+        """Raises ValueError naming what is wrong (the caller adds the variable's name)."""
+        parts = urlsplit(url)
+        options = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if not parts.netloc:
+            raise ValueError("gs:// needs a bucket name (gs://bucket/prefix)")
         if unknown := sorted(options.keys() - OPTIONS):
-            raise ConfigError(f"REPORTS_STORAGE_URL: unknown option {unknown[0]!r} (known: public, chunk_mib)")
+            raise ValueError(f"unknown option {unknown[0]!r} (known: public, chunk_mib)")
         public = options.get("public", "false").lower()
         chunk_mib = options.get("chunk_mib", "8")
         if public not in ("true", "false"):
-            raise ConfigError("REPORTS_STORAGE_URL: public must be true or false")
+            raise ValueError(f"public must be true or false, not {public!r}")
         if not chunk_mib.isdigit() or int(chunk_mib) < 1:
-            raise ConfigError("REPORTS_STORAGE_URL: chunk_mib must be a whole number of MiB, at least 1")
-        self.public = public == "true"
-        if not self.public and settings.link_ttl_seconds > MAX_SIGNED_TTL:
-            raise ConfigError(f"REPORTS_LINK_TTL_SECONDS: signed GCS links last at most {MAX_SIGNED_TTL} seconds")
-        self.chunk_size = int(chunk_mib) * 1024 * 1024  # a multiple of 256 KiB, as GCS requires
-        self.prefix = url.path.strip("/")
+            raise ValueError("chunk_mib must be a whole number of MiB, at least 1")
+        if public == "false" and link_ttl_seconds > MAX_SIGNED_TTL:
+            raise ValueError(f"signed GCS links last at most {MAX_SIGNED_TTL} seconds: lower "
+                             "REPORTS_LINK_TTL_SECONDS or make links public (?public=true)")
+        # chunk_size: a multiple of 256 KiB, as GCS requires
+        return cls(parts.netloc, parts.path.strip("/"), public == "true", int(chunk_mib) * 1024 * 1024)
+
+
+class GcsStorage:
+    def __init__(self, settings) -> None:
+        options = GcsOptions.from_url(settings.storage_url, settings.link_ttl_seconds)
+        self.public, self.chunk_size, self.prefix = options.public, options.chunk_size, options.prefix
         # The emulator takes no credentials: the client then uses anonymous ones by itself.
         emulated = bool(os.environ.get("STORAGE_EMULATOR_HOST"))
         self.client = storage.Client(project=None, credentials=None if emulated else self._credentials)
-        self.bucket = self.client.bucket(url.netloc)
+        self.bucket = self.client.bucket(options.bucket)
+
+    @staticmethod
+    def check_url(url: str, link_ttl_seconds: int) -> None:
+        GcsOptions.from_url(url, link_ttl_seconds)
 
     @cached_property
     def _credentials(self) -> Credentials:

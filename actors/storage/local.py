@@ -54,6 +54,12 @@ class LocalStorage:
         self.base_url = settings.public_base_url
         self.signer = LinkSigner(settings.link_secret)
 
+    @staticmethod
+    def check_url(url: str, link_ttl_seconds: int) -> None:
+        parts = urlsplit(url)
+        if parts.netloc or not parts.path.startswith("/") or parts.query:
+            raise ValueError(f"expected file:///absolute/directory (no host, no options), got {url!r}")
+
     def path(self, key: str) -> Path:
         """The file behind ``key``; refuses anything that would leave the root."""
         p = (self.root / key).resolve()
