@@ -233,6 +233,10 @@ class JobRunner:
             self.queue.nack(claim.delivery, delay_seconds=min(MAX_BACKOFF, 2.0 ** claim.delivery.attempt))
             raise _Retry() from exc
         claim.save(notified=True)  # final: the worker stays on record
+        try:
+            self.ledger.unlist(state.id)
+        except Exception:  # the reconciler unlists notified jobs too
+            jlog.warning("job %s: could not leave the index of pending jobs", state.id, exc_info=True)
         metrics.phase_seconds().observe(time.perf_counter() - started, {"phase": "notify"})
         metrics.jobs().inc(1, {"status": state.status.value})
         if state.finished_at:
@@ -275,6 +279,7 @@ class ConsumerLoop:
         from actors.niceness import as_background
         from actors.notify import open_notifier
         from actors.queue import open_queue
+        from actors.reconciler import Reconciler
         from actors.render import RenderPool
         from actors.settings import load_settings
         from actors.storage import open_storage
@@ -287,14 +292,15 @@ class ConsumerLoop:
         self.settings = load_settings(**settings_values)
         workers = render_workers or self.settings.render_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.pool = RenderPool(workers, name_prefix=f"{name}-render")
-        self.runner = JobRunner(
-            self.settings, open_queue(self.settings.queue_url), open_storage(self.settings),
-            open_warehouse(self.settings.warehouse_url), open_notifier(self.settings), render=self.pool.render,
-        )
+        queue, storage = open_queue(self.settings.queue_url), open_storage(self.settings)
+        self.runner = JobRunner(self.settings, queue, storage, open_warehouse(self.settings.warehouse_url),
+                                open_notifier(self.settings), render=self.pool.render)
+        self.reconciler = Reconciler(self.settings, queue, storage, holder=self.runner.worker_id)
         self.handled = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="consumer-loop")
         self._thread.start()
+        threading.Thread(target=self._reconcile, daemon=True, name="reconciler").start()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -304,6 +310,14 @@ class ConsumerLoop:
             except Exception:
                 log.exception("consumer loop error; continuing")
                 self._stop.wait(1.0)
+
+    def _reconcile(self) -> None:
+        """Every replica ticks; the reconciler's lease lets one of them make the pass."""
+        while not self._stop.wait(self.settings.reconcile_seconds):
+            try:
+                self.reconciler.tick()
+            except Exception:
+                log.exception("reconciler pass failed; the next one is in %s s", self.settings.reconcile_seconds)
 
     def alive(self) -> bool:
         return self._thread.is_alive()

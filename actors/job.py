@@ -120,7 +120,7 @@ class JobState(BaseModel):
 
     ``notified`` is what makes a redelivered message a no-op; ``worker``/``heartbeat`` let a
     second consumer tell a live claim from one whose consumer died; ``job`` is the message, kept
-    so the job can be published again if the queue loses it (None in records older than that).
+    so the reconciler can publish it again if the queue loses it (None in records older than that).
     """
 
     id: str
@@ -142,6 +142,8 @@ class JobState(BaseModel):
     heartbeat: datetime | None = None
     timings: dict[str, float] = {}  # seconds per phase of the run that produced the file
     job: CatalogJob | None = None
+    redriven_at: datetime | None = None  # the reconciler last published it again
+    redrives: int = 0
 
     @classmethod
     def accepted(cls, job: CatalogJob) -> "JobState":

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(60.0, ge=1)
     max_in_flight: int = Field(256, ge=1)
     publish_timeout_seconds: float = Field(10.0, gt=0)
+    reconcile_seconds: float = Field(30.0, gt=0)
+    redrive_after_seconds: float = Field(900.0, gt=0)
     notify_timeout_seconds: float = Field(10.0, gt=0)
     notify_attempts: int = Field(8, ge=1)
 
@@ -137,6 +139,8 @@ class Settings(BaseSettings):
             raise ValueError("REPORTS_JWT_ALGORITHMS: 'none' is never accepted")
         # Never the public key: anyone could sign download links with it.
         self.link_secret = self.link_secret or self.jwt_secret
+        if self.redrive_after_seconds < self.lease_seconds:  # running jobs heartbeat every lease/3
+            raise ValueError("REPORTS_REDRIVE_AFTER_SECONDS must be at least REPORTS_LEASE_SECONDS")
         if not self.link_secret and urlsplit(self.storage_url).scheme == "file":
             raise ValueError("REPORTS_LINK_SECRET is required when tokens are checked with a public key "
                              "(it signs the download links of file storage)")

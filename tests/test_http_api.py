@@ -254,6 +254,48 @@ def test_health_says_when_the_queue_is_unusable(service):
     assert service.get("/healthz").status_code == 200
 
 
+def test_a_job_whose_message_is_lost_while_notifying_is_notified_once(service, ray_session):
+    """The outbox cannot be written for a moment, so the finished job hands its message back to
+    retry the notification; then the queue loses that message. The reconciler publishes the job
+    again and it is notified exactly once."""
+    import sqlite3
+
+    from actors.ledger import Ledger
+    from actors.storage import open_storage
+    from tests.test_observability import scrape
+
+    token = service.token(institution_id=2, user_id=11)
+    outbox = service.data_dir / "notifications.jsonl"
+    aside = outbox.with_name("notifications-aside.jsonl")
+    outbox.touch()
+    outbox.rename(aside)
+    outbox.mkdir()  # appending to it fails
+    ledger = Ledger(open_storage(service.settings))
+    try:
+        job_id = service.request_report(token, **GOOD).json()["results"]["id"]
+        deadline = time.monotonic() + 30
+        while not ((found := ledger.get(job_id)) and found[0].status.value == "done" and found[0].worker is None):
+            assert time.monotonic() < deadline, found
+            time.sleep(0.1)
+        db = sqlite3.connect(service.data_dir / "queue" / "queue.sqlite3", isolation_level=None, timeout=30)
+        deleted = db.execute("DELETE FROM messages WHERE id = ? OR CAST(data AS TEXT) LIKE ?",
+                             (job_id, f"%{job_id}%")).rowcount
+        db.close()
+    finally:
+        outbox.rmdir()
+        aside.rename(outbox)
+    assert deleted == 1
+    status = service.wait_done(job_id, token)
+    deadline = time.monotonic() + 60
+    while not [n for n in service.notifications() if n["jobId"] == job_id]:
+        assert time.monotonic() < deadline, "never notified"
+        time.sleep(0.5)
+    time.sleep(8)  # would a second notification follow?
+    assert [n["url"] for n in service.notifications() if n["jobId"] == job_id] == [status["url"]]
+    assert ledger.get(job_id)[0].redrives >= 1
+    scrape(ray_session.metrics_url, [r'ray_catalog_jobs_redriven_total\{[^}]*status="done"[^}]*\} [1-9]'])
+
+
 def test_signed_link_rejects_tampering_and_expiry(service):
     token = service.token()
     job_id = service.request_report(token, **GOOD).json()["results"]["id"]

@@ -297,6 +297,18 @@ def test_delete_sends_the_generation_as_a_precondition(tmp_path, proxy, monkeypa
     store.delete("jobs/d.json")  # unconditional: nothing there is fine
 
 
+def test_list_gives_the_names_under_a_prefix_in_order_with_their_times(tmp_path):
+    store = gcs(tmp_path)
+    before = datetime.now(timezone.utc) - timedelta(seconds=5)
+    for name in ("b", "a", "c"):
+        store.write_json(f"jobs-pending/{name}", {}, None)
+    store.write_json("jobs/a.json", {}, None)
+    listed = store.list("jobs-pending/", 2)
+    assert [name for name, _ in listed] == ["a", "b"]
+    assert all(before < at <= datetime.now(timezone.utc) + timedelta(seconds=5) for _, at in listed)
+    assert store.list("nothing-here/", 10) == []
+
+
 def test_two_consumers_racing_on_one_job_exactly_one_wins(tmp_path):
     """Like two consumers with one message each: both create, both read, both claim."""
     prefix = f"race-{uuid.uuid4().hex[:6]}"

@@ -75,3 +75,12 @@ def test_delete_only_at_the_generation_it_was_read_at(tmp_path):
         records.delete("jobs/a.json", second)
     records.delete("jobs/a.json")  # unconditional: nothing there is fine
     records.delete("nowhere/b.json")
+
+
+def test_list_gives_the_names_under_a_prefix_in_order_with_their_times(tmp_path):
+    records = store(tmp_path)
+    for name in ("b", "a", "c"):
+        records.write_json(f"jobs-pending/{name}", {}, None)
+    listed = records.list("jobs-pending/", 2)
+    assert [name for name, _ in listed] == ["a", "b"]  # never the lock or temporary files beside them
+    assert records.list("nothing-here/", 10) == []

@@ -34,3 +34,8 @@ class Storage(Protocol):
         """Remove ``key`` if it is still at ``if_generation`` (PreconditionFailed otherwise, also
         when it is gone); with None, whatever is there, and nothing if it is absent."""
         ...
+
+    def list(self, prefix: str, limit: int) -> list[tuple[str, datetime]]:
+        """Up to ``limit`` keys under ``prefix`` (the part after it), in name order, each with
+        when it was last written."""
+        ...

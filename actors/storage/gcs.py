@@ -158,6 +158,11 @@ class GcsStorage:
         return str(blob.generation)
 
 
+    def list(self, prefix: str, limit: int) -> list[tuple[str, datetime]]:
+        start = self._blob(prefix).name
+        blobs = self.bucket.list_blobs(prefix=start, max_results=limit, retry=DEFAULT_RETRY)
+        return [(blob.name.removeprefix(start), blob.updated) for blob in blobs]
+
     def delete(self, key: str, if_generation: str | None = None) -> None:
         try:
             self._blob(key).delete(retry=DEFAULT_RETRY,

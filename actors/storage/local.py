@@ -130,6 +130,21 @@ class LocalStorage:
                 if if_generation is not None:
                     raise PreconditionFailed(key) from None
 
+    def list(self, prefix: str, limit: int) -> list[tuple[str, datetime]]:
+        directory = self.path(prefix.rstrip("/"))
+        try:
+            names = sorted(n for n in os.listdir(directory) if not n.startswith("."))  # not locks, temp files
+        except FileNotFoundError:
+            return []
+        found = []
+        for name in names[:limit]:
+            try:
+                mtime = (directory / name).stat().st_mtime
+            except FileNotFoundError:  # removed meanwhile
+                continue
+            found.append((name, datetime.fromtimestamp(mtime, timezone.utc)))
+        return found
+
     @contextmanager
     def _locked(self, directory: Path, name: str):
         stripe = zlib.crc32(name.encode()) % LOCK_STRIPES
