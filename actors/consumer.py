@@ -40,6 +40,7 @@ HEARTBEAT_SECONDS = 1.0  # progress is written at most this often
 MAX_BACKOFF = 60.0
 
 PHASE_ERRORS = {
+    "link": "its download link could not be created",
     "query": "the data warehouse could not be queried",
     "render": "the spreadsheet could not be rendered",
     "merge": "the spreadsheet could not be assembled",
@@ -77,10 +78,11 @@ class _Claim:
             self._dirty = True
 
     def save(self, **changes) -> None:
+        """Only what was written becomes this claim's state (a failed write changes nothing)."""
         with self._lock:
-            self.state = self.state.model_copy(update={**changes, "heartbeat": utcnow()})
-            self.gen = self.ledger.put(self.state, self.gen)
-            self._dirty = False
+            state = self.state.model_copy(update={**changes, "heartbeat": utcnow()})
+            self.gen = self.ledger.put(state, self.gen)
+            self.state, self._dirty = state, False
 
     def _beat(self) -> None:
         last_beat = time.monotonic()
@@ -188,11 +190,13 @@ class JobRunner:
 
     def _run(self, job: CatalogJob, delivery: Delivery, claim: _Claim) -> bool:
         """Produce, store and record the file (or the final failure); False when the job was
-        handed back to the queue for a retry."""
+        handed back to the queue for a retry. The link is made first: it needs no file, and a
+        link that cannot be made then costs no work and leaves no file behind."""
         job_id = claim.state.id
         try:
-            produced = self._produce_and_store(job, claim)
+            claim.progress(0.0, "link")
             url, expires = self.storage.link(job.object_key, self.settings.link_ttl_seconds)
+            produced = self._produce_and_store(job, claim)
             claim.save(status=Status.done, progress=1.0, rows=produced.rows, url=url, expires_at=expires,
                        object_key=job.object_key, finished_at=utcnow(),
                        timings={k: round(v, 4) for k, v in produced.timings.items()})
@@ -208,8 +212,18 @@ class JobRunner:
                 return False
             reason = PHASE_ERRORS.get(claim.phase, "an internal error occurred")
             claim.save(status=Status.failed, error=f"The report could not be generated: {reason}.",
-                       finished_at=utcnow())
+                       finished_at=utcnow(), object_key=self._discard(job))
             return True
+
+    def _discard(self, job: CatalogJob) -> str | None:
+        """Remove whatever a failed job uploaded; its key if that failed, so the record still
+        points at the object (a failed job never leaves one nobody knows of)."""
+        try:
+            self.storage.delete(job.object_key)
+            return None
+        except Exception:
+            job_log(job.job_id).exception("job %s: could not remove its file %s", job.job_id, job.object_key)
+            return job.object_key
 
     def _notify(self, job: CatalogJob, claim: _Claim) -> None:
         """Send the one notification, holding the claim (heartbeat and lease run meanwhile, so
@@ -293,6 +307,7 @@ class ConsumerLoop:
         workers = render_workers or self.settings.render_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.pool = RenderPool(workers, name_prefix=f"{name}-render")
         queue, storage = open_queue(self.settings.queue_url), open_storage(self.settings)
+        storage.check_links()  # a consumer that could not link any file does not start
         self.runner = JobRunner(self.settings, queue, storage, open_warehouse(self.settings.warehouse_url),
                                 open_notifier(self.settings), render=self.pool.render)
         self.reconciler = Reconciler(self.settings, queue, storage, holder=self.runner.worker_id)

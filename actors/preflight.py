@@ -1,11 +1,13 @@
 """Start-up checks that need the backends themselves, run before Ray starts: a setting that
 parses but cannot work (a warehouse option, a missing subscription) fails here with one line
-naming its variable, not as replica tracebacks or as a failure after a job's work is done."""
+naming its variable, not as replica tracebacks or as a failure after a job's work is done
+(download links that cannot be signed)."""
 
 from __future__ import annotations
 
 from actors.queue import QueueUnavailable, open_queue
 from actors.settings import ConfigError, Settings
+from actors.storage import LinkUnavailable, open_storage
 from actors.warehouse import open_warehouse
 
 CHECK_TIMEOUT = 10.0
@@ -32,3 +34,9 @@ def preflight(settings: Settings) -> None:
         raise ConfigError(f"REPORTS_QUEUE_URL: {exc}") from None
     finally:
         queue.close()
+    try:
+        open_storage(settings).check_links()
+    except LinkUnavailable as exc:
+        raise ConfigError(f"REPORTS_STORAGE_URL: {exc}") from None
+    except Exception as exc:  # e.g. no Google credentials for the client
+        raise ConfigError(f"REPORTS_STORAGE_URL: {_first_line(exc)}") from None

@@ -203,3 +203,12 @@ def test_serve_says_the_subscription_is_missing_before_ray_starts(tmp_path, ware
         "REPORTS_QUEUE_URL": "pubsub://catalog-test/never-set-up?subscription=never-set-up"})
     one_line_error(r, "REPORTS_QUEUE_URL", "projects/catalog-test/subscriptions/never-set-up does not exist",
                    "catalog-report queue-setup")
+
+
+def test_serve_says_links_cannot_be_signed_before_ray_starts(tmp_path, warehouse, gcs_emulator):
+    r = run(["serve", "--port", str(free_port())], env={
+        "REPORTS_DATA_DIR": str(tmp_path), "REPORTS_JWT_SECRET": SECRET, "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}",
+        "REPORTS_STORAGE_URL": "gs://reports/pfx", "STORAGE_EMULATOR_HOST": gcs_emulator.url,
+        "GOOGLE_APPLICATION_CREDENTIALS": ""})
+    one_line_error(r, "REPORTS_STORAGE_URL", "no Google credentials were found", "GOOGLE_APPLICATION_CREDENTIALS",
+                   "public=true")

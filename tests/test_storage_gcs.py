@@ -453,3 +453,77 @@ def test_consumer_end_to_end_on_gcs(tmp_path, warehouse, service_account_key):
     download.write_bytes(httpx.get(note["url"]).content)
     assert len(read_both(download)["Catálogo"]) == 17  # header + 16 courses
     assert queue.pending() == 0
+
+
+# --- links that cannot be made, files nobody points to ----------------------------------------------
+
+
+def runner_for(settings, storage=None) -> tuple[JobRunner, GcsStorage]:
+    store = storage or open_storage(settings)
+    return JobRunner(settings, open_queue(settings.queue_url), store, open_warehouse(settings.warehouse_url),
+                     open_notifier(settings)), store
+
+
+def accepted(settings, store) -> CatalogJob:
+    job = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
+                     start_date=date(2025, 1, 1), end_date=date(2025, 12, 31), timezone="UTC", requested_at=utcnow())
+    submit(Ledger(store), open_queue(settings.queue_url), job)
+    return job
+
+
+def test_links_that_cannot_be_signed_are_found_at_start_naming_what_is_missing(tmp_path, warehouse, monkeypatch):
+    from actors.preflight import preflight
+    from actors.storage import LinkUnavailable
+
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
+    settings = load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/nokey",
+                             warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32)
+    with pytest.raises(LinkUnavailable, match="no Google credentials were found: set GOOGLE_APPLICATION_CREDENTIALS"):
+        open_storage(settings).check_links()
+    with pytest.raises(ConfigError, match=r"^REPORTS_STORAGE_URL: gs:// links are signed, .*\?public=true\)$"):
+        preflight(settings)
+    preflight(load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/nokey?public=true",
+                            warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32))  # nothing to sign
+
+
+def test_a_job_whose_link_cannot_be_signed_fails_saying_so_and_stores_nothing(tmp_path, warehouse, monkeypatch):
+    """Before: five full runs, then "the file could not be stored" (untrue), and the file
+    left in the bucket with no record pointing to it."""
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
+    settings = load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/nokey-{uuid.uuid4().hex[:6]}",
+                             warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32, max_delivery_attempts=1)
+    runner, store = runner_for(settings)
+    job = accepted(settings, store)
+    assert runner.run_once(wait_seconds=0)
+    state, _ = Ledger(store).get(job.job_id)
+    assert state.status is Status.failed and state.notified and "download link" in state.error
+    assert state.timings == {} and state.object_key is None
+    assert list(raw_bucket().list_blobs(prefix=f"{urlsplit(settings.storage_url).path.strip('/')}/catalog/")) == []
+
+
+def test_a_job_that_fails_after_its_upload_leaves_no_file(tmp_path, warehouse):
+    settings = load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/late-{uuid.uuid4().hex[:6]}",
+                             warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32, max_delivery_attempts=1)
+    store = open_storage(settings)
+
+    class LedgerDownWhenDone:
+        """The file is stored, then recording the job as done fails."""
+
+        def write_json(self, key, value, if_generation):
+            if value.get("status") == "done":
+                raise ConnectionError("the ledger is unreachable (injected)")
+            return store.write_json(key, value, if_generation)
+
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+    runner, _ = runner_for(settings, LedgerDownWhenDone())
+    job = accepted(settings, store)
+    uploaded = []
+    put_file = store.put_file
+    store.put_file = lambda key, *args: uploaded.append(key) or put_file(key, *args)
+    assert runner.run_once(wait_seconds=0)
+    state, _ = Ledger(store).get(job.job_id)
+    assert uploaded == [job.object_key] and state.status is Status.failed and state.notified
+    assert (state.url, state.rows, state.object_key) == (None, None, None)
+    assert raw_bucket().get_blob(f"{urlsplit(settings.storage_url).path.strip('/')}/{job.object_key}") is None

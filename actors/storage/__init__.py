@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actors.registry import backend_for
-from actors.storage.base import PreconditionFailed, Storage
+from actors.storage.base import LinkUnavailable, PreconditionFailed, Storage
 
 # scheme → "module:class"; adding a backend is one file and one line here.
 BACKENDS = {
@@ -21,4 +21,4 @@ def check_url(url: str, link_ttl_seconds: int) -> None:
     backend_for(url, BACKENDS).check_url(url, link_ttl_seconds)
 
 
-__all__ = ["PreconditionFailed", "Storage", "check_url", "open_storage"]
+__all__ = ["LinkUnavailable", "PreconditionFailed", "Storage", "check_url", "open_storage"]

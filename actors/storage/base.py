@@ -14,11 +14,21 @@ class PreconditionFailed(Exception):
     """The object changed (or exists / does not exist) since it was read."""
 
 
+class LinkUnavailable(Exception):
+    """Download links cannot be made as configured; the message says what is missing."""
+
+
 class Storage(Protocol):
     def put_file(self, key: str, path: Path, content_type: str, file_name: str) -> None: ...
 
     def link(self, key: str, ttl_seconds: int) -> tuple[str, datetime]:
-        """A URL the requester can download ``key`` from, and when it stops working."""
+        """A URL the requester can download ``key`` from, and when it stops working; the object
+        need not exist yet. Raises LinkUnavailable."""
+        ...
+
+    def check_links(self) -> None:
+        """Raise LinkUnavailable unless links can be made: a start-up check, so a missing key is
+        found before any job is run."""
         ...
 
     def read_json(self, key: str) -> tuple[dict, str] | None:

@@ -40,11 +40,12 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import google.auth
 from google.api_core import exceptions
 from google.auth.credentials import Credentials, Signing
+from google.auth.exceptions import DefaultCredentialsError, GoogleAuthError
 from google.auth.transport.requests import Request
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from actors.storage.base import PreconditionFailed
+from actors.storage.base import LinkUnavailable, PreconditionFailed
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]  # storage, and IAM signBlob
 MAX_SIGNED_TTL = 7 * 24 * 3600  # the V4 limit
@@ -116,8 +117,17 @@ class GcsStorage:
         if self.public:
             now = datetime.now(timezone.utc).replace(microsecond=0)
             return blob.public_url, now + timedelta(seconds=ttl_seconds)
-        url = blob.generate_signed_url(version="v4", method="GET", expiration=timedelta(seconds=ttl_seconds),
-                                       credentials=self._credentials, **self._remote_signer())
+        try:
+            url = blob.generate_signed_url(version="v4", method="GET", expiration=timedelta(seconds=ttl_seconds),
+                                           credentials=self._credentials, **self._remote_signer())
+        except DefaultCredentialsError:
+            raise LinkUnavailable(
+                "gs:// links are signed, and no Google credentials were found: set GOOGLE_APPLICATION_CREDENTIALS "
+                "to a service-account key, run as a service account, or make links public (?public=true)") from None
+        except GoogleAuthError as exc:
+            raise LinkUnavailable(
+                f"gs:// links could not be signed ({exc}); a service account signing through IAM signBlob "
+                "needs roles/iam.serviceAccountTokenCreator on itself") from exc
         # The client stamps the URL with its own clock; the link dies ttl seconds after that.
         signed_at = datetime.strptime(dict(parse_qsl(urlsplit(url).query))["X-Goog-Date"], "%Y%m%dT%H%M%SZ")
         return url, signed_at.replace(tzinfo=timezone.utc) + timedelta(seconds=ttl_seconds)
@@ -131,9 +141,13 @@ class GcsStorage:
             credentials.refresh(Request())  # metadata credentials learn their e-mail here too
         email = getattr(credentials, "service_account_email", None)
         if not email:
-            raise RuntimeError("GCS links need a service account to sign them; these credentials are "
-                               "not one (use a service-account key or run as a service account)")
+            raise LinkUnavailable("gs:// links need a service account to sign them, and the Google credentials "
+                                  "found are not one: use a service-account key (GOOGLE_APPLICATION_CREDENTIALS), "
+                                  "run as a service account, or make links public (?public=true)")
         return {"service_account_email": email, "access_token": credentials.token}
+
+    def check_links(self) -> None:
+        self.link("catalog/start-up-check", 60)  # signing needs no object
 
     def read_json(self, key: str) -> tuple[dict, str] | None:
         blob = self._blob(key)
