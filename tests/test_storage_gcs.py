@@ -404,8 +404,20 @@ def test_public_option_gives_the_plain_object_url(tmp_path, emulator):
     store.put_file("catalog/1/j/r.xlsx", tmp_path / "r.xlsx", XLSX_TYPE, "r.xlsx")
     url, expires_at = store.link("catalog/1/j/r.xlsx", 600)
     assert url == f"{emulator.url}/reports/pub/catalog/1/j/r.xlsx"
-    assert abs((expires_at - datetime.now(timezone.utc)).total_seconds() - 600) < 5
+    assert expires_at is None  # a plain URL never expires; saying now + ttl would be untrue
     assert httpx.get(url).content == data
+
+
+def test_a_public_link_is_notified_without_an_expiry(tmp_path, warehouse):
+    settings = load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/pub-job?public=true",
+                             warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32)
+    runner, store = runner_for(settings)
+    job = accepted(settings, store)
+    assert runner.run_once(wait_seconds=0)
+    state, _ = Ledger(store).get(job.job_id)
+    assert state.public()["expiresAt"] is None and state.public()["url"].endswith(job.object_key)
+    [note] = [json.loads(line) for line in settings.outbox_path.read_text().splitlines()]
+    assert note["expiresAt"] is None and note["url"] == state.url and httpx.get(note["url"]).status_code == 200
 
 
 @pytest.mark.parametrize("query, settings, message", [

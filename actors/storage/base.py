@@ -21,9 +21,9 @@ class LinkUnavailable(Exception):
 class Storage(Protocol):
     def put_file(self, key: str, path: Path, content_type: str, file_name: str) -> None: ...
 
-    def link(self, key: str, ttl_seconds: int) -> tuple[str, datetime]:
-        """A URL the requester can download ``key`` from, and when it stops working; the object
-        need not exist yet. Raises LinkUnavailable."""
+    def link(self, key: str, ttl_seconds: int) -> tuple[str, datetime | None]:
+        """A URL the requester can download ``key`` from, and when it stops working (None: it
+        does not expire); the object need not exist yet. Raises LinkUnavailable."""
         ...
 
     def check_links(self) -> None:

@@ -18,7 +18,8 @@ URL options, in the query string (``gs://bucket/prefix?public=true&chunk_mib=16`
 - ``public=true|false`` (default false): links are the plain object URL, not signed. The bucket
   must already grant public read (IAM ``allUsers: roles/storage.objectViewer``, best with a
   condition limiting it to ``{prefix}/catalog/`` so the ledger stays private); nothing here
-  changes access. The returned expiry is then the promised one, ``now + ttl``.
+  changes access. Such a link never expires (its expiry is None, ``expiresAt: null``): it works
+  for anyone who has it for as long as the object exists and the bucket grants read.
 - ``chunk_mib=N`` (default 8): resumable upload chunk size in MiB. Each chunk is held in memory
   and is what one failed request resends.
 
@@ -112,11 +113,10 @@ class GcsStorage:
         # Unconditional retry is safe: the key is the job's, so a resent upload writes the same file.
         blob.upload_from_filename(str(path), content_type=content_type, retry=DEFAULT_RETRY)
 
-    def link(self, key: str, ttl_seconds: int) -> tuple[str, datetime]:
+    def link(self, key: str, ttl_seconds: int) -> tuple[str, datetime | None]:
         blob = self._blob(key)
         if self.public:
-            now = datetime.now(timezone.utc).replace(microsecond=0)
-            return blob.public_url, now + timedelta(seconds=ttl_seconds)
+            return blob.public_url, None  # a plain URL works as long as the object and the bucket's grant do
         try:
             url = blob.generate_signed_url(version="v4", method="GET", expiration=timedelta(seconds=ttl_seconds),
                                            credentials=self._credentials, **self._remote_signer())
