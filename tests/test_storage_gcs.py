@@ -42,14 +42,14 @@ from actors.storage.base import XLSX_TYPE
 from actors.storage.gcs import GcsStorage, content_disposition
 from actors.submit import submit
 from actors.warehouse import open_warehouse
-from tests.emulators import BUCKET, SIGNER, Emulator
+from tests.emulators import BUCKET, SIGNER, FakeGcs
 from tests.workbook import read_both
 
 MiB = 1024 * 1024
 
 
 @pytest.fixture(scope="session")
-def emulator(gcs_emulator) -> Emulator:
+def emulator(gcs_emulator) -> FakeGcs:
     return gcs_emulator
 
 
