@@ -1,16 +1,17 @@
-"""Raw warehouse rows → the report table of SPEC §5 (pure Arrow, no I/O).
+"""Raw warehouse rows → the report of SPEC §5 (pure Arrow, no I/O), in two steps.
 
-School names are aggregated here rather than in SQL (Redshift and PostgreSQL share no string
-aggregate), and the accent- and case-insensitive ordering is computed once per distinct string.
+Per partition (:func:`prepare_partition`, run where the partition was fetched): the cells that
+depend on one course alone (status, the publication date in the report's zone) and each title's
+collation key. Across the report (:func:`order_report`): each course's school text from the
+school links (aggregated here rather than in SQL: Redshift and PostgreSQL share no string
+aggregate) and the row order, from integers and keys only. :func:`build_report` does both in one
+process.
 """
 
 from __future__ import annotations
 
-import sys
-import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from actors.collation import collation_keys
 from actors.warehouse.base import CatalogRows
 from actors.xlsx.rows import Column, Link
 
@@ -47,6 +49,9 @@ REPORT_SCHEMA = pa.schema(
         ("school", pa.dictionary(pa.int32(), pa.string())),
     ]
 )
+# A partition's prepared rows: the report's columns but the school, and each title's collation key.
+PARTITION_SCHEMA = pa.schema([*(REPORT_SCHEMA.field(i) for i in range(len(REPORT_SCHEMA) - 1)),
+                              ("title_key", pa.string())])
 # The sheet with every cell as a plain value, in HEADERS order.
 SHEET_SCHEMA = pa.schema(
     [
@@ -63,28 +68,6 @@ SHEET_SCHEMA = pa.schema(
 SCHOOL_SEPARATOR = ", "
 
 
-@cache
-def _combining_marks() -> dict[int, None]:
-    """``str.translate`` table deleting every combining character (built once, ~0.2 s)."""
-    return {cp: None for cp in range(sys.maxunicode + 1) if unicodedata.combining(chr(cp))}
-
-
-def collation_key(s: str) -> str:
-    """SPEC §5 ``key(s)``: NFKD, combining marks dropped, casefolded."""
-    return unicodedata.normalize("NFKD", s).translate(_combining_marks()).casefold()
-
-
-def collation_keys(distinct: pa.Array) -> pa.Array:
-    """``collation_key`` of each value (ASCII ones vectorised: their key is the lower case)."""
-    keys = pc.utf8_lower(distinct)
-    ascii_mask = pc.string_is_ascii(distinct)
-    if not pc.all(ascii_mask).as_py():
-        others = np.flatnonzero(~ascii_mask.to_numpy(zero_copy_only=False))
-        other_keys = pa.array([collation_key(v) for v in pc.take(distinct, others).to_pylist()], pa.string())
-        keys = pc.replace_with_mask(keys, pc.invert(ascii_mask), other_keys)
-    return keys
-
-
 def _dense_ranks(keys: pa.Array) -> np.ndarray:
     """Each key's rank among the distinct keys (equal keys, equal rank)."""
     order = pc.sort_indices(keys).to_numpy()
@@ -98,16 +81,6 @@ def _dense_ranks(keys: pa.Array) -> np.ndarray:
     return ranks
 
 
-def collation_ranks(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Each value's dense rank in ``collation_key`` order (equal keys, equal rank; null as "").
-
-    Keys are computed once per distinct value, so sorting a million rows by title costs a sort
-    of integers, not of strings."""
-    values = pc.fill_null(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values, "")
-    distinct = pc.unique(values)
-    return _dense_ranks(collation_keys(distinct))[pc.index_in(values, distinct).to_numpy()]
-
-
 class Schools(NamedTuple):
     """Each course's school text, as a code into a small dictionary of distinct texts."""
 
@@ -117,22 +90,26 @@ class Schools(NamedTuple):
     rank: np.ndarray  # per text: dense rank in collation order (equal keys, equal rank)
 
 
-def aggregate_schools(pairs: pa.Table) -> Schools:
-    """(course_id, school_name) pairs → one school text per course: its distinct names in
-    collation order (ties broken by the name itself, so the result is deterministic), joined.
+def aggregate_schools(links: pa.Table, names: pa.Table) -> Schools:
+    """(course_id, school_id) links and the schools' (id, name) → one school text per course:
+    its distinct names in collation order (ties broken by the name itself, so the result is
+    deterministic), joined.
 
     A few thousand distinct texts stand for a million courses, so sorting, cutting and
     rendering by school work on small integers. A text's collation key is its names' keys
     joined the same way (NFKD, mark removal and case folding do not reach across the ", "
     separator), so keys are computed for the few hundred names only."""
-    pairs = pairs.filter(pc.is_valid(pairs["school_name"]))
-    names = pairs["school_name"].combine_chunks()
-    distinct = pc.unique(names)
+    names = names.filter(pc.is_valid(names["name"])).combine_chunks()
+    distinct = pc.unique(names["name"])
     keys = collation_keys(distinct)
     by_key = np.lexsort((pc.sort_indices(distinct).to_numpy(), _dense_ranks(keys)))
     name_rank = np.empty(len(distinct), dtype=np.int64)
     name_rank[by_key] = np.arange(len(distinct))  # a strict order: (key, name)
-    course, rank = _sorted_pairs(pairs["course_id"].to_numpy(), name_rank[pc.index_in(names, distinct).to_numpy()])
+    school_rank = name_rank[pc.index_in(names["name"], distinct).to_numpy()]  # per school
+    at = pc.index_in(links["school_id"], names["id"])  # per link: its school, null if unnamed
+    named = at.is_valid()
+    course, rank = _sorted_pairs(pc.filter(links["course_id"], named).to_numpy(),
+                                 school_rank[pc.drop_null(at).to_numpy()])
     keep = np.ones(len(course), dtype=bool)
     keep[1:] = (course[1:] != course[:-1]) | (rank[1:] != rank[:-1])  # distinct names per course
     course, rank = course[keep], rank[keep]
@@ -200,44 +177,74 @@ def local_dates(ts: pa.Array, zone: ZoneInfo) -> pa.Array:
     return pc.cast(pc.local_timestamp(aware), pa.date32())
 
 
-def build_report(
-    rows: CatalogRows, *, subdomain: str, student_template: str, admin_template: str, zone: ZoneInfo
-) -> Report:
-    """The report in SPEC §5 column and row order."""
+def prepare_partition(rows: CatalogRows, zone: ZoneInfo) -> pa.Table:
+    """One partition's courses as report cells (PARTITION_SCHEMA): what depends on one course
+    alone, and its title's collation key for the report-wide order."""
     courses = rows.courses.combine_chunks()
-    schools = aggregate_schools(rows.schools)
-    ids = courses["id"].to_numpy()
+    status = pc.if_else(pc.equal(courses["status"], "published"), "Publicado", "Rascunho")
+    return pa.table(
+        [
+            courses["id"],
+            courses["title"],
+            pc.fill_null(status, "Rascunho"),
+            courses["views"],
+            courses["enrollments"],
+            courses["completions"],
+            local_dates(courses["published_at"], zone),
+            collation_keys(pc.fill_null(courses["title"], "").combine_chunks()),
+        ],
+        schema=PARTITION_SCHEMA,
+    )
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """The report's row order over its courses as fetched, and each row's school text."""
+
+    order: np.ndarray  # row k of the report is course ``order[k]`` of the fetched courses
+    school: pa.DictionaryArray  # per report row: its school text (null: none)
+
+
+def order_report(ids: np.ndarray, title_keys: pa.Array, links: pa.Table, names: pa.Table) -> Ordering:
+    """SPEC §5's row order: (no school, school key, title key, id), all as integer ranks."""
+    schools = aggregate_schools(links, names)
     code = np.full(len(ids), -1, dtype=np.int64)  # per course: its school text, -1 for none
     if len(schools.course_id):
         at = np.minimum(np.searchsorted(schools.course_id, ids), len(schools.course_id) - 1)
         found = schools.course_id[at] == ids
         code[found] = schools.code[at[found]]
-    # Sort key per SPEC §5: (no school, school key, title key, id) — the first three as ranks;
     # index -1 (no school) picks the entry appended last.
     no_school = np.r_[pc.equal(pc.utf8_length(schools.texts), 0).to_numpy(zero_copy_only=False), True][code]
     school_rank = np.r_[schools.rank, 0][code]
-    order = _sort_order(ids, no_school, school_rank, collation_ranks(courses["title"]))
+    order = _sort_order(ids, no_school, school_rank, _dense_ranks(title_keys))
+    ordered = code[order]
+    return Ordering(order, pa.DictionaryArray.from_arrays(pa.array(ordered, pa.int32(), mask=ordered < 0),
+                                                          schools.texts))
+
+
+def report_rows(prepared: pa.Table, school: pa.DictionaryArray) -> pa.Table:
+    """Prepared rows already in report order, with their school texts → REPORT_SCHEMA."""
+    return pa.Table.from_arrays([*prepared.select(REPORT_SCHEMA.names[:-1]).columns, school], schema=REPORT_SCHEMA)
+
+
+def report_columns(subdomain: str, student_template: str, admin_template: str) -> list[Column]:
+    """The sheet's columns in HEADERS order: the two URLs spelled out from the id."""
+    return ["id", "title", link(student_template, subdomain), "status", link(admin_template, subdomain),
+            "views", "enrollments", "completions", "published", "school"]
+
+
+def build_report(
+    rows: CatalogRows, names: pa.Table, *, subdomain: str, student_template: str, admin_template: str,
+    zone: ZoneInfo,
+) -> Report:
+    """The whole report in one process, in SPEC §5 column and row order."""
+    prepared = prepare_partition(rows, zone)
+    ordering = order_report(prepared["id"].to_numpy(), prepared["title_key"].combine_chunks(), rows.links, names)
     with ThreadPoolExecutor(2) as pool:  # Arrow's take releases the GIL: strings in one thread
-        titles = pool.submit(pc.take, courses["title"], order)
-        rest = courses.drop_columns(["title"]).take(order)
-    status = pc.if_else(pc.equal(rest["status"], "published"), "Publicado", "Rascunho")
-    table = pa.table(
-        [
-            rest["id"],
-            titles.result(),
-            pc.fill_null(status, "Rascunho"),
-            rest["views"],
-            rest["enrollments"],
-            rest["completions"],
-            local_dates(rest["published_at"].combine_chunks(), zone),
-            pa.DictionaryArray.from_arrays(pa.array(code[order], pa.int32(), mask=code[order] < 0), schools.texts),
-        ],
-        schema=REPORT_SCHEMA,
-    )
-    columns: list[Column] = ["id", "title", link(student_template, subdomain), "status",
-                             link(admin_template, subdomain), "views", "enrollments", "completions",
-                             "published", "school"]
-    return Report(table, columns)
+        titles = pool.submit(pc.take, prepared["title"], ordering.order)
+        rest = prepared.drop_columns(["title", "title_key"]).take(ordering.order)
+    table = report_rows(rest.add_column(1, "title", titles.result()), ordering.school)
+    return Report(table, report_columns(subdomain, student_template, admin_template))
 
 
 def _sort_order(ids: np.ndarray, *ranks: np.ndarray) -> np.ndarray:

@@ -28,8 +28,10 @@ from actors.job import CatalogJob, JobState, Status, read_message, utcnow
 from actors.logs import job_log, use_serve_log_files
 from actors.ledger import Ledger
 from actors.notify import Notification, NotificationRejected, Notifier
-from actors.pipeline import Produced, Renderer, produce_report, render_serially
+from actors.fetch import Fetcher, fetch_here
+from actors.pipeline import Produced, produce_report
 from actors.queue import Delivery, JobQueue
+from actors.render import Renderer, render_serially
 from actors.storage import PreconditionFailed, Storage
 from actors.storage.base import XLSX_TYPE
 from actors.warehouse import CatalogQuery, Warehouse
@@ -110,9 +112,10 @@ class JobRunner:
     """Everything a consumer does, with no Ray in sight (the actor shell adds the loop)."""
 
     def __init__(self, settings, queue: JobQueue, storage: Storage, warehouse: Warehouse,
-                 notifier: Notifier, render: Renderer = render_serially, worker_id: str | None = None):
+                 notifier: Notifier, render: Renderer = render_serially, worker_id: str | None = None,
+                 fetch: Fetcher = fetch_here):
         self.settings, self.queue, self.storage = settings, queue, storage
-        self.warehouse, self.notifier, self.render = warehouse, notifier, render
+        self.warehouse, self.notifier, self.render, self.fetch = warehouse, notifier, render, fetch
         self.ledger = Ledger(storage)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -263,7 +266,7 @@ class JobRunner:
         with tempfile.TemporaryDirectory(prefix="catalog-") as tmp:
             out = Path(tmp) / job.file_name
             produced = produce_report(self.warehouse, query, subdomain=job.subdomain,
-                                      settings=self.settings, out=out, render=self.render,
+                                      settings=self.settings, out=out, fetch=self.fetch, render=self.render,
                                       progress=claim.progress)
             claim.progress(0.95, "store")
             started = time.perf_counter()
@@ -290,6 +293,7 @@ class ConsumerLoop:
     def __init__(self, settings_values: dict, render_workers: int | None = None, name: str = "catalog"):
         import ray
 
+        from actors.fetch import fetch_on_ray
         from actors.niceness import as_background
         from actors.notify import open_notifier
         from actors.queue import open_queue
@@ -309,7 +313,7 @@ class ConsumerLoop:
         queue, storage = open_queue(self.settings.queue_url), open_storage(self.settings)
         storage.check_links()  # a consumer that could not link any file does not start
         self.runner = JobRunner(self.settings, queue, storage, open_warehouse(self.settings.warehouse_url),
-                                open_notifier(self.settings), render=self.pool.render)
+                                open_notifier(self.settings), render=self.pool.render, fetch=fetch_on_ray)
         self.reconciler = Reconciler(self.settings, queue, storage, holder=self.runner.worker_id)
         self.handled = 0
         self._stop = threading.Event()

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-import pyarrow as pa
-
 from actors.partition import Chunk, sheet_count
 from actors.xlsx.deflate import DeflatedPart, deflate_part
 from actors.xlsx.package import Sheet, write_xlsx
@@ -18,17 +16,18 @@ SHEET_NAME = "Catálogo"
 
 def merge_xlsx(
     path: Path,
-    report: pa.Table,
+    longest: dict[str, int],
     headers: list[str],
     plan: list[Chunk],
     parts: Iterable[DeflatedPart],
     sheet_rows: int,
-    columns: list[Column] | None = None,
+    columns: list[Column],
 ) -> int:
-    """Write the workbook from the chunk parts (in plan order); returns the file size."""
-    widths = column_widths(report, headers, columns)
+    """Write the workbook from the chunk parts (in plan order); returns the file size.
+    ``longest``: each column's longest value (:func:`~actors.xlsx.sheet.longest_values`)."""
+    widths = column_widths(longest, headers, columns)
     header = header_row(headers)
-    n_sheets = sheet_count(report.num_rows, sheet_rows)
+    n_sheets = sheet_count(sum(chunk.length for chunk in plan), sheet_rows)
     names = sheet_names(SHEET_NAME, n_sheets)
     per_sheet: list[list[DeflatedPart]] = [[] for _ in range(n_sheets)]
     rows = [0] * n_sheets

@@ -68,3 +68,34 @@ def plan_chunks(
 
 def sheet_count(rows: int, sheet_rows: int = SHEET_DATA_ROWS) -> int:
     return max(1, -(-rows // sheet_rows))
+
+
+@dataclass(frozen=True)
+class ChunkRows:
+    """Where one chunk's rows are: which rows of which fetched partitions, in what order, and
+    their school texts. A render actor assembles the chunk from the partitions with this."""
+
+    picks: list[tuple[int, np.ndarray]]  # (partition, its row indices), partitions ascending
+    order: np.ndarray | None  # row k of the chunk is row order[k] of the picks laid end to end
+    school: pa.Array | None  # the chunk's school column, when the partitions do not carry it
+
+    @property
+    def partitions(self) -> list[int]:
+        return [p for p, _ in self.picks]
+
+
+def chunk_rows(chunk: Chunk, order: np.ndarray, starts: np.ndarray, school: pa.DictionaryArray) -> ChunkRows:
+    """``chunk`` of a report whose row k is fetched row ``order[k]``, the fetched rows being the
+    partitions laid end to end (partition p's first row at ``starts[p]``)."""
+    rows = order[chunk.offset: chunk.offset + chunk.length]
+    part = np.searchsorted(starts, rows, side="right") - 1
+    school = school.slice(chunk.offset, chunk.length)
+    if len(starts) == 1:
+        return ChunkRows([(0, rows)], None, school)
+    by_part = np.argsort(part, kind="stable")  # the picks laid end to end: chunk rows by_part[j]
+    in_picks = np.empty(len(rows), dtype=np.int64)
+    in_picks[by_part] = np.arange(len(rows))
+    grouped, local = part[by_part], rows[by_part] - starts[part[by_part]]
+    cuts = np.flatnonzero(np.diff(grouped)) + 1
+    picks = [(int(g[0]), idx) for g, idx in zip(np.split(grouped, cuts), np.split(local, cuts)) if len(g)]
+    return ChunkRows(picks, in_picks, school)

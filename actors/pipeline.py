@@ -1,7 +1,9 @@
-"""query → report table → chunk plan → render → merged .xlsx: the job's work, minus delivery.
+"""query → partitions → order → chunk plan → render → merged .xlsx: the job's work, minus delivery.
 
-Shared by the consumer and ``catalog-report render``; the renderer is passed in so tests can
-run it serially and the service on its actor pool.
+Shared by the consumer and ``catalog-report render``. The fetcher and renderer are passed in:
+the service fetches partitions in Ray tasks and renders on its actor pool, tests run both in
+one process. Either way the bytes are the same: chunks are cut from the ordered data and the
+chunk size alone, never from the number of partitions or actors.
 """
 
 from __future__ import annotations
@@ -11,27 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
-from actors.catalog import HEADERS, build_report
+from actors.catalog import HEADERS, order_report, report_columns
+from actors.fetch import Fetcher, fetch_here
 from actors.merge import merge_xlsx
-from actors.partition import SHEET_DATA_ROWS, Chunk, plan_chunks
-from actors.render import render_chunk
+from actors.partition import SHEET_DATA_ROWS, chunk_rows, plan_chunks
+from actors.render import Renderer, render_serially
 from actors.warehouse import CatalogQuery, Warehouse
-from actors.xlsx.deflate import DeflatedPart
-from actors.xlsx.rows import Column
-
-Renderer = Callable[[pa.Table, list[Chunk], Callable[[int], None], list[Column]], list[DeflatedPart]]
-
-
-def render_serially(
-    report: pa.Table, plan: list[Chunk], on_done: Callable[[int], None], columns: list[Column] | None = None
-) -> list[DeflatedPart]:
-    parts = []
-    for chunk in plan:
-        parts.append(render_chunk(report, chunk, columns))
-        on_done(len(parts))
-    return parts
+from actors.xlsx.sheet import longest_values, widest
 
 
 @dataclass
@@ -52,6 +43,7 @@ def produce_report(
     subdomain: str,
     settings,
     out: Path,
+    fetch: Fetcher = fetch_here,
     render: Renderer = render_serially,
     progress: Callable[[float, str], None] = lambda fraction, phase: None,
     sheet_rows: int = SHEET_DATA_ROWS,
@@ -59,29 +51,35 @@ def produce_report(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     progress(0.0, "query")
-    rows = warehouse.fetch(query)
+    fetched = fetch(warehouse, query, settings.zone)
+    names = warehouse.school_names(query)
     timings["query"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    report = build_report(
-        rows,
-        subdomain=subdomain,
-        student_template=settings.student_url_template,
-        admin_template=settings.admin_url_template,
-        zone=settings.zone,
+    summaries = [f.summary for f in fetched]
+    sizes = [len(s.ids) for s in summaries]
+    starts = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
+    ordering = order_report(
+        np.concatenate([s.ids for s in summaries]),
+        pa.chunked_array([s.title_keys for s in summaries], pa.string()).combine_chunks(),
+        pa.concat_tables([s.links for s in summaries]),
+        names,
     )
+    plan = plan_chunks(ordering.school, settings.chunk_rows, sheet_rows)
+    rows = [chunk_rows(chunk, ordering.order, starts, ordering.school) for chunk in plan]
+    longest = widest(*(s.longest for s in summaries), longest_values(pa.table({"school": ordering.school})))
+    columns = report_columns(subdomain, settings.student_url_template, settings.admin_url_template)
     timings["prepare"] = time.perf_counter() - t
 
     t = time.perf_counter()
     progress(_QUERY_DONE, "render")
-    plan = plan_chunks(report.table["school"], settings.chunk_rows, sheet_rows)
     span = _RENDER_DONE - _QUERY_DONE
-    parts = render(report.table, plan, lambda k: progress(_QUERY_DONE + span * k / len(plan), "render"),
-                   report.columns)
+    parts = render([f.rows for f in fetched], plan, rows, columns,
+                   lambda k: progress(_QUERY_DONE + span * k / len(plan), "render"))
     timings["render"] = time.perf_counter() - t
 
     t = time.perf_counter()
     progress(_RENDER_DONE, "merge")
-    size = merge_xlsx(out, report.table, HEADERS, plan, parts, sheet_rows, report.columns)
+    size = merge_xlsx(out, longest, HEADERS, plan, parts, sheet_rows, columns)
     timings["merge"] = time.perf_counter() - t
-    return Produced(report.table.num_rows, size, timings)
+    return Produced(sum(sizes), size, timings)

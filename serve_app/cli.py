@@ -207,6 +207,7 @@ def render(
     workers: Annotated[int | None, typer.Option(help="render actors [default: CPUs]")] = None,
 ):
     """query → partition → parallel render → merge on Ray, written to OUT; no queue or upload."""
+    from actors.fetch import fetch_on_ray
     from actors.pipeline import produce_report
     from actors.render import RenderPool
     from actors.warehouse import CatalogQuery, open_warehouse
@@ -227,7 +228,7 @@ def render(
     query = CatalogQuery.for_dates(institution_id, req.start_date, req.end_date, settings.zone, req.school_ids)
     started = time.perf_counter()
     produced = produce_report(warehouse, query, subdomain=subdomain, settings=settings, out=out,
-                              render=pool.render)
+                              fetch=fetch_on_ray, render=pool.render)
     elapsed = time.perf_counter() - started
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in produced.timings.items())
     print(f"{produced.rows} rows in {elapsed:.2f}s ({phases}) → {out}")

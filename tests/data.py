@@ -105,6 +105,12 @@ def cell_text(s: str | None) -> str | None:
     return s or None
 
 
+def shown_date(d: date | None) -> date | str | None:
+    """What a reader must give back for a date: the date, or before 1900 (which Excel's date
+    system cannot hold) the text DD/MM/YYYY."""
+    return f"{d.day:02d}/{d.month:02d}/{d.year:04d}" if d is not None and d.year < 1900 else d
+
+
 def expected_report(institution_id: int, start: date, end: date, *, subdomain: str,
                     student: str, admin: str, school_ids=None, tz: str = "UTC") -> list[list]:
     zone = ZoneInfo(tz)
@@ -136,7 +142,7 @@ def expected_report(institution_id: int, start: date, end: date, *, subdomain: s
             sum(1 for c, _, at in VIEWS if c == cid and lo <= at < hi),
             sum(1 for c, _, at, _ in ENROLLMENTS if c == cid and lo <= at < hi),
             sum(1 for c, _, _, done in ENROLLMENTS if c == cid and done is not None and lo <= done < hi),
-            pub,
+            shown_date(pub),
             ", ".join(names) or None,
         ])
     rows.sort(key=lambda r: (r[9] is None, key(r[9] or ""), key(title_of(r[0]) or ""), r[0]))

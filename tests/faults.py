@@ -105,16 +105,16 @@ class FlakyWarehouse:
             raise ConnectionError("warehouse unreachable (injected)")
         return self.inner.fetch(query)
 
-    def close(self):
-        self.inner.close()
+    def __getattr__(self, name):  # names, ranges, partitioning: from the real warehouse
+        return getattr(self.inner, name)
 
 
 def dying_renderer(inner, dice: Dice, p: float):
     """A renderer whose consumer dies mid-job with probability ``p``."""
 
-    def render(report, plan, on_done, columns):
+    def render(partitions, plan, rows, columns, on_done):
         if dice(p):
             raise ConsumerDied()
-        return inner(report, plan, on_done, columns)
+        return inner(partitions, plan, rows, columns, on_done)
 
     return render

@@ -131,6 +131,7 @@ def test_the_packed_sort_orders_rows_as_a_multi_key_sort(rows):
 def test_a_school_text_key_is_its_names_keys_joined(names):
     """What lets school texts be ranked from their names' keys (actors.catalog.aggregate_schools):
     NFKD, dropping marks and case folding never reach across the ", " separator."""
-    from actors.catalog import SCHOOL_SEPARATOR, collation_key
+    from actors.catalog import SCHOOL_SEPARATOR
+    from actors.collation import collation_key
 
     assert collation_key(SCHOOL_SEPARATOR.join(names)) == SCHOOL_SEPARATOR.join(collation_key(n) for n in names)

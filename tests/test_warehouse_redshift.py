@@ -7,11 +7,16 @@ through :mod:`pg_shim`, which also counts FETCH round trips on the wire.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import threading
+import time
+import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -25,6 +30,9 @@ import redshift_connector
 from pg_shim import PgShim
 
 from actors import demo_data
+from actors.fetch import fetch_here, fetch_on_ray, partition_queries
+from actors.pipeline import produce_report
+from actors.render import RenderPool, render_serially
 from actors.warehouse import CatalogQuery, CatalogRows, open_warehouse
 from actors.warehouse.duckdb import DuckDBWarehouse
 from actors.warehouse.redshift import RedshiftWarehouse, WarehouseConnectionError
@@ -122,8 +130,8 @@ def duck(warehouse_file: Path) -> Iterator[DuckDBWarehouse]:
 
 def _sorted(rows: CatalogRows) -> tuple[pa.Table, pa.Table]:
     """SQL promises no order; compare in a fixed one."""
-    by_pair = [("course_id", "ascending"), ("school_name", "ascending")]
-    return rows.courses.sort_by("id"), rows.schools.sort_by(by_pair)
+    by_pair = [("course_id", "ascending"), ("school_id", "ascending")]
+    return rows.courses.sort_by("id"), rows.links.sort_by(by_pair)
 
 
 def _assert_same(actual: CatalogRows, expected: CatalogRows) -> None:
@@ -157,6 +165,16 @@ def test_matches_duckdb(
     expected = duck.fetch(query)
     assert (expected.courses.num_rows > 0) is has_courses  # guards against comparing two empty tables
     _assert_same(redshift.fetch(query), expected)
+    assert redshift.school_names(query).sort_by("id").equals(duck.school_names(query).sort_by("id"))
+    for k in (1, 2, 3, 7):
+        ranges = redshift.id_ranges(query, k)
+        assert ranges == duck.id_ranges(query, k)
+        sizes = [r.courses for r in ranges]
+        assert sum(sizes) == expected.courses.num_rows and (not sizes or max(sizes) - min(sizes) <= 1)
+        assert all(a.last_id < b.first_id for a, b in zip(ranges, ranges[1:]))
+        parts = [redshift.fetch(query.part(r)) for r in ranges] or [expected]
+        whole = CatalogRows(pa.concat_tables([p.courses for p in parts]), pa.concat_tables([p.links for p in parts]))
+        _assert_same(whole, expected)
 
 
 def test_no_activity_period_counts_zero(redshift: RedshiftWarehouse) -> None:
@@ -178,7 +196,7 @@ def test_streams_in_fetch_blocks(shim: PgShim, pg_database: str, duck: DuckDBWar
     assert tags[0] == "BEGIN" and tags[-1] == "COMMIT"
     assert tags.count("DECLARE CURSOR") == tags.count("CLOSE CURSOR") == 2
     assert len(fetched) >= 10 and max(fetched) == 100
-    assert sum(fetched) == rows.courses.num_rows + rows.schools.num_rows
+    assert sum(fetched) == rows.courses.num_rows + rows.links.num_rows
     _assert_same(rows, duck.fetch(YEAR_2025))
 
 
@@ -192,7 +210,7 @@ def test_values_travel_as_bind_parameters(shim: PgShim, pg_database: str) -> Non
     finally:
         warehouse.close()
     declares = [sql for sql in shim.parsed_sql if sql.startswith("DECLARE")]
-    expected = [len(query.courses_sql()[1]), len(query.schools_sql()[1])]
+    expected = [len(query.courses_sql()[1]), len(query.links_sql()[1])]
     assert [len(set(re.findall(r"\$\d+", sql))) for sql in declares] == expected
     assert not any("2025" in sql for sql in declares)  # the period bounds stayed out of the text
 
@@ -211,8 +229,10 @@ def test_hostile_text_round_trips_as_data(redshift: RedshiftWarehouse) -> None:
             "completions": 0,
         }
     ]
-    schools = rows.schools.filter(pc.equal(rows.schools["course_id"], HOSTILE_COURSE_ID))
-    assert schools["school_name"].to_pylist() == [HOSTILE_SCHOOL]
+    links = rows.links.filter(pc.equal(rows.links["course_id"], HOSTILE_COURSE_ID))
+    assert links["school_id"].to_pylist() == [HOSTILE_SCHOOL_ID]
+    names = redshift.school_names(YEAR_2025)
+    assert names.filter(pc.equal(names["id"], HOSTILE_SCHOOL_ID))["name"].to_pylist() == [HOSTILE_SCHOOL]
     # Nothing was executed: both tables are still there and whole.
     assert redshift.fetch(YEAR_2025).courses.num_rows == rows.courses.num_rows
 
@@ -244,7 +264,102 @@ def test_rejected_login_raises_connection_error(pg_server: None) -> None:
         RedshiftWarehouse(f"redshift://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres?ssl=false")
 
 
-@pytest.mark.parametrize("options", ["ssl=maybe", "fetch_rows=0", "sslmode=disable"])
+@pytest.mark.parametrize("options", ["ssl=maybe", "fetch_rows=0", "sslmode=disable", "partitions=0",
+                                     "partitions=65", "partition_min_rows=-1"])
 def test_rejects_bad_options(options: str) -> None:
     with pytest.raises(ValueError):
         RedshiftWarehouse(f"redshift://u@127.0.0.1:1/db?{options}")
+
+
+# ---- partitioned fetch: same sheet for any backend and partitioning; lost partitions re-fetched
+
+
+def _sheet(settings, warehouse, query, fetch=fetch_here, render=render_serially) -> bytes:
+    out = settings.data_dir / f"report-{secrets.token_hex(3)}.xlsx"
+    produce_report(warehouse, query, subdomain="demo", settings=settings, out=out, fetch=fetch, render=render)
+    with zipfile.ZipFile(out) as z:
+        return z.read("xl/worksheets/sheet1.xml")
+
+
+@pytest.fixture(scope="session")
+def one_piece_sheet(duck: DuckDBWarehouse, settings_factory, tmp_path_factory) -> bytes:
+    """The report of YEAR_2025 from DuckDB in one piece: what every other way must equal."""
+    return _sheet(settings_factory(tmp_path_factory.mktemp("sheet"), chunk_rows=300), duck, YEAR_2025)
+
+
+@pytest.mark.parametrize("options", ["partitions=1", "partitions=2&partition_min_rows=0",
+                                     "partitions=4&partition_min_rows=0", "partitions=4"])
+def test_same_sheet_from_redshift_in_any_partitioning(shim, pg_database, settings_factory, tmp_path, one_piece_sheet,
+                                                      options):
+    warehouse = open_warehouse(_url(shim, pg_database, f"ssl=false&{options}"))
+    try:
+        k = int(options.split("&")[0].split("=")[1]) if "min_rows" in options else 1  # else: too small to cut
+        assert len(partition_queries(warehouse, YEAR_2025, cpus=1)) == k
+        assert _sheet(settings_factory(tmp_path, chunk_rows=300), warehouse, YEAR_2025) == one_piece_sheet
+    finally:
+        warehouse.close()
+
+
+def test_same_sheet_from_duckdb_partitions(warehouse_file, settings_factory, tmp_path, one_piece_sheet):
+    warehouse = open_warehouse(f"duckdb://{warehouse_file}?partitions=3&partition_min_rows=0")
+    try:
+        assert len(partition_queries(warehouse, YEAR_2025, cpus=1)) == 3
+        assert _sheet(settings_factory(tmp_path, chunk_rows=300), warehouse, YEAR_2025) == one_piece_sheet
+    finally:
+        warehouse.close()
+
+
+def _kill_when_fetching(stop: threading.Event, killed: list) -> None:
+    """SIGKILL the first Ray worker seen running a partition fetch (Ray names the process after it)."""
+    while not stop.is_set() and not killed:
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                running_fetch = b"ray::_fetch_task" in cmdline.read_bytes()
+            except OSError:
+                continue  # the process ended meanwhile
+            if running_fetch:
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
+                killed.append(cmdline.parent.name)
+                return
+        time.sleep(0.01)
+
+
+def _terminate_sessions_when_fetching(database: str, stop: threading.Event, killed: list) -> None:
+    """Have PostgreSQL end the report's sessions mid-FETCH: the driver sees a dropped connection."""
+    sql = ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+           "AND application_name = 'catalog-report' AND query LIKE 'FETCH%'")
+    while not stop.is_set() and not killed:
+        out = subprocess.run(["psql", "-X", "-qtA", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-d", database,
+                              "-c", sql], capture_output=True, text=True).stdout.split()
+        if "t" in out:
+            killed.append(out)
+            return
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("fault", ["worker-killed", "session-dropped"])
+def test_lost_partition_is_fetched_again(ray_session, shim, pg_database, settings_factory, tmp_path, one_piece_sheet,
+                                         fault):
+    """Three partitions fetched in Ray tasks, one row per round trip so they take a while; one
+    task's process is killed, or the server drops its sessions: the lost partitions are fetched
+    again on their own (the ranges are planned once) and the sheet is the same."""
+    warehouse = open_warehouse(_url(shim, pg_database, "ssl=false&partitions=3&partition_min_rows=0&fetch_rows=20"))
+    stop, killed = threading.Event(), []
+    saboteur = (lambda: _kill_when_fetching(stop, killed)) if fault == "worker-killed" else (
+        lambda: _terminate_sessions_when_fetching(pg_database, stop, killed))
+    thread = threading.Thread(target=saboteur, daemon=True)
+    shim.parsed_sql.clear()
+    thread.start()
+    try:
+        pool = RenderPool(2, cpus_per_actor=0.5)
+        try:
+            sheet = _sheet(settings_factory(tmp_path, chunk_rows=300), warehouse, YEAR_2025, fetch_on_ray, pool.render)
+        finally:
+            pool.shutdown()
+    finally:
+        stop.set()
+        thread.join()
+        warehouse.close()
+    assert killed, "the fault was never injected: the fetch finished first"
+    assert sheet == one_piece_sheet
+    assert sum(sql.startswith("DECLARE catalog_ranges") for sql in shim.parsed_sql) == 1

@@ -3,6 +3,7 @@ Python values (int, str, date, None) so both can be compared with the expected r
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -20,10 +21,20 @@ def _norm(v):
     return v
 
 
+_ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def ecma_unescape(value):
+    """Decode ECMA-376 Part 1 §22.4.2.4 ``_xHHHH_`` escapes, which openpyxl leaves undecoded in
+    inline strings (it reads ``_x005F_x0041_`` where Excel, calamine and POI read ``_x0041_``)."""
+    return _ESCAPED.sub(lambda m: chr(int(m[1], 16)), value) if isinstance(value, str) else value
+
+
 def read_openpyxl(path: Path) -> dict[str, list[list]]:
     wb = openpyxl.load_workbook(path, read_only=True)
     try:
-        return {ws.title: [[_norm(v) for v in row] for row in ws.iter_rows(values_only=True)] for ws in wb}
+        return {ws.title: [[_norm(ecma_unescape(v)) for v in row] for row in ws.iter_rows(values_only=True)]
+                for ws in wb}
     finally:
         wb.close()
 

@@ -1,8 +1,14 @@
-"""What every warehouse backend shares: the query parameters, the SQL, the Arrow schema."""
+"""What every warehouse backend shares: the query parameters, the SQL, the Arrow schema.
+
+A big report is fetched in partitions: contiguous ranges of course ids with about as many
+courses each (:meth:`Warehouse.id_ranges`), each fetched on its own connection. A partition
+carries its courses and their school links, so the two always come from one transaction; school
+names travel once per report (:meth:`Warehouse.school_names`), not once per link.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from importlib.resources import files
 from typing import Protocol
@@ -21,13 +27,25 @@ COURSES_SCHEMA = pa.schema(
         ("completions", pa.int64()),
     ]
 )
-SCHOOLS_SCHEMA = pa.schema([("course_id", pa.int64()), ("school_name", pa.string())])
+LINKS_SCHEMA = pa.schema([("course_id", pa.int64()), ("school_id", pa.int64())])
+NAMES_SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string())])
+RANGES_SCHEMA = pa.schema([("first_id", pa.int64()), ("last_id", pa.int64()), ("courses", pa.int64())])
 
 _SCHOOL_FILTER = (
     "AND c.id IN (SELECT fcs.course_id FROM course_schools fcs "
     "JOIN schools fs ON fs.id = fcs.school_id "
     "WHERE fs.institution_id = ? AND fcs.school_id IN ({marks}))"
 )
+_ID_RANGE = "AND c.id BETWEEN ? AND ?"
+
+
+@dataclass(frozen=True)
+class IdRange:
+    """One partition: the courses with ``first_id <= id <= last_id`` (``courses`` of them)."""
+
+    first_id: int
+    last_id: int
+    courses: int
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,7 @@ class CatalogQuery:
     period_start: datetime  # naive UTC, inclusive
     period_end: datetime  # naive UTC, exclusive
     school_ids: tuple[int, ...] | None = None
+    ids: IdRange | None = None  # one partition's courses; None: all of them
 
     @classmethod
     def for_dates(
@@ -52,11 +71,17 @@ class CatalogQuery:
         ids = tuple(sorted(set(school_ids))) if school_ids else None
         return cls(institution_id, utc(start), utc(end + timedelta(days=1)), ids)
 
-    def _filter(self) -> tuple[str, list]:
-        if not self.school_ids:
-            return "", []
-        marks = ", ".join("?" * len(self.school_ids))
-        return _SCHOOL_FILTER.format(marks=marks), [self.institution_id, *self.school_ids]
+    def part(self, ids: IdRange) -> "CatalogQuery":
+        return replace(self, ids=ids)
+
+    def _filter(self, with_ids: bool = True) -> tuple[str, list]:
+        sql, params = "", []
+        if self.school_ids:
+            sql = _SCHOOL_FILTER.format(marks=", ".join("?" * len(self.school_ids)))
+            params = [self.institution_id, *self.school_ids]
+        if with_ids and self.ids is not None:
+            sql, params = f"{sql} {_ID_RANGE}", [*params, self.ids.first_id, self.ids.last_id]
+        return sql, params
 
     def courses_sql(self) -> tuple[str, list]:
         flt, fparams = self._filter()
@@ -64,24 +89,72 @@ class CatalogQuery:
         span = [self.period_start, self.period_end]
         return sql, [self.institution_id, *fparams, *span, *span, *span]
 
-    def schools_sql(self) -> tuple[str, list]:
+    def links_sql(self) -> tuple[str, list]:
         flt, fparams = self._filter()
         sql = _sql("course_schools.sql").format(school_filter=flt)
         return sql, [self.institution_id, self.institution_id, *fparams]
 
+    def names_sql(self) -> tuple[str, list]:
+        return "SELECT id, name FROM schools WHERE institution_id = ?", [self.institution_id]
+
+    def ranges_sql(self, partitions: int) -> tuple[str, list]:
+        flt, fparams = self._filter(with_ids=False)
+        sql = _sql("partitions.sql").format(school_filter=flt)
+        return sql, [partitions, self.institution_id, *fparams]
+
 
 @dataclass(frozen=True)
 class CatalogRows:
-    """The two raw results of the report query, before Arrow post-processing."""
+    """The two raw results of the report query (or of one partition), before Arrow post-processing."""
 
     courses: pa.Table  # COURSES_SCHEMA
-    schools: pa.Table  # SCHOOLS_SCHEMA
+    links: pa.Table  # LINKS_SCHEMA: (course, school) pairs, schools of the same institution
+
+
+@dataclass(frozen=True)
+class Partitioning:
+    """How a backend's reports are fetched: the URL's ``partitions=K`` (None: by cluster size)
+    and ``partition_min_rows`` (smaller reports are fetched in one piece)."""
+
+    partitions: int | None = None
+    min_rows: int = 20_000  # measured in bench/redshift_bench.py: below it a second session costs more
+    cap: int = 1  # the default's ceiling: 1 where the engine already uses every core for one query
+
+    def default_partitions(self, cpus: int) -> int:
+        return max(1, min(self.cap, cpus))
+
+    @classmethod
+    def from_options(cls, options: dict[str, str], cap: int) -> "Partitioning":
+        k = int(options["partitions"]) if "partitions" in options else None
+        if k is not None and not 1 <= k <= 64:
+            raise ValueError(f"partitions must be between 1 and 64, not {k}")
+        min_rows = int(options.get("partition_min_rows", cls.min_rows))
+        if min_rows < 0:
+            raise ValueError(f"partition_min_rows must be at least 0, not {min_rows}")
+        return cls(k, min_rows, cap)
+
+
+PARTITION_OPTIONS = {"partitions", "partition_min_rows"}
 
 
 class Warehouse(Protocol):
+    url: str
+    partitioning: Partitioning
+
     def fetch(self, query: CatalogQuery) -> CatalogRows: ...
 
+    def school_names(self, query: CatalogQuery) -> pa.Table:
+        """NAMES_SCHEMA: the institution's schools (a report's links name them by id)."""
+
+    def id_ranges(self, query: CatalogQuery, partitions: int) -> list[IdRange]:
+        """The report's courses cut into at most ``partitions`` id ranges of nearly equal size."""
+
     def close(self) -> None: ...
+
+
+def id_ranges(table: pa.Table) -> list[IdRange]:
+    """RANGES_SCHEMA rows → ranges; no courses → none."""
+    return [IdRange(**row) for row in conform(table, RANGES_SCHEMA).to_pylist()]
 
 
 def _sql(name: str) -> str:

@@ -1,32 +1,64 @@
-"""The embedded default: the report query in a DuckDB file, straight into Arrow."""
+"""The embedded default: the report query in a DuckDB file, straight into Arrow.
+
+URL: ``duckdb:///abs/path/warehouse.duckdb[?partitions=K&partition_min_rows=N]``. DuckDB
+already runs one query on every core, so a report is fetched in one piece unless ``partitions``
+says otherwise.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import duckdb
+import pyarrow as pa
 
-from actors.warehouse.base import COURSES_SCHEMA, SCHOOLS_SCHEMA, CatalogQuery, CatalogRows, conform
+from actors.warehouse.base import (
+    COURSES_SCHEMA,
+    LINKS_SCHEMA,
+    NAMES_SCHEMA,
+    CatalogQuery,
+    CatalogRows,
+    IdRange,
+    conform,
+    PARTITION_OPTIONS,
+    Partitioning,
+    id_ranges,
+)
 
 
 class DuckDBWarehouse:
-    """``duckdb:///abs/path/warehouse.duckdb``, opened read-only so the demo generator or an
-    analyst can hold the file too."""
+    """A DuckDB file opened read-only, so the demo generator, an analyst or the other
+    partitions' processes can hold it too."""
 
     def __init__(self, url: str):
-        self.path = urlsplit(url).path
+        parts = urlsplit(url)
+        options = dict(parse_qsl(parts.query, strict_parsing=True)) if parts.query else {}
+        if unknown := options.keys() - PARTITION_OPTIONS:
+            raise ValueError(f"unknown duckdb URL options: {sorted(unknown)}")
+        self.url, self.path = url, parts.path
+        self.partitioning = Partitioning.from_options(options, cap=1)
         self._con = duckdb.connect(self.path, read_only=True)
 
-    def fetch(self, query: CatalogQuery) -> CatalogRows:
+    def _arrow(self, sql_params: tuple[str, list], schema: pa.Schema) -> pa.Table:
         cur = self._con.cursor()  # one cursor per call: safe when several threads share us
         try:
-            sql, params = query.courses_sql()
-            courses = cur.sql(sql, params=params).to_arrow_table()
-            sql, params = query.schools_sql()
-            schools = cur.sql(sql, params=params).to_arrow_table()
+            return conform(cur.sql(sql_params[0], params=sql_params[1]).to_arrow_table(), schema)
         finally:
             cur.close()
-        return CatalogRows(conform(courses, COURSES_SCHEMA), conform(schools, SCHOOLS_SCHEMA))
+
+    def fetch(self, query: CatalogQuery) -> CatalogRows:
+        return CatalogRows(self._arrow(query.courses_sql(), COURSES_SCHEMA), self._arrow(query.links_sql(), LINKS_SCHEMA))
+
+    def school_names(self, query: CatalogQuery) -> pa.Table:
+        return self._arrow(query.names_sql(), NAMES_SCHEMA)
+
+    def id_ranges(self, query: CatalogQuery, partitions: int) -> list[IdRange]:
+        sql, params = query.ranges_sql(partitions)
+        cur = self._con.cursor()
+        try:
+            return id_ranges(cur.sql(sql, params=params).to_arrow_table())
+        finally:
+            cur.close()
 
     def close(self) -> None:
         self._con.close()

@@ -12,10 +12,20 @@ percent-encode special characters in the password). Options:
 ``timeout``
     Seconds allowed for connecting and for each round trip; default none, because Redshift
     materializes a cursor's whole result on the leader node during the first FETCH.
+``partitions``
+    How many id-range partitions a big report is fetched in, each on its own session in its own
+    Ray task (1–64). Default: the cluster's CPUs, at most :data:`MAX_PARTITIONS`, because every
+    partition is one concurrent query and Redshift's WLM runs few at once (5 slots in the default
+    manual queue; a partition beyond them waits in line and only adds a session).
+``partition_min_rows``
+    Reports with fewer courses are fetched in one piece on the consumer's session (default 20000).
 
 Rows arrive through ``DECLARE … NO SCROLL CURSOR`` / ``FETCH FORWARD n`` inside one read-only
 transaction: the driver's ``fetchmany`` would buffer the entire result first, and a single
-transaction gives the course and school queries the same snapshot.
+transaction gives a partition's courses and school links the same snapshot. Partitions are
+separate transactions: each is consistent in itself and they do not overlap, but two partitions
+may see the warehouse a few milliseconds apart (a course added meanwhile is listed or not, as if
+the report had been asked a moment earlier or later).
 """
 
 from __future__ import annotations
@@ -27,10 +37,23 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import pyarrow as pa
 import redshift_connector
 
-from actors.warehouse.base import COURSES_SCHEMA, SCHOOLS_SCHEMA, CatalogQuery, CatalogRows, conform
+from actors.warehouse.base import (
+    COURSES_SCHEMA,
+    LINKS_SCHEMA,
+    NAMES_SCHEMA,
+    RANGES_SCHEMA,
+    CatalogQuery,
+    CatalogRows,
+    IdRange,
+    conform,
+    PARTITION_OPTIONS,
+    Partitioning,
+    id_ranges,
+)
 
 DEFAULT_PORT = 5439
 DEFAULT_FETCH_ROWS = 50_000
+MAX_PARTITIONS = 4  # default cap: within the default WLM queue's 5 slots, one left for others
 # REPEATABLE READ gives PostgreSQL one snapshot for both queries; Redshift maps it to its default
 # SERIALIZABLE.
 _BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
@@ -50,12 +73,14 @@ class RedshiftWarehouse:
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         options = dict(parse_qsl(parts.query, strict_parsing=True)) if parts.query else {}
-        unknown = options.keys() - {"ssl", "fetch_rows", "timeout"}
+        unknown = options.keys() - {"ssl", "fetch_rows", "timeout", *PARTITION_OPTIONS}
         if unknown:
             raise ValueError(f"unknown redshift URL options: {sorted(unknown)}")
         ssl = options.get("ssl", "true")
         if ssl not in _BOOLS:
             raise ValueError(f"ssl must be true or false, not {ssl!r}")
+        self.url = url
+        self.partitioning = Partitioning.from_options(options, cap=MAX_PARTITIONS)
         self._fetch_rows = int(options.get("fetch_rows", DEFAULT_FETCH_ROWS))
         if self._fetch_rows < 1:
             raise ValueError("fetch_rows must be at least 1")
@@ -74,6 +99,18 @@ class RedshiftWarehouse:
         self._con: redshift_connector.Connection | None = self._connect()  # fail fast on bad config
 
     def fetch(self, query: CatalogQuery) -> CatalogRows:
+        courses, links = self._read(("catalog_courses", *query.courses_sql(), COURSES_SCHEMA),
+                                    ("catalog_links", *query.links_sql(), LINKS_SCHEMA))
+        return CatalogRows(courses, links)
+
+    def school_names(self, query: CatalogQuery) -> pa.Table:
+        return self._read(("catalog_names", *query.names_sql(), NAMES_SCHEMA))[0]
+
+    def id_ranges(self, query: CatalogQuery, partitions: int) -> list[IdRange]:
+        return id_ranges(self._read(("catalog_ranges", *query.ranges_sql(partitions), RANGES_SCHEMA))[0])
+
+    def _read(self, *cursors: tuple[str, str, list, pa.Schema]) -> list[pa.Table]:
+        """Each (cursor name, SQL, parameters, schema) streamed in turn, in one read-only transaction."""
         with self._lock:
             if self._con is None:
                 self._con = self._connect()
@@ -82,8 +119,7 @@ class RedshiftWarehouse:
             cur.paramstyle = "qmark"  # the shared SQL's placeholders; the driver rewrites them to $n
             try:
                 cur.execute(_BEGIN)
-                courses = self._stream(cur, "catalog_courses", *query.courses_sql(), COURSES_SCHEMA)
-                schools = self._stream(cur, "catalog_schools", *query.schools_sql(), SCHOOLS_SCHEMA)
+                tables = [self._stream(cur, *spec) for spec in cursors]
                 con.commit()
             except _WIRE_ERRORS as exc:
                 self._drop()
@@ -96,7 +132,7 @@ class RedshiftWarehouse:
                 raise
             finally:
                 cur.close()
-        return CatalogRows(courses, schools)
+        return tables
 
     def close(self) -> None:
         with self._lock:
@@ -117,7 +153,7 @@ class RedshiftWarehouse:
 
         ``name`` must be unique per result shape: the driver caches each statement text with the
         row description of its first run, so one FETCH text shared by the 7-column and the
-        2-column cursor would be bound with the wrong column count. The two cursors run one after
+        2-column cursor would be bound with the wrong column count. Cursors run one after
         another because Redshift allows one open cursor per session."""
         cur.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", params)
         batches = []

@@ -15,7 +15,8 @@ from typing import BinaryIO
 from xml.sax.saxutils import escape
 
 from actors.xlsx.deflate import FINAL_BLOCK, DeflatedPart, combine, deflate_part
-from actors.xlsx.sheet import column_letter, quoted
+from actors.xlsx.rows import column_letter
+from actors.xlsx.sheet import quoted
 
 _DOS_TIME, _DOS_DATE = 0, (1980 - 1980) << 9 | 1 << 5 | 1  # 1980-01-01 00:00, fixed for determinism
 _U32 = 0xFFFFFFFF

@@ -1,34 +1,42 @@
 """Arrow table → ``<row>`` XML, vectorised over columns (the hot path).
 
-Each column becomes either pieces spliced straight into one element-wise join per row (columns
-with no empty values) or one array of finished cells (columns with empties, written ``<c/>`` to
-keep positions); the joined array's value buffer *is* the XML, with no Python loop over rows.
-Cells carry no ``r`` reference (optional in SpreadsheetML; every reader counts them), text is an
-inline string. The costly text passes (dropping XML-forbidden characters, escaping, cutting long
-texts) run only on columns whose bytes a quick scan shows need them, which real data rarely does.
+Each column becomes the pieces of its cells *after* the cell reference: literal strings and
+Arrow arrays spliced into one element-wise join per row. :func:`render_rows` puts each cell's
+reference (``r="B7"``) in front: Gnumeric, ExcelJS and Apache POI's streaming reader cannot place
+a cell without it. A null in a column's pieces means "no cell": such columns are joined on their
+own and their nulls dropped, so empty cells are left out rather than written ``<c/>``. The joined
+array's value buffer *is* the XML, with no Python loop over rows. The costly text passes
+(dropping XML-forbidden characters, escaping, cutting long texts) run only on columns whose bytes
+a quick scan shows need them, which real data rarely does.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 MAX_TEXT_UNITS = 32_767  # Excel's cell limit, counted in UTF-16 code units as Excel counts
-EXCEL_EPOCH_OFFSET = 25_569  # days from 1899-12-30 (Excel's day 0) to 1970-01-01
 _ILLEGAL_XML = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x{FFFE}\x{FFFF}]"
-# Excel (and calamine) decode "_xHHHH_" in cell text, openpyxl does not decode it in inline
-# strings: so a text containing it is written as rich-text runs split after every "_x", which
-# every reader concatenates back to the exact text and none decodes.
-_EXCEL_ESCAPE = r"_x[0-9A-Fa-f]{4}_"
-_RUN_BREAK = '_x</t></r><r><t xml:space="preserve">'
-_EMPTY = "<c/>"
-_TEXT_OPEN, _TEXT_CLOSE = '<c t="inlineStr"><is><t xml:space="preserve">', "</t></is></c>"
+# ECMA-376 Part 1 §22.4.2.4 (ST_Xstring): readers decode "_xHHHH_" in cell text; an underscore
+# that would start one is itself written "_x005F_". Both cases of "x": SheetJS decodes "_X0042_".
+_EXCEL_ESCAPE = r"_[xX][0-9A-Fa-f]{4}_"
+_ESCAPE_START = re.compile(r"_(?=[xX][0-9A-Fa-f]{4}_)")  # lookahead: escapes may share underscores
+_TEXT_CLOSE = "</t></is></c>"
 STYLE_BOLD = 1
 STYLE_DATE = 2
+
+# Excel's 1900 date system: serial 1 is 1900-01-01 and serial 60 the fictitious 1900-02-29, so
+# from 1900-03-01 on a serial is the day count from 1899-12-30, before it from 1899-12-31.
+_EPOCH = date(1970, 1, 1)
+_FIRST_DAY = (date(1900, 1, 1) - _EPOCH).days  # serial 1; earlier dates are written as text
+_LEAP_BUG = (date(1900, 3, 1) - _EPOCH).days  # serial 61
+_SERIAL_OFFSET = (_EPOCH - date(1899, 12, 30)).days  # 25,569
 
 # Bytes whose presence calls for a text pass: C0 controls (illegal, or CR to escape), the XML
 # specials, "_" (Excel's escape), and 0xEF (lead byte of U+FFFE/U+FFFF).
@@ -78,46 +86,51 @@ def _escape(values: pa.Array, rare: set[int]) -> pa.Array:
     for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;")):
         if ord(char) in rare:  # (CR: XML parsers would turn it into LF)
             values = pc.replace_substring(values, char, entity)
+    if ord("_") in rare:  # texts that look like Excel's escapes are rare: Python for those alone
+        looks = pc.fill_null(pc.match_substring_regex(values, _EXCEL_ESCAPE), False)
+        if pc.any(looks).as_py():
+            idx = np.flatnonzero(looks.to_numpy(zero_copy_only=False))
+            escaped = pa.array([_ESCAPE_START.sub("_x005F_", values[int(i)].as_py()) for i in idx], pa.string())
+            values = pc.replace_with_mask(values, looks, escaped)
     return values
 
 
-def text_pieces(values: pa.Array, style: int | None = None) -> list:
-    """Inline-string cells for ``values``: splice-able pieces, or one array of finished cells
-    when some values are null or empty (those become empty cells)."""
+def _text_open(style: int | None) -> str:
     s = f' s="{style}"' if style else ""
+    return f'" t="inlineStr"{s}><is><t xml:space="preserve">'
+
+
+def text_pieces(values: pa.Array, style: int | None = None) -> list:
+    """Inline-string cells for ``values`` (after the reference); null or empty texts: no cell."""
     values = values.cast(pa.string()) if pa.types.is_large_string(values.type) else values
     rare = _rare_bytes(values)
     text = _escape(clean_text(values, rare), rare)
-    open_, close = f'<c t="inlineStr"{s}><is><t xml:space="preserve">', _TEXT_CLOSE
-    runs = None
-    if ord("_") in rare:
-        runs = pc.fill_null(pc.match_substring_regex(text, _EXCEL_ESCAPE), False)
-        runs = runs if pc.any(runs).as_py() else None
     empty = pc.equal(pc.binary_length(text), 0)
-    if text.null_count == 0 and runs is None and not pc.any(empty).as_py():
-        return [open_, text, close]
-    text = pc.if_else(empty, None, text)
-    cells = pc.binary_join_element_wise(open_, text, close, "")
-    if runs is not None:
-        split = pc.replace_substring(text, "_x", _RUN_BREAK)
-        rich = pc.binary_join_element_wise(f'<c t="inlineStr"{s}><is><r><t xml:space="preserve">', split,
-                                           "</t></r></is></c>", "")
-        cells = pc.if_else(runs, rich, cells)
-    return [pc.fill_null(cells, _EMPTY)]
+    if pc.any(empty).as_py():
+        text = pc.if_else(empty, None, text)
+    return [_text_open(style), text, _TEXT_CLOSE]
 
 
 def number_pieces(values: pa.Array, style: int | None = None) -> list:
     s = f' s="{style}"' if style else ""
-    text = pc.cast(values, pa.string())
-    if values.null_count == 0:
-        return [f"<c{s}><v>", text, "</v></c>"]
-    return [pc.fill_null(pc.binary_join_element_wise(f"<c{s}><v>", text, "</v></c>", ""), _EMPTY)]
+    return [f'"{s}><v>', pc.cast(values, pa.string()), "</v></c>"]
 
 
 def date_pieces(values: pa.Array) -> list:
-    """Dates as Excel serial day numbers with the date style (a real date cell, not text)."""
-    serial = pc.add(pc.cast(values, pa.int32()).cast(pa.int64()), EXCEL_EPOCH_OFFSET)
-    return number_pieces(serial, STYLE_DATE)
+    """Dates as Excel 1900-system serials with the date style (real date cells); a date Excel
+    cannot show (before 1900) as the text DD/MM/YYYY."""
+    valid = values.is_valid().to_numpy(zero_copy_only=False)
+    days = pc.fill_null(pc.cast(values, pa.int32()), _LEAP_BUG).to_numpy().astype(np.int64)
+    pieces = number_pieces(pa.array(days + _SERIAL_OFFSET - (days < _LEAP_BUG), mask=~valid), STYLE_DATE)
+    early = valid & (days < _FIRST_DAY)
+    if not early.any():
+        return pieces
+    shown = pa.array([_shown(_EPOCH + timedelta(days=int(d))) for d in days[early]], pa.string())
+    return [pc.replace_with_mask(_joined(pieces), pa.array(early), _joined(text_pieces(shown)))]
+
+
+def _shown(day: date) -> str:
+    return f"{day.day:02d}/{day.month:02d}/{day.year:04d}"
 
 
 @dataclass(frozen=True)
@@ -151,31 +164,30 @@ Column = str | Link  # a sheet column: a table column by name, or a link built f
 def link_pieces(link: Link, table: pa.Table) -> list:
     """Cells of ``link``: the literals cleaned and escaped once, the key's digits spliced between
     them. Where splicing could differ from the plain text path (null keys, an Excel escape that
-    digits could complete, a text near Excel's limit) the built strings take that path."""
+    digits could complete, a text near Excel's limit, an empty text) the built strings take that
+    path."""
     key = table[link.key].combine_chunks()
     if not pa.types.is_integer(key.type):
         raise TypeError(f"a link needs an integer key column, not {key.type}")
     literal = "".join(link.parts)
     units = len(literal.encode("utf-16-le")) // 2 + 20 * (len(link.parts) - 1)  # ≤ 20 digits per key
-    if key.null_count or len(link.parts) < 2 or "_x" in literal or units > MAX_TEXT_UNITS:
+    if key.null_count or len(link.parts) < 2 or "_x" in literal.lower() or units > MAX_TEXT_UNITS:
         return text_pieces(link.values(table))
     parts = pa.array(list(link.parts), pa.string())
     rare = _rare_bytes(parts)
     escaped = _escape(clean_text(parts, rare), rare).to_pylist()
     pieces = _spliced(escaped, key)
-    pieces[0], pieces[-1] = _TEXT_OPEN + pieces[0], pieces[-1] + _TEXT_CLOSE
+    pieces[0], pieces[-1] = _text_open(None) + pieces[0], pieces[-1] + _TEXT_CLOSE
     return pieces
 
 
 def dictionary_pieces(column: pa.DictionaryArray) -> list:
     """Cells of a dictionary-encoded column: each distinct value rendered once, then taken."""
-    cells = pieces_for(column.dictionary)
-    if len(cells) > 1:
-        cells = [pc.binary_join_element_wise(*cells, "")]
-    return [pc.fill_null(pc.take(cells[0], column.indices), _EMPTY)]
+    return [pc.take(_joined(pieces_for(column.dictionary)), column.indices)]
 
 
 def pieces_for(column: pa.Array) -> list:
+    """A column's cells after their references: literals and arrays to splice (null: no cell)."""
     t = column.type
     if pa.types.is_dictionary(t):
         return dictionary_pieces(column)
@@ -188,6 +200,32 @@ def pieces_for(column: pa.Array) -> list:
     raise TypeError(f"no cell writer for Arrow type {t}")
 
 
+def _joined(pieces: list) -> pa.Array:
+    """Pieces as one array of finished strings."""
+    if len(pieces) == 1 and not isinstance(pieces[0], str):
+        return pieces[0]
+    return pc.binary_join_element_wise(*pieces, "")
+
+
+def column_letter(index: int) -> str:
+    """0 → A, 25 → Z, 26 → AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def _cells(letter: str, numbers: pa.Array, pieces: list) -> list:
+    """A column's cells with their references; a column with "no cell" rows is joined alone
+    and those rows dropped (the join yields null wherever a piece is null)."""
+    pieces = [f'<c r="{letter}', numbers, *pieces]
+    if any(not isinstance(p, str) and p.null_count for p in pieces):
+        return [pc.fill_null(pc.binary_join_element_wise(*pieces, ""), "")]
+    return pieces
+
+
 def render_rows(table: pa.Table, first_row: int, columns: Sequence[Column] | None = None) -> memoryview:
     """The ``<row>`` elements for ``table``, numbered from ``first_row`` (1-based sheet row);
     ``columns``: the sheet's columns in order (default: the table's)."""
@@ -196,11 +234,12 @@ def render_rows(table: pa.Table, first_row: int, columns: Sequence[Column] | Non
         return memoryview(b"")
     numbers = pc.cast(pa.array(np.arange(first_row, first_row + n, dtype=np.int64)), pa.string())
     pieces: list = ['<row r="', numbers, '">']
-    for column in columns or table.column_names:
+    for index, column in enumerate(columns or table.column_names):
         if isinstance(column, Link):
-            pieces += link_pieces(column, table)
+            cells = link_pieces(column, table)
         else:
-            pieces += pieces_for(table[column].combine_chunks())
+            cells = pieces_for(table[column].combine_chunks())
+        pieces += _cells(column_letter(index), numbers, cells)
     pieces.append("</row>")
     rows = pc.binary_join_element_wise(*_merge_literals(pieces), "")
     return memoryview(_string_buffers(rows)[1])  # the joined rows, end to end, not copied
@@ -208,9 +247,9 @@ def render_rows(table: pa.Table, first_row: int, columns: Sequence[Column] | Non
 
 def header_row(headers: list[str]) -> bytes:
     """Row 1: bold inline strings."""
-    pieces = text_pieces(pa.array(headers, pa.string()), STYLE_BOLD)
-    cells = pc.binary_join_element_wise(*pieces, "") if len(pieces) > 1 else pieces[0]
-    return ('<row r="1">' + "".join(cells.to_pylist()) + "</row>").encode()
+    open_, text, close = text_pieces(pa.array(headers, pa.string()), STYLE_BOLD)
+    cells = "".join(f'<c r="{column_letter(i)}1{open_}{t}{close}' for i, t in enumerate(text.to_pylist()))
+    return f'<row r="1">{cells}</row>'.encode()
 
 
 def _merge_literals(pieces: list) -> list:
@@ -222,4 +261,3 @@ def _merge_literals(pieces: list) -> list:
         else:
             merged.append(p)
     return merged
-

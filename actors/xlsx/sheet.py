@@ -7,7 +7,7 @@ from xml.sax.saxutils import escape
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from actors.xlsx.rows import Column, Link
+from actors.xlsx.rows import Column, Link, column_letter
 
 MAX_SHEET_ROWS = 1_048_576  # Excel's row limit, header included
 MIN_WIDTH, MAX_WIDTH = 8.0, 60.0
@@ -18,33 +18,38 @@ _NS = (
 )
 
 
-def column_letter(index: int) -> str:
-    """0 → A, 25 → Z, 26 → AA."""
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
+def longest_values(table: pa.Table) -> dict[str, int]:
+    """Each column's longest value in characters as shown: what its width is sized from. Kept
+    per column so partitions of a report can each measure their own and :func:`widest` merge."""
+    return {name: _longest(table[name]) for name in table.column_names}
 
 
-def column_widths(table: pa.Table, headers: list[str], columns: list[Column] | None = None) -> list[float]:
-    """Widths in characters from the longest value (or header), clamped to a readable range."""
-    return [min(MAX_WIDTH, max(MIN_WIDTH, len(name) + 3, _longest(table, spec) + 2))
-            for name, spec in zip(headers, columns or table.column_names, strict=True)]
+def widest(*longest: dict[str, int]) -> dict[str, int]:
+    return {name: max(m.get(name, 0) for m in longest) for m in longest for name in m}
 
 
-def _longest(table: pa.Table, spec: Column) -> int:
-    if isinstance(spec, Link):  # the literals around the key's longest text, once per occurrence
-        return sum(len(part) for part in spec.parts) + _longest(table, spec.key) * (len(spec.parts) - 1)
-    column = table[spec]
+def _longest(column: pa.ChunkedArray | pa.Array) -> int:
     if pa.types.is_dictionary(column.type):
-        column = column.combine_chunks().dictionary  # the longest value is among the distinct ones
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        column = column.dictionary  # the longest value is among the distinct ones
     if pa.types.is_date(column.type):
         return 10
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         return pc.max(pc.utf8_length(column)).as_py() or 0
     return max(len(str(pc.max(column).as_py() or 0)), len(str(pc.min(column).as_py() or 0)))
+
+
+def column_widths(longest: dict[str, int], headers: list[str], columns: list[Column]) -> list[float]:
+    """Widths in characters from the longest value (or header), clamped to a readable range."""
+    return [min(MAX_WIDTH, max(MIN_WIDTH, len(name) + 3, _shown(longest, spec) + 2))
+            for name, spec in zip(headers, columns, strict=True)]
+
+
+def _shown(longest: dict[str, int], spec: Column) -> int:
+    if isinstance(spec, Link):  # the literals around the key's longest text, once per occurrence
+        return sum(len(part) for part in spec.parts) + longest[spec.key] * (len(spec.parts) - 1)
+    return longest[spec]
 
 
 def sheet_head(widths: list[float], last_row: int, header: bytes, selected: bool) -> bytes:
