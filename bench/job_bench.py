@@ -145,9 +145,11 @@ def peak_mb(pid: int | str = "self") -> float:
 
 def start_ray(attempts: int = 3) -> None:
     """A fresh local Ray; tried again when its node misses Ray's fixed 30 s start-up deadline,
-    which a loaded shared machine makes it do."""
+    which a loaded shared machine makes it do. The raylet's own wait for its agents (30 s by
+    default) is lengthened for the same reason."""
     import ray
 
+    os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
     for attempt in range(1, attempts + 1):
         try:
             ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
