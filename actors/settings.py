@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     jwt_secret: str = ""
     jwt_public_key: str = ""
     jwt_algorithms: list[str] = Field(default_factory=list)
+    jwt_leeway_seconds: float = Field(30.0, ge=0, le=300)  # clock skew allowed on exp, nbf and iat
     link_secret: str = ""
     public_base_url: str = "http://127.0.0.1:8000"
     student_url_template: str = "https://{subdomain}.lxp.local/course/{course_id}"

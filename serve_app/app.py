@@ -102,7 +102,7 @@ class ReportsAPI:
         self.settings: Settings = load_settings(**settings_values)
         shedding.state.limit = self.settings.max_in_flight
         self.authenticate = Authenticator(self.settings.jwt_public_key or self.settings.jwt_secret,
-                                          self.settings.jwt_algorithms)
+                                          self.settings.jwt_algorithms, self.settings.jwt_leeway_seconds)
         self.queue = open_queue(self.settings.queue_url)
         self.storage = open_storage(self.settings)
         self.ledger = Ledger(self.storage)

@@ -34,3 +34,56 @@ def signed_raw(payload: bytes) -> str:
 def test_download_link_with_a_malformed_expiry_is_permission_denied(service, expires):
     r = httpx.get(f"{service.base_url}/institution/reports/files/x?expires={expires}&signature=a", timeout=30)
     assert_error(r, 403, "permission_denied")
+
+
+# -- defect 4: clock skew -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("claim", ["iat", "nbf"])
+def test_a_token_from_a_clock_a_little_ahead_is_accepted(service, claim):
+    token = jwt.encode(claims(**{claim: int(time.time()) + 5}), SECRET, algorithm="HS256")
+    assert_error(service.get(UNKNOWN_JOB, token), 404, "not_found")
+
+
+def test_a_token_just_expired_is_accepted_within_the_leeway(service):
+    token = jwt.encode(claims(exp=int(time.time()) - 5), SECRET, algorithm="HS256")
+    assert_error(service.get(UNKNOWN_JOB, token), 404, "not_found")
+
+
+@pytest.mark.parametrize("claim", ["iat", "nbf"])
+def test_a_token_from_the_future_says_not_yet_valid(service, claim):
+    token = jwt.encode(claims(**{claim: int(time.time()) + 300}), SECRET, algorithm="HS256")
+    assert assert_error(service.get(UNKNOWN_JOB, token), 401, "unauthenticated")["message"] == "token not yet valid"
+
+
+def test_a_token_past_the_leeway_says_expired(service):
+    token = jwt.encode(claims(exp=int(time.time()) - 120), SECRET, algorithm="HS256")
+    assert assert_error(service.get(UNKNOWN_JOB, token), 401, "unauthenticated")["message"] == "token expired"
+
+
+# -- defect 5: exp must be a finite integer -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'"inf"', b'"9999999999"', b"NaN", b"Infinity", b"-Infinity", b"1e400", b"9999999999.5",
+        b"true", b"null", b"[9999999999]",
+    ],
+    ids=lambda p: p.decode(),
+)
+def test_exp_that_is_not_a_finite_integer_is_invalid_argument(service, payload):
+    token = signed_raw(b'{"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": ' + payload + b"}")
+    assert "exp" in assert_error(service.get(UNKNOWN_JOB, token), 400, "invalid_argument")["message"]
+
+
+@pytest.mark.parametrize("claim", ["iat", "nbf"])
+def test_iat_and_nbf_when_present_are_integers_too(service, claim):
+    token = signed_raw(b'{"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": 9999999999, "'
+                       + claim.encode() + b'": "soon"}')
+    assert claim in assert_error(service.get(UNKNOWN_JOB, token), 400, "invalid_argument")["message"]
+
+
+def test_exp_is_required(service):
+    token = jwt.encode(claims(exp=None), SECRET, algorithm="HS256")
+    assert "exp" in assert_error(service.get(UNKNOWN_JOB, token), 400, "invalid_argument")["message"]
