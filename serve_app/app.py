@@ -30,6 +30,7 @@ from actors.storage.local import LocalStorage
 from serve_app import downloads, errors, params, shedding
 from serve_app.auth import Authenticator, Principal
 from serve_app.errors import ERROR_RESPONSES, ApiError, error_response
+from serve_app.head import HeadAsGet
 from serve_app.ratelimit import ACTOR_NAME, RateLimiter, retry_after
 
 log = logging.getLogger(f"{ROOT}.http")
@@ -40,8 +41,10 @@ api = FastAPI(
     title="catalog-report",
     version="1.0.0",
     description="Course Catalog report: request a report, follow its job, download the file.",
+    dependencies=[Depends(params.single_valued)],
 )
 errors.install(api)
+api.add_middleware(HeadAsGet)
 
 
 @api.middleware("http")

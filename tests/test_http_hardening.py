@@ -87,3 +87,41 @@ def test_iat_and_nbf_when_present_are_integers_too(service, claim):
 def test_exp_is_required(service):
     token = jwt.encode(claims(exp=None), SECRET, algorithm="HS256")
     assert "exp" in assert_error(service.get(UNKNOWN_JOB, token), 400, "invalid_argument")["message"]
+
+
+# -- defect 9: HEAD and repeated query parameters -------------------------------------------------
+
+
+def test_head_is_answered_on_health_status_and_downloads(service):
+    token = service.token(institution_id=6)
+    job_id = service.request_report(token, **GOOD).json()["results"]["id"]
+    url = service.wait_done(job_id, token)["url"]
+    head = httpx.head(service.base_url + "/healthz", timeout=30)
+    assert head.status_code == 200 and head.content == b""
+    status = httpx.head(f"{service.base_url}/institution/reports/jobs/{job_id}",
+                        headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert status.status_code == 200 and status.content == b"" and status.headers["cache-control"] == "no-store"
+    download, got = httpx.head(url, timeout=30), httpx.get(url, timeout=30)
+    assert download.status_code == 200 and download.content == b""
+    assert download.headers["content-length"] == str(len(got.content))
+    assert download.headers["content-type"] == got.headers["content-type"]
+    # HEAD answers what GET would, errors included, and never does what only GET of a report does.
+    assert httpx.head(f"{service.base_url}/institution/reports/jobs/{job_id}", timeout=30).status_code == 401
+    catalog = httpx.head(service.base_url + "/institution/reports/catalog", params=GOOD,
+                         headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert catalog.status_code == 405 and catalog.headers["allow"] == "GET"
+
+
+@pytest.mark.parametrize(
+    "query, name",
+    [
+        (f"start_date={GOOD['start_date']}&end_date={GOOD['end_date']}&school_ids=1&school_ids=999", "school_ids"),
+        (f"start_date={GOOD['start_date']}&start_date=2025-06-01&end_date={GOOD['end_date']}", "start_date"),
+        (f"start_date={GOOD['start_date']}&end_date={GOOD['end_date']}&end_date={GOOD['end_date']}", "end_date"),
+        (f"start_date={GOOD['start_date']}&end_date={GOOD['end_date']}" + "&x=1" * 5000, "x"),
+    ],
+)
+def test_a_repeated_query_parameter_is_invalid_argument_naming_it(service, query, name):
+    r = service.get(f"/institution/reports/catalog?{query}", service.token(institution_id=6))
+    message = assert_error(r, 400, "invalid_argument")["message"]
+    assert name in message and "repeated" in message
