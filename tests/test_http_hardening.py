@@ -125,3 +125,81 @@ def test_a_repeated_query_parameter_is_invalid_argument_naming_it(service, query
     r = service.get(f"/institution/reports/catalog?{query}", service.token(institution_id=6))
     message = assert_error(r, 400, "invalid_argument")["message"]
     assert name in message and "repeated" in message
+
+
+# -- defect 3: what the HTTP front end answers itself ---------------------------------------------
+
+
+def raw_exchange(base_url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``request`` as bytes on a fresh connection; the status, headers and body that came back."""
+    parts = urlsplit(base_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def _request_line(target: bytes, method: bytes = b"GET", version: bytes = b"HTTP/1.1") -> bytes:
+    return method + b" " + target + b" " + version + b"\r\nHost: t\r\nConnection: close\r\n\r\n"
+
+
+MALFORMED = {
+    "query over 64 KB": _request_line(b"/institution/reports/catalog?q=" + b"a" * 70_000),
+    "10,000 parameters": _request_line(b"/institution/reports/catalog?" + b"&".join(b"p%d=1" % i for i in range(10_000))),
+    "unknown method": _request_line(b"/healthz", method=b"FOO"),
+    "garbage request line": b"\x00\x01 garbage\r\n\r\n",
+    "Content-Length: abc": b"GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
+    "unknown HTTP version": _request_line(b"/healthz", version=b"HTTP/9.9"),
+    "bad chunked body": b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+}
+
+
+@pytest.mark.parametrize("request_bytes", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_http_gets_an_encore_json_400(service, request_bytes):
+    status, headers, body = raw_exchange(service.base_url, request_bytes)
+    assert status == 400 and headers["content-type"] == "application/json", body
+    assert httpx.Response(400, content=body).json() == {
+        "code": "invalid_argument", "message": "malformed HTTP request", "details": None}
+    assert int(headers["content-length"]) == len(body)
+
+
+def test_a_websocket_handshake_is_refused_in_json(service):
+    status, headers, body = raw_exchange(service.base_url, (
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+    assert status == 404 and headers["content-type"] == "application/json", body
+    assert httpx.Response(404, content=body).json()["code"] == "not_found"
+
+
+def test_the_proxys_own_plain_text_answers_become_json():
+    """Unit check of the proxy middleware: Serve's plain-text 408/503/404 keep their status and
+    headers in JSON; a request the proxy leaves unanswered (a replica died mid-request) is a 500."""
+    import asyncio
+
+    from starlette.responses import PlainTextResponse, Response
+
+    from serve_app.wire_errors import JsonErrorAnswers
+
+    def through(inner) -> httpx.Response:
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=JsonErrorAnswers(inner))
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return await client.get("/x")
+        return asyncio.run(go())
+
+    for status in (404, 408, 503):
+        r = through(PlainTextResponse("Request timed out", status, headers={"Retry-After": "2"}))
+        assert_error(r, status, {404: "not_found", 408: "deadline_exceeded", 503: "unavailable"}[status])
+        assert r.headers["retry-after"] == "2"
+
+    async def silent(scope, receive, send):
+        return None
+
+    assert_error(through(silent), 500, "internal")
+    ok = through(Response(b"PK\x03\x04", media_type="application/zip"))
+    assert ok.status_code == 200 and ok.content == b"PK\x03\x04"
