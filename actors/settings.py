@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     admin_url_template: str = "https://{subdomain}.lxp.local/admin/courses/{course_id}/edit"
     timezone: str = "UTC"
     rate_limit_per_minute: int = Field(60, ge=1)
+    rate_limit_storage_url: str = ""  # a `limits` storage (redis://…): the counts outlive the limiter
     link_ttl_seconds: int = Field(604800, ge=60)
     render_workers: int = Field(0, ge=0)
     chunk_rows: int = Field(50_000, ge=1)
@@ -83,6 +84,15 @@ class Settings(BaseSettings):
         from actors.storage import BACKENDS
 
         return v and _scheme_check(v, BACKENDS)
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _limits_storage(cls, v: str) -> str:
+        from limits.storage import SCHEMES
+
+        # Stores that outlive the limiter and that its synchronous strategy can use.
+        durable = {scheme: s for scheme, s in SCHEMES.items() if scheme != "memory" and not scheme.startswith("async+")}
+        return v and _scheme_check(v, durable)
 
     @field_validator("notify_url", "public_base_url")
     @classmethod

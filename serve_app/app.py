@@ -123,8 +123,8 @@ class ReportsAPI:
                     self._limiter = serve.get_deployment_actor(ACTOR_NAME)
                 wait = await self._limiter.hit.remote(str(institution_id))
                 break
-            except (ray.exceptions.RayActorError, ValueError):
-                self._limiter = None  # recreated by Serve; look it up again
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError, ValueError):
+                self._limiter = None  # recreated by Serve (or its store is down); look it up again
                 if attempt:
                     raise ApiError(503, "rate limiter unavailable; retry shortly", {"Retry-After": "1"})
                 await asyncio.sleep(0.5)
@@ -192,7 +192,6 @@ def build_app(args: dict | None = None):
     settings = load_settings(**args)
     values = settings.model_dump(mode="json")
     limiter = DeploymentActorConfig(name=ACTOR_NAME, actor_class=RateLimiter,
-                                    init_kwargs={"per_minute": settings.rate_limit_per_minute},
-                                    actor_options={"num_cpus": 0})
+                                    init_kwargs={"settings_values": values}, actor_options={"num_cpus": 0})
     consumer = consumer_deployment().bind(values)
     return ReportsAPI.options(num_replicas=replicas, deployment_actors=[limiter]).bind(values, consumer)

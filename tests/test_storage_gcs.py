@@ -424,3 +424,14 @@ def test_consumer_end_to_end_on_gcs(tmp_path, warehouse, service_account_key):
     download.write_bytes(httpx.get(note["url"]).content)
     assert len(read_both(download)["Catálogo"]) == 17  # header + 16 courses
     assert queue.pending() == 0
+
+
+def test_keys_written_since_lists_recent_records_under_the_prefix(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    store = gcs(tmp_path, prefix="recent")
+    before = datetime.now(timezone.utc) - timedelta(seconds=5)
+    store.write_json("jobs/a.json", {"v": 1}, None)
+    store.write_json("jobs/deeper/b.json", {"v": 2}, None)
+    assert list(store.keys_written_since("jobs", before)) == ["jobs/a.json"]
+    assert list(store.keys_written_since("jobs", datetime.now(timezone.utc) + timedelta(minutes=1))) == []

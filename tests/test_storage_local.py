@@ -61,3 +61,18 @@ def test_a_refused_swap_leaves_the_record_and_no_temporary_file(tmp_path):
         records.write_json("jobs/a.json", {"v": 2}, "stale")
     assert records.read_json("jobs/a.json") == ({"v": 1}, first)
     assert not [p for p in (tmp_path / "files" / "jobs").iterdir() if p.name.startswith(".ledger-")]
+
+
+def test_keys_written_since_lists_recent_records_only(tmp_path):
+    """What the rate limiter reads back after a restart: the ledger's records of the last minute."""
+    import os
+    from datetime import datetime, timedelta, timezone
+
+    records = store(tmp_path)
+    assert list(records.keys_written_since("jobs", datetime.now(timezone.utc))) == []  # no directory yet
+    records.write_json("jobs/old.json", {"n": 1}, None)
+    hour_ago = (datetime.now(timezone.utc) - timedelta(hours=1)).timestamp()
+    os.utime(records.path("jobs/old.json"), (hour_ago, hour_ago))
+    records.write_json("jobs/new.json", {"n": 2}, None)
+    minute_ago = datetime.now(timezone.utc) - timedelta(minutes=1)
+    assert list(records.keys_written_since("jobs", minute_ago)) == ["jobs/new.json"]  # no lock files

@@ -3,6 +3,7 @@ racing on one job cannot both claim or both notify."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +20,10 @@ class Storage(Protocol):
 
     def link(self, key: str, ttl_seconds: int) -> tuple[str, datetime]:
         """A URL the requester can download ``key`` from, and when it stops working."""
+        ...
+
+    def keys_written_since(self, prefix: str, since: datetime) -> Iterator[str]:
+        """Keys directly under ``prefix/`` whose last write was at or after ``since``."""
         ...
 
     def read_json(self, key: str) -> tuple[dict, str] | None:

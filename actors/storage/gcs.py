@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import unicodedata
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
@@ -114,6 +115,14 @@ class GcsStorage:
             raise RuntimeError("GCS links need a service account to sign them; these credentials are "
                                "not one (use a service-account key or run as a service account)")
         return {"service_account_email": email, "access_token": credentials.token}
+
+    def keys_written_since(self, prefix: str, since: datetime) -> Iterator[str]:
+        """One listing of ``prefix/`` (names and update times only, paged by the client)."""
+        under = f"{self.prefix}/{prefix}/" if self.prefix else f"{prefix}/"
+        for blob in self.client.list_blobs(self.bucket, prefix=under, delimiter="/", retry=DEFAULT_RETRY,
+                                           fields="items(name,updated),nextPageToken"):
+            if blob.updated >= since:
+                yield f"{prefix}/{blob.name.removeprefix(under)}"
 
     def read_json(self, key: str) -> tuple[dict, str] | None:
         blob = self._blob(key)
