@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     admin_url_template: str = "https://{subdomain}.lxp.local/admin/courses/{course_id}/edit"
     timezone: str = "UTC"
     rate_limit_per_minute: int = Field(60, ge=1)
+    read_limit_per_minute: int = Field(600, ge=1)  # status polls per institution, in each HTTP replica
     rate_limit_storage_url: str = ""  # a `limits` storage (redis://…): the counts outlive the limiter
     link_ttl_seconds: int = Field(604800, ge=60)
     render_workers: int = Field(0, ge=0)

@@ -32,6 +32,7 @@ from serve_app.auth import Authenticator, Principal
 from serve_app.errors import ERROR_RESPONSES, ApiError, error_response
 from serve_app.head import HeadAsGet
 from serve_app.ratelimit import ACTOR_NAME, RateLimiter, retry_after
+from serve_app.readlimit import ReadLimit
 
 log = logging.getLogger(f"{ROOT}.http")
 
@@ -50,7 +51,10 @@ api.add_middleware(HeadAsGet)
 @api.middleware("http")
 async def shed_load_and_mark_no_store(request: Request, call_next):
     """Shed load with a JSON 503 past ``REPORTS_MAX_IN_FLIGHT`` requests in this replica, and
-    keep API answers out of caches."""
+    keep API answers out of caches. Health checks are never shed: tenants' traffic must not make
+    a replica look dead."""
+    if request.scope["path"].removeprefix(request.scope.get("root_path", "")) == "/healthz":
+        return await call_next(request)
     if not shedding.state.try_enter():
         return error_response(503, "the service is busy; retry shortly", {"Retry-After": "1"})
     try:
@@ -110,6 +114,7 @@ class ReportsAPI:
         self.storage = open_storage(self.settings)
         self.ledger = Ledger(self.storage)
         self._limiter = None
+        self.reads = ReadLimit(self.settings.read_limit_per_minute)
         self.consumer = consumer  # bound so Serve deploys it with the API
 
     async def principal(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
@@ -167,6 +172,7 @@ class ReportsAPI:
         self, job_id: str, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ):
         who = await self.principal(credentials)
+        self.reads.check(who.institution_id)
         found = await asyncio.to_thread(self.ledger.get, job_id) if _JOB_ID.fullmatch(job_id) else None
         if found is None or (found[0].institution_id, found[0].user_id) != (who.institution_id, who.user_id):
             raise ApiError(404, "no such job")

@@ -106,7 +106,7 @@ def _start_ray() -> None:
     else:
         # address="local": a new Ray, never whatever cluster /tmp/ray/ray_current_cluster names
         workers_at_normal_priority()
-        use_in_proxy()  # JSON answers from Serve's proxy
+        use_in_proxy()  # JSON answers from Serve's proxy, and a fair share of it per client
         ray.init(address="local", include_dashboard=False, logging_config=logs)
 
 

@@ -1,5 +1,5 @@
 """What runs inside Ray Serve's HTTP proxy: JSON for every answer it gives by itself
-(:mod:`serve_app.wire_errors`).
+(:mod:`serve_app.wire_errors`) and a fair share of it per client (:mod:`serve_app.fair_share`).
 
 Ray 2.60 removed ``http_options.middlewares``; the hook left for code in the proxy is the
 environment variable :data:`PROXY_CALLBACK_ENV`, naming a function the proxy calls in its own
@@ -17,6 +17,7 @@ import os
 from starlette.middleware import Middleware
 
 from serve_app import wire_errors
+from serve_app.fair_share import FairShare
 
 PROXY_CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
 PROXY_CALLBACK = f"{__name__}.proxy_middlewares"
@@ -25,7 +26,7 @@ PROXY_CALLBACK = f"{__name__}.proxy_middlewares"
 def proxy_middlewares() -> list[Middleware]:
     """Called by the proxy (see the module docstring); the last middleware is the outermost."""
     wire_errors.install()
-    return [Middleware(wire_errors.JsonErrorAnswers)]
+    return [Middleware(FairShare), Middleware(wire_errors.JsonErrorAnswers)]
 
 
 def use_in_proxy() -> None:
