@@ -197,9 +197,9 @@ def table(args, runs: list[Run]) -> str:
         return ", ".join(f"{n}× {s}" for s, n in sorted(seen.items()))
 
     rows = [
-        (f"another tenant's status poll, idle: p50 / p99 / max ms (n)",
+        ("another tenant's status poll, idle: p50 / p99 / max ms (n)",
          [f"{lat(r.idle_other)} ({len(r.idle_other)})" for r in runs]),
-        (f"**another tenant's status poll during the flood**: p50 / p99 / max ms (n)",
+        ("**another tenant's status poll during the flood**: p50 / p99 / max ms (n)",
          [f"{lat(r.flood_other)} ({len(r.flood_other)})" for r in runs]),
         ("**flood / idle, another tenant's p99** (target ≤ 3×); p50",
          [f"**{ratio(r.flood_other, r.idle_other, 99)}**; {ratio(r.flood_other, r.idle_other, 50)}" for r in runs]),
