@@ -127,6 +127,7 @@ def _start_ray() -> None:
     import ray
 
     from actors.niceness import workers_at_normal_priority
+    from serve_app.front import use_in_proxy
 
     logs = ray.LoggingConfig(encoding="JSON")  # structured log lines, job id as a field
     if os.environ.get("RAY_ADDRESS"):
@@ -134,6 +135,7 @@ def _start_ray() -> None:
     else:
         # address="local": a new Ray, never whatever cluster /tmp/ray/ray_current_cluster names
         workers_at_normal_priority()
+        use_in_proxy()  # JSON answers from Serve's proxy, and a fair share of it per client
         ray.init(address="local", include_dashboard=False, logging_config=logs)
 
 
