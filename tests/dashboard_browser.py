@@ -25,9 +25,8 @@ def missing() -> str | None:
 
 
 class DashboardBrowser:
-    def __init__(self, url: str, token: str, width: int = 1400, height: int = 900):
-        env = {**os.environ, "RAY_DASHBOARD_TOKEN": token, "CHROMIUM": CHROMIUM,
-               "DASHBOARD_WIDTH": str(width), "DASHBOARD_HEIGHT": str(height)}
+    def __init__(self, url: str, token: str):
+        env = {**os.environ, "RAY_DASHBOARD_TOKEN": token, "CHROMIUM": CHROMIUM}
         self.proc = subprocess.Popen(["node", str(HARNESS / "dashboard.mjs"), url], cwd=HARNESS, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.ready = self._answer()
@@ -44,9 +43,10 @@ class DashboardBrowser:
         self.proc.stdin.flush()
         return self._answer()
 
-    def page(self, name: str, until: list[str] = (), seconds: float = 60) -> dict:
-        """Open ``#/name`` and wait until one table row holds every string of ``until``."""
-        return self._ask(page=name, until=list(until), seconds=seconds)
+    def page(self, name: str, until: list[str] = (), seconds: float = 60, **view) -> dict:
+        """Open ``#/name`` and wait until one table row holds every string of ``until``;
+        ``view``: width, height (the window, CSS pixels) and zoom."""
+        return self._ask(page=name, until=list(until), seconds=seconds, **view)
 
     def screenshot(self, path: Path) -> int:
         return self._ask(screenshot=str(path))["bytes"]

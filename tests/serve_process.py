@@ -38,9 +38,10 @@ class ServeProcess:
             self.lines.append(line.rstrip("\n"))
             if line.startswith("Ctrl-C"):  # serve's last line
                 return
-        self.stop()
         self.log.seek(0)
-        raise AssertionError("serve did not start:\n" + "\n".join(self.lines) + self.log.read()[-3000:])
+        printed = "\n".join(self.lines) + "\n" + self.log.read()[-3000:]
+        self.stop()
+        raise AssertionError("serve did not start:\n" + printed)
 
     def printed(self, pattern: str) -> str:
         """The first group of ``pattern`` in the printed lines."""

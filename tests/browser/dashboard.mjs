@@ -6,7 +6,7 @@
 //
 //   RAY_DASHBOARD_TOKEN=… node tests/browser/dashboard.mjs http://127.0.0.1:8265
 //   ← {"ready":true,"tokenDialog":true}     the dashboard asked for the token and took it
-//   → {"page":"serve","until":["catalog-report","RUNNING"]}
+//   → {"page":"serve","until":["catalog-report","RUNNING"]}     (optional: seconds, width, height, zoom)
 //   ← {"page":"serve","found":true,"rows":["catalog-report RUNNING …", …]}
 //   → {"screenshot":"/tmp/serve.png"}
 //   ← {"screenshot":"/tmp/serve.png","bytes":123456}
@@ -20,14 +20,12 @@ import { chromium } from 'playwright-core';
 
 const url = process.argv[2].replace(/\/$/, '');
 const token = process.env.RAY_DASHBOARD_TOKEN || '';
-const width = Number(process.env.DASHBOARD_WIDTH || 1400);
-const height = Number(process.env.DASHBOARD_HEIGHT || 900);
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'crchrome-'));  // a fresh profile: no old cookie
 
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
-  viewport: { width, height },
+  viewport: { width: 1400, height: 900 },
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
          '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
@@ -54,9 +52,13 @@ async function rows() {
   return (await page.locator('tr').allInnerTexts()).map((r) => r.replace(/\s+/g, ' ').trim());
 }
 
-async function open(name, until, seconds) {
-  // Each page polls the dashboard's API; wait until one table row holds every string of `until`.
-  await page.goto(`${url}/#/${name}`);
+async function open({ page: name, until = [], seconds = 60, width = 1400, height = 900, zoom = 1 }) {
+  // Each page polls the dashboard's API every few seconds, so a page already open is not reloaded;
+  // wait until one table row holds every string of `until`. A zoom below 1 fits a wide table
+  // (the Actors page's CPU and memory columns are far right) into one capture.
+  await page.setViewportSize({ width, height });
+  if (!page.url().includes(`#/${name}`)) await page.goto(`${url}/#/${name}`);
+  await page.evaluate((z) => { document.body.style.zoom = String(z); }, zoom);
   const deadline = Date.now() + seconds * 1000;
   for (;;) {
     const seen = await rows();
@@ -71,7 +73,7 @@ try {
   for await (const line of readline.createInterface({ input: process.stdin })) {
     const cmd = JSON.parse(line);
     if (cmd.page) {
-      say(await open(cmd.page, cmd.until || [], cmd.seconds || 60));
+      say(await open(cmd));
     } else if (cmd.screenshot) {
       await page.screenshot({ path: cmd.screenshot, fullPage: !!cmd.fullPage });
       say({ screenshot: cmd.screenshot, bytes: fs.statSync(cmd.screenshot).size });
