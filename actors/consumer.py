@@ -22,10 +22,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
-from pydantic import ValidationError
 
 from actors import metrics
-from actors.job import CatalogJob, JobState, Status, utcnow
+from actors.job import CatalogJob, JobState, Status, read_message, utcnow
 from actors.logs import job_log, use_serve_log_files
 from actors.ledger import Ledger
 from actors.notify import Notification, NotificationRejected, Notifier
@@ -43,6 +42,7 @@ HEARTBEAT_SECONDS = 1.0  # progress is written at most this often
 MAX_BACKOFF = 60.0
 
 PHASE_ERRORS = {
+    "link": "its download link could not be created",
     "query": "the data warehouse could not be queried",
     "render": "the spreadsheet could not be rendered",
     "merge": "the spreadsheet could not be assembled",
@@ -80,10 +80,11 @@ class _Claim:
             self._dirty = True
 
     def save(self, **changes) -> None:
+        """Only what was written becomes this claim's state (a failed write changes nothing)."""
         with self._lock:
-            self.state = self.state.model_copy(update={**changes, "heartbeat": utcnow()})
-            self.gen = self.ledger.put(self.state, self.gen)
-            self._dirty = False
+            state = self.state.model_copy(update={**changes, "heartbeat": utcnow()})
+            self.gen = self.ledger.put(state, self.gen)
+            self.state, self._dirty = state, False
 
     def _beat(self) -> None:
         last_beat = time.monotonic()
@@ -133,19 +134,30 @@ class JobRunner:
 
     def handle(self, delivery: Delivery) -> None:
         try:
-            job = CatalogJob.from_bytes(delivery.data)
-        except (ValidationError, ValueError) as exc:
+            job, legacy = read_message(delivery.data, delivery.message_id, self.settings.timezone)
+        except ValueError as exc:
             job_log(delivery.message_id).error("message %s cannot be parsed; dead-lettered: %s",
                                                delivery.message_id, exc)
             self.queue.dead_letter(delivery, f"unparseable: {exc}"[:1000])
             return
-        job_id = delivery.message_id
-        found = self.ledger.get(job_id)
-        if found is None:
-            self.ledger.create(self._new_state(job_id, job))
-            found = self.ledger.get(job_id)
-        state, gen = found
+        job_id = job.job_id
         jlog = job_log(job_id)
+        found = self.ledger.get(job_id)
+        if found is None and legacy:  # a version-1 message: nobody recorded it before publishing
+            self.ledger.create(JobState.accepted(job))
+            found = self.ledger.get(job_id)
+        if found is None:
+            jlog.warning("job %s has no ledger record (its request was withdrawn); message dropped", job_id)
+            self.queue.ack(delivery)
+            return
+        state, gen = found
+        if state.job is not None and state.job != job:
+            # Another request under this id: a queue that numbers messages afresh (an emulator
+            # restarted) reused a version-1 message's id.
+            jlog.error("message %s names job %s, which is another request; dead-lettered",
+                       delivery.message_id, job_id)
+            self.queue.dead_letter(delivery, f"job id {job_id} already names another request")
+            return
         if state.notified:
             jlog.info("job %s already delivered; duplicate message acked", job_id)
             self.queue.ack(delivery)
@@ -181,13 +193,15 @@ class JobRunner:
 
     def _run(self, job: CatalogJob, delivery: Delivery, claim: _Claim) -> bool:
         """Produce, store and record the file (or the final failure); False when the job was
-        handed back to the queue for a retry."""
+        handed back to the queue for a retry. The link is made first: it needs no file, and a
+        link that cannot be made then costs no work and leaves no file behind."""
         job_id = claim.state.id
         try:
-            produced = self._produce_and_store(job, job_id, claim)
-            url, expires = self.storage.link(job.object_key(job_id), self.settings.link_ttl_seconds)
+            claim.progress(0.0, "link")
+            url, expires = self.storage.link(job.object_key, self.settings.link_ttl_seconds)
+            produced = self._produce_and_store(job, claim)
             claim.save(status=Status.done, progress=1.0, rows=produced.rows, url=url, expires_at=expires,
-                       object_key=job.object_key(job_id), finished_at=utcnow(),
+                       object_key=job.object_key, finished_at=utcnow(),
                        timings={k: round(v, 4) for k, v in produced.timings.items()})
             return True
         except PreconditionFailed:
@@ -201,8 +215,18 @@ class JobRunner:
                 return False
             reason = PHASE_ERRORS.get(claim.phase, "an internal error occurred")
             claim.save(status=Status.failed, error=f"The report could not be generated: {reason}.",
-                       finished_at=utcnow())
+                       finished_at=utcnow(), object_key=self._discard(job))
             return True
+
+    def _discard(self, job: CatalogJob) -> str | None:
+        """Remove whatever a failed job uploaded; its key if that failed, so the record still
+        points at the object (a failed job never leaves one nobody knows of)."""
+        try:
+            self.storage.delete(job.object_key)
+            return None
+        except Exception:
+            job_log(job.job_id).exception("job %s: could not remove its file %s", job.job_id, job.object_key)
+            return job.object_key
 
     def _notify(self, job: CatalogJob, claim: _Claim) -> None:
         """Send the one notification, holding the claim (heartbeat and lease run meanwhile, so
@@ -226,13 +250,17 @@ class JobRunner:
             self.queue.nack(claim.delivery, delay_seconds=min(MAX_BACKOFF, 2.0 ** claim.delivery.attempt))
             raise _Retry() from exc
         claim.save(notified=True)  # final: the worker stays on record
+        try:
+            self.ledger.unlist(state.id)
+        except Exception:  # the reconciler unlists notified jobs too
+            jlog.warning("job %s: could not leave the index of pending jobs", state.id, exc_info=True)
         metrics.phase_seconds().observe(time.perf_counter() - started, {"phase": "notify"})
         metrics.jobs().inc(1, {"status": state.status.value})
         if state.finished_at:
             metrics.job_seconds().observe((state.finished_at - state.created_at).total_seconds())
         jlog.info("job %s %s and notified (%s rows)", state.id, state.status.value, state.rows)
 
-    def _produce_and_store(self, job: CatalogJob, job_id: str, claim: _Claim) -> Produced:
+    def _produce_and_store(self, job: CatalogJob, claim: _Claim) -> Produced:
         query = CatalogQuery.for_dates(job.institution_id, job.start_date, job.end_date,
                                        self.settings.zone, job.school_ids)
         with tempfile.TemporaryDirectory(prefix="catalog-") as tmp:
@@ -242,19 +270,15 @@ class JobRunner:
                                       progress=claim.progress)
             claim.progress(0.95, "store")
             started = time.perf_counter()
-            self.storage.put_file(job.object_key(job_id), out, XLSX_TYPE, job.file_name)
+            self.storage.put_file(job.object_key, out, XLSX_TYPE, job.file_name)
             produced.timings["store"] = time.perf_counter() - started
         for phase, seconds in produced.timings.items():
             metrics.phase_seconds().observe(seconds, {"phase": phase})
         if produced.rows:  # Ray counters refuse an increment of 0
             metrics.rows_rendered().inc(produced.rows)
-        job_log(job_id).info("job %s: %d rows, %d bytes, timings %s", job_id, produced.rows, produced.size,
+        job_log(job.job_id).info("job %s: %d rows, %d bytes, timings %s", job.job_id, produced.rows, produced.size,
                              {k: round(v, 3) for k, v in produced.timings.items()})
         return produced
-
-    def _new_state(self, job_id: str, job: CatalogJob) -> JobState:
-        return JobState(id=job_id, institution_id=job.institution_id, user_id=job.user_id,
-                        created_at=job.requested_at)
 
     def _stale(self, state: JobState) -> bool:
         """A claim whose heartbeat is older than a lease belongs to a consumer that died."""
@@ -273,6 +297,7 @@ class ConsumerLoop:
         from actors.niceness import as_background
         from actors.notify import open_notifier
         from actors.queue import open_queue
+        from actors.reconciler import Reconciler
         from actors.render import RenderPool
         from actors.settings import load_settings
         from actors.storage import open_storage
@@ -285,15 +310,16 @@ class ConsumerLoop:
         self.settings = load_settings(**settings_values)
         workers = render_workers or self.settings.render_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.pool = RenderPool(workers, name_prefix=f"{name}-render")
-        self.runner = JobRunner(
-            self.settings, open_queue(self.settings.queue_url), open_storage(self.settings),
-            open_warehouse(self.settings.warehouse_url), open_notifier(self.settings), render=self.pool.render,
-            fetch=fetch_on_ray,
-        )
+        queue, storage = open_queue(self.settings.queue_url), open_storage(self.settings)
+        storage.check_links()  # a consumer that could not link any file does not start
+        self.runner = JobRunner(self.settings, queue, storage, open_warehouse(self.settings.warehouse_url),
+                                open_notifier(self.settings), render=self.pool.render, fetch=fetch_on_ray)
+        self.reconciler = Reconciler(self.settings, queue, storage, holder=self.runner.worker_id)
         self.handled = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="consumer-loop")
         self._thread.start()
+        threading.Thread(target=self._reconcile, daemon=True, name="reconciler").start()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -303,6 +329,14 @@ class ConsumerLoop:
             except Exception:
                 log.exception("consumer loop error; continuing")
                 self._stop.wait(1.0)
+
+    def _reconcile(self) -> None:
+        """Every replica ticks; the reconciler's lease lets one of them make the pass."""
+        while not self._stop.wait(self.settings.reconcile_seconds):
+            try:
+                self.reconciler.tick()
+            except Exception:
+                log.exception("reconciler pass failed; the next one is in %s s", self.settings.reconcile_seconds)
 
     def alive(self) -> bool:
         return self._thread.is_alive()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timezone
 from enum import StrEnum
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_serializer, field_validator, model_validator
+from ulid import ULID
 
 TOPIC = "generate-report-catalog-topic"
+JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 
 
 def utcnow() -> datetime:
@@ -21,15 +25,20 @@ def iso(ts: datetime | None) -> str | None:
     return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
 
 
+def new_job_id() -> str:
+    """A ULID: unique without asking any queue (whose message ids may restart at 1), and
+    ordered by creation time."""
+    return str(ULID())
+
+
 class _Camel(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
 
 
-class CatalogJob(_Camel):
-    """What travels on the queue; the job id is the message id the queue assigns."""
+class _Request(_Camel):
+    """What both message versions carry: who asked, and for which period."""
 
     type: Literal["catalog"] = "catalog"
-    version: Literal[1] = 1
     institution_id: PositiveInt = Field(alias="institutionId")
     user_id: PositiveInt = Field(alias="userId")
     subdomain: str = Field(pattern=r"^[a-z0-9-]+$")
@@ -43,7 +52,7 @@ class CatalogJob(_Camel):
         return iso(value)  # SPEC §3: "2026-06-02T12:00:00Z"
 
     @model_validator(mode="after")
-    def _period(self) -> "CatalogJob":
+    def _period(self):
         if self.end_date < self.start_date:
             raise ValueError("endDate is before startDate")
         return self
@@ -51,16 +60,52 @@ class CatalogJob(_Camel):
     def to_bytes(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()
 
+
+class CatalogJobV1(_Request):
+    """The first message shape, still accepted: no job id (its message id is the job id) and
+    no options (the defaults apply)."""
+
+    version: Literal[1] = 1
+
+
+class CatalogJob(_Request):
+    """The message the service publishes: the job id is its own, recorded in the ledger before
+    the message is sent. ``format`` and ``locale`` accept only what the renderer produces."""
+
+    version: Literal[2] = 2
+    job_id: str = Field(alias="jobId", pattern=JOB_ID_PATTERN)
+    format: Literal["xlsx"] = "xlsx"
+    locale: Literal["pt-BR"] = "pt-BR"
+    timezone: str
+
+    @field_validator("timezone")
     @classmethod
-    def from_bytes(cls, data: bytes) -> "CatalogJob":
-        return cls.model_validate_json(data)
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
     @property
     def file_name(self) -> str:
         return f"catalogo_{self.start_date.isoformat()}_{self.end_date.isoformat()}.xlsx"
 
-    def object_key(self, job_id: str) -> str:
-        return f"catalog/{self.institution_id}/{job_id}/{self.file_name}"
+    @property
+    def object_key(self) -> str:
+        return f"catalog/{self.institution_id}/{self.job_id}/{self.file_name}"
+
+
+def read_message(data: bytes, message_id: str, default_timezone: str) -> tuple[CatalogJob, bool]:
+    """The job a queue message asks for, and whether it came as version 1 (then its job id is
+    the message id and its options the defaults). Raises ValueError when it cannot be read."""
+    raw = json.loads(data)
+    if not isinstance(raw, dict):
+        raise ValueError("a job message is a JSON object")
+    if raw.get("version", 1) != 1:
+        return CatalogJob.model_validate(raw), False
+    first = CatalogJobV1.model_validate(raw)
+    return CatalogJob(job_id=message_id, timezone=default_timezone, **first.model_dump(exclude={"version"})), True
 
 
 class Status(StrEnum):
@@ -74,7 +119,8 @@ class JobState(BaseModel):
     """One job's record in ``jobs/{id}.json``: its status and the idempotency facts.
 
     ``notified`` is what makes a redelivered message a no-op; ``worker``/``heartbeat`` let a
-    second consumer tell a live claim from one whose consumer died.
+    second consumer tell a live claim from one whose consumer died; ``job`` is the message, kept
+    so the reconciler can publish it again if the queue loses it (None in records older than that).
     """
 
     id: str
@@ -95,6 +141,15 @@ class JobState(BaseModel):
     worker: str | None = None
     heartbeat: datetime | None = None
     timings: dict[str, float] = {}  # seconds per phase of the run that produced the file
+    job: CatalogJob | None = None
+    redriven_at: datetime | None = None  # the reconciler last published it again
+    redrives: int = 0
+
+    @classmethod
+    def accepted(cls, job: CatalogJob) -> "JobState":
+        """The record of a job nobody has started yet."""
+        return cls(id=job.job_id, institution_id=job.institution_id, user_id=job.user_id,
+                   created_at=job.requested_at, job=job)
 
     def public(self) -> dict:
         """The shape the status endpoint returns (SPEC §2)."""

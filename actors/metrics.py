@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from ray.util.metrics import Counter, Histogram
+from ray.util.metrics import Counter, Gauge, Histogram
 
 _SECONDS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800]
 
@@ -41,3 +41,19 @@ def queue_lag_seconds() -> Histogram:
 @cache
 def rate_limit_refusals() -> Counter:
     return Counter("catalog_rate_limit_refusals", "Report requests refused by the per-institution limit.")
+
+
+@cache
+def reconcile_passes() -> Counter:
+    return Counter("catalog_reconcile_passes", "Reconciler passes over the unfinished jobs (one holder at a time).")
+
+
+@cache
+def jobs_redriven() -> Counter:
+    return Counter("catalog_jobs_redriven", "Jobs the reconciler published again, by their status then.",
+                   tag_keys=("status",))
+
+
+@cache
+def jobs_pending() -> Gauge:
+    return Gauge("catalog_jobs_pending", "Jobs accepted and not yet notified, at the last reconciler pass.")

@@ -33,6 +33,13 @@ def _scheme_check(value: str, registry: dict) -> str:
     return value
 
 
+def _naming(variable: str, check, *args) -> None:
+    try:
+        check(*args)
+    except ValueError as exc:
+        raise ValueError(f"{variable}: {exc}") from None
+
+
 class Settings(BaseSettings):
     """What the service needs to know; defaults run everything embedded under ``data_dir``."""
 
@@ -62,6 +69,9 @@ class Settings(BaseSettings):
     max_delivery_attempts: int = Field(5, ge=1)
     lease_seconds: float = Field(60.0, ge=1)
     max_in_flight: int = Field(256, ge=1)
+    publish_timeout_seconds: float = Field(10.0, gt=0)
+    reconcile_seconds: float = Field(30.0, gt=0)
+    redrive_after_seconds: float = Field(900.0, gt=0)
     notify_timeout_seconds: float = Field(10.0, gt=0)
     notify_attempts: int = Field(8, ge=1)
 
@@ -141,9 +151,20 @@ class Settings(BaseSettings):
             raise ValueError("REPORTS_JWT_ALGORITHMS: 'none' is never accepted")
         # Never the public key: anyone could sign download links with it.
         self.link_secret = self.link_secret or self.jwt_secret
+        if self.redrive_after_seconds < self.lease_seconds:  # running jobs heartbeat every lease/3
+            raise ValueError("REPORTS_REDRIVE_AFTER_SECONDS must be at least REPORTS_LEASE_SECONDS")
         if not self.link_secret and urlsplit(self.storage_url).scheme == "file":
             raise ValueError("REPORTS_LINK_SECRET is required when tokens are checked with a public key "
                              "(it signs the download links of file storage)")
+        return self
+
+    @model_validator(mode="after")
+    def _backend_options(self) -> "Settings":
+        """Each backend checks its own URL's options (its module is imported only when named)."""
+        from actors import queue, storage
+
+        _naming("REPORTS_QUEUE_URL", queue.check_url, self.queue_url)
+        _naming("REPORTS_STORAGE_URL", storage.check_url, self.storage_url, self.link_ttl_seconds)
         return self
 
     @cached_property

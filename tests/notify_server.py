@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class NotificationAPI:
-    def __init__(self):
+    def __init__(self, port: int = 0):
         self.received: list[dict] = []  # every request that reached the handler
         self.delivered: list[dict] = []  # the ones answered 2xx
         self.fail_until = 0.0  # answer `fail_status` until this monotonic time
@@ -46,7 +46,7 @@ class NotificationAPI:
 
         self._handler = Handler
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
+            s.bind(("127.0.0.1", port))  # 0: any free port
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/api/notifications"
         self._server = None

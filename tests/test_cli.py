@@ -161,3 +161,54 @@ def test_serve_prints_a_working_curl_and_jobs_survive_a_kill(tmp_path):
     # Ctrl-C stops it cleanly.
     os.killpg(server.proc.pid, signal.SIGINT)
     assert server.proc.wait(90) == 0
+
+
+def one_line_error(r: subprocess.CompletedProcess, variable: str, *words: str) -> str:
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("configuration error: ") and variable in lines[0], lines[0]
+    assert all(w in lines[0] for w in words), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("env, variable, words", [
+    ({"REPORTS_STORAGE_URL": "gs://reports/pfx?public=yes"}, "REPORTS_STORAGE_URL", ["public", "'yes'"]),
+    ({"REPORTS_STORAGE_URL": "gs://reports/pfx?chunk=8"}, "REPORTS_STORAGE_URL", ["unknown option 'chunk'"]),
+    ({"REPORTS_STORAGE_URL": "gs://reports/pfx", "REPORTS_LINK_TTL_SECONDS": "900000"}, "REPORTS_STORAGE_URL",
+     ["REPORTS_LINK_TTL_SECONDS", "public=true"]),
+    ({"REPORTS_QUEUE_URL": "pubsub://proj/jobs?max_messages=two"}, "REPORTS_QUEUE_URL", ["max_messages", "'two'"]),
+    ({"REPORTS_QUEUE_URL": "local://relative/queue"}, "REPORTS_QUEUE_URL", ["local:///absolute"]),
+    ({"REPORTS_WAREHOUSE_URL": "redshift://u:p@127.0.0.1:9/db?ssl=maybe"}, "REPORTS_WAREHOUSE_URL",
+     ["ssl must be true or false"]),
+])
+def test_serve_refuses_a_bad_backend_url_in_one_line_before_ray_starts(tmp_path, warehouse, env, variable, words):
+    started = time.monotonic()
+    r = run(["serve", "--port", str(free_port())], env={"REPORTS_DATA_DIR": str(tmp_path), "REPORTS_JWT_SECRET": SECRET,
+                                                       "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}", **env})
+    one_line_error(r, variable, *words)
+    assert "Traceback" not in r.stderr and "Ray" not in r.stderr + r.stdout
+    assert time.monotonic() - started < 30
+
+
+def test_queue_setup_refuses_a_mistyped_option_in_one_line():
+    r = run(["queue-setup"], env={"REPORTS_QUEUE_URL": "pubsub://proj/jobs?subscriptoin=worker",
+                                  "REPORTS_JWT_SECRET": SECRET})
+    one_line_error(r, "REPORTS_QUEUE_URL", "unknown pubsub:// option(s) subscriptoin")
+
+
+def test_serve_says_the_subscription_is_missing_before_ray_starts(tmp_path, warehouse, pubsub_emulator):
+    r = run(["serve", "--port", str(free_port())], env={
+        "REPORTS_DATA_DIR": str(tmp_path), "REPORTS_JWT_SECRET": SECRET, "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}",
+        "REPORTS_QUEUE_URL": "pubsub://catalog-test/never-set-up?subscription=never-set-up"})
+    one_line_error(r, "REPORTS_QUEUE_URL", "projects/catalog-test/subscriptions/never-set-up does not exist",
+                   "catalog-report queue-setup")
+
+
+def test_serve_says_links_cannot_be_signed_before_ray_starts(tmp_path, warehouse, gcs_emulator):
+    r = run(["serve", "--port", str(free_port())], env={
+        "REPORTS_DATA_DIR": str(tmp_path), "REPORTS_JWT_SECRET": SECRET, "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}",
+        "REPORTS_STORAGE_URL": "gs://reports/pfx", "STORAGE_EMULATOR_HOST": gcs_emulator.url,
+        "GOOGLE_APPLICATION_CREDENTIALS": ""})
+    one_line_error(r, "REPORTS_STORAGE_URL", "no Google credentials were found", "GOOGLE_APPLICATION_CREDENTIALS",
+                   "public=true")

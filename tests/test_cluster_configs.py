@@ -393,16 +393,6 @@ def test_https_terminated_by_the_serve_proxy(tmp_path, tiny_data):
         ray_proc.stop()
 
 
-def _cli_takes_tls() -> bool:
-    import inspect
-
-    from serve_app.cli import serve
-
-    return "ssl_certfile" in inspect.signature(serve).parameters
-
-
-@pytest.mark.skipif(not _cli_takes_tls(), reason="`catalog-report serve` has no --ssl-certfile/--ssl-keyfile "
-                                                  "options yet")
 def test_cli_serve_https(tmp_path, tiny_data):
     """`catalog-report serve --ssl-certfile C --ssl-keyfile K`: HTTPS end to end, links included."""
     from serve_app.auth import mint_token

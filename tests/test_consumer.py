@@ -10,11 +10,12 @@ from datetime import date
 import pytest
 
 from actors.consumer import JobRunner
-from actors.job import CatalogJob, Status, utcnow
+from actors.job import CatalogJob, CatalogJobV1, Status, new_job_id, utcnow
 from actors.ledger import Ledger
 from actors.notify import open_notifier
 from actors.queue import open_queue
 from actors.storage import open_storage
+from actors.submit import submit
 from actors.warehouse import open_warehouse
 from tests.workbook import read_both
 
@@ -51,9 +52,16 @@ def env(tmp_path, settings_factory):
 
 
 def job(**kw) -> CatalogJob:
-    values = dict(institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
-                  end_date=date(2025, 12, 31), requested_at=utcnow())
+    values = dict(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
+                  end_date=date(2025, 12, 31), timezone="UTC", requested_at=utcnow())
     return CatalogJob(**{**values, **kw})
+
+
+def accept(queue, storage, **kw) -> str:
+    """As the API accepts a job: recorded, then published."""
+    accepted = job(**kw)
+    submit(Ledger(storage), queue, accepted)
+    return accepted.job_id
 
 
 def files(settings):
@@ -63,7 +71,7 @@ def files(settings):
 
 def test_job_runs_to_done_with_file_link_and_notification(env):
     settings, queue, storage, runner, outbox = env
-    job_id = queue.publish(job().to_bytes())
+    job_id = accept(queue, storage)
     assert runner().run_once(wait_seconds=0)
     state, _ = Ledger(storage).get(job_id)
     assert state.status is Status.done and state.notified and state.rows == 16
@@ -78,12 +86,11 @@ def test_job_runs_to_done_with_file_link_and_notification(env):
 
 def test_duplicate_delivery_gives_one_file_and_one_notification(env):
     settings, queue, storage, runner, outbox = env
-    data = job().to_bytes()
-    job_id = queue.publish(data)
+    again = job()
+    submit(Ledger(storage), queue, again)
     r = runner()
     r.run_once(0)
-    # The same message again (at-least-once): e.g. the ack was lost.
-    queue._db.execute("INSERT INTO messages (id, data, published_at) VALUES (?, ?, ?)", (job_id, data, time.time()))
+    queue.publish(again.to_bytes())  # the same job again (at-least-once): e.g. the ack was lost
     r.run_once(0)
     runner(worker_id="another").run_once(0)
     assert len(outbox()) == 1 and len(files(settings)) == 1 and queue.pending() == 0
@@ -91,12 +98,10 @@ def test_duplicate_delivery_gives_one_file_and_one_notification(env):
 
 def test_consumer_that_dies_mid_job_is_replaced_after_its_lease(env):
     settings, queue, storage, runner, outbox = env
-    job_id = queue.publish(job().to_bytes())
+    job_id = accept(queue, storage)
     # A consumer takes the job and claims it, then dies (no heartbeat, no ack).
     dead = queue.pull(1, lease_seconds=settings.lease_seconds)[0]
     ledger = Ledger(storage)
-    r = runner(worker_id="dead-one")
-    ledger.create(r._new_state(job_id, job()))
     state, gen = ledger.get(job_id)
     ledger.put(state.model_copy(update={"status": Status.running, "worker": "dead-one", "heartbeat": utcnow()}), gen)
     assert not runner().run_once(0)  # still leased
@@ -109,7 +114,7 @@ def test_consumer_that_dies_mid_job_is_replaced_after_its_lease(env):
 
 def test_transient_failure_is_retried_then_succeeds(env):
     settings, queue, storage, runner, outbox = env
-    job_id = queue.publish(job().to_bytes())
+    job_id = accept(queue, storage)
     flaky = FailingWarehouse(1, open_warehouse(settings.warehouse_url))
     r = runner(warehouse=flaky)
     r.run_once(0)
@@ -122,7 +127,7 @@ def test_transient_failure_is_retried_then_succeeds(env):
 
 def test_failure_past_the_retry_budget_is_recorded_and_notified_once(env):
     settings, queue, storage, runner, outbox = env
-    job_id = queue.publish(job().to_bytes())
+    job_id = accept(queue, storage)
     broken = FailingWarehouse(99, open_warehouse(settings.warehouse_url))
     r = runner(warehouse=broken)
     deadline = time.monotonic() + 30
@@ -141,9 +146,64 @@ def test_failure_past_the_retry_budget_is_recorded_and_notified_once(env):
 def test_unparseable_message_is_dead_lettered_and_the_queue_keeps_flowing(env, payload):
     settings, queue, storage, runner, outbox = env
     queue.publish(payload)
-    good = queue.publish(job().to_bytes())
+    good = accept(queue, storage)
     r = runner()
     r.run_once(0)
     r.run_once(0)
     assert [d for _, d, _ in queue.dead_letters()] == [payload]
     assert [n["jobId"] for n in outbox()] == [good]
+
+
+def test_version_1_message_is_a_job_under_its_message_id(env):
+    settings, queue, storage, runner, outbox = env
+    old = CatalogJobV1(institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
+                       end_date=date(2025, 12, 31), requested_at=utcnow())
+    message_id = queue.publish(old.to_bytes())
+    assert runner().run_once(0)
+    state, _ = Ledger(storage).get(message_id)
+    assert state.status is Status.done and state.notified
+    assert (state.job.job_id, state.job.version, state.job.timezone) == (message_id, 2, settings.timezone)
+    assert [n["jobId"] for n in outbox()] == [message_id]
+    assert [p.parent.name for p in files(settings)] == [message_id]
+
+
+def test_a_reused_message_id_is_not_taken_for_the_earlier_job(env):
+    """A queue that numbers messages afresh (the Pub/Sub emulator after a restart) hands a new
+    version-1 request an id an earlier job has: it must not pass for that job, already done."""
+    settings, queue, storage, runner, outbox = env
+    first = CatalogJobV1(institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
+                         end_date=date(2025, 12, 31), requested_at=utcnow())
+    message_id = queue.publish(first.to_bytes())
+    runner().run_once(0)
+    other = first.model_copy(update={"user_id": 8, "start_date": date(2025, 3, 1)})
+    queue._db.execute("INSERT INTO messages (id, data, published_at) VALUES (?, ?, ?)",
+                      (message_id, other.to_bytes(), time.time()))
+    runner().run_once(0)
+    [(_, data, reason)] = queue.dead_letters()
+    assert data == other.to_bytes() and "another request" in reason
+    assert [n["userId"] for n in outbox()] == [7]
+
+
+def test_a_message_without_its_ledger_record_is_dropped(env):
+    """Version 2 records the job before publishing: a message with no record is one whose
+    request was withdrawn (its publish timed out and the API answered 503)."""
+    settings, queue, storage, runner, outbox = env
+    queue.publish(job().to_bytes())
+    assert runner().run_once(0)
+    assert outbox() == [] and files(settings) == [] and queue.pending() == 0 and queue.dead_letters() == []
+
+
+def test_the_ledger_record_is_written_before_the_message_is_published(env):
+    settings, queue, storage, runner, outbox = env
+    ledger = Ledger(storage)
+    seen = []
+
+    class Watching:
+        def publish(self, data: bytes, *args) -> str:
+            seen.append(ledger.get(CatalogJob.model_validate_json(data).job_id))
+            return queue.publish(data, *args)
+
+    accepted = job()
+    submit(ledger, Watching(), accepted)
+    [(state, _)] = seen
+    assert state.status is Status.queued and state.job == CatalogJob.model_validate_json(accepted.to_bytes())

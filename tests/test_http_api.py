@@ -181,6 +181,121 @@ def test_status_is_visible_only_to_its_requester(service):
     service.wait_done(job_id, owner)
 
 
+def test_job_ids_are_the_services_own_and_in_the_ledger_when_answered(service):
+    """A ULID the service made, not the queue's message id (which queues may reuse), with its
+    record and message already in the ledger."""
+    from ulid import ULID
+
+    from actors.ledger import Ledger
+    from actors.storage import open_storage
+
+    token = service.token()
+    before = time.time()
+    job_id = service.request_report(token, **GOOD, school_ids="12").json()["results"]["id"]
+    assert before - 1 <= ULID.from_str(job_id).timestamp <= time.time() + 1
+    state, _ = Ledger(open_storage(service.settings)).get(job_id)
+    assert (state.job.job_id, state.job.version, state.job.school_ids) == (job_id, 2, [12])
+    assert (state.job.format, state.job.locale, state.job.timezone) == ("xlsx", "pt-BR", "UTC")
+    service.wait_done(job_id, token)
+
+
+def test_a_ledger_that_cannot_be_written_is_503_and_nothing_is_queued(service):
+    """The job is recorded before it is published: when that write fails the request is
+    refused (503, retry later), instead of a 200 for a job the ledger will never know."""
+    jobs = service.data_dir / "files" / "jobs"
+    aside = jobs.with_name("jobs-aside")
+    jobs.rename(aside)
+    jobs.write_text("not a directory: every ledger write fails")
+    try:
+        r = service.request_report(service.token(institution_id=5), **GOOD)
+    finally:
+        jobs.unlink()
+        aside.rename(jobs)
+    assert_error(r, 503, "unavailable")
+    assert 1 <= int(r.headers["retry-after"]) <= 60
+    assert not any(n["institutionId"] == 5 for n in service.notifications())
+
+
+def test_a_queue_outage_is_a_prompt_503_and_leaves_no_record(service):
+    """The embedded queue's write lock held elsewhere (as a stuck process would): the request
+    gives up after the publish timeout with 503 and Retry-After, and withdraws the job's record."""
+    import sqlite3
+
+    jobs = service.data_dir / "files" / "jobs"
+    before = set(jobs.glob("*.json"))
+    holder = sqlite3.connect(service.data_dir / "queue" / "queue.sqlite3", isolation_level=None, timeout=30)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        r = service.request_report(service.token(institution_id=6), **GOOD)
+        elapsed = time.monotonic() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert_error(r, 503, "unavailable")
+    assert "queue" in r.json()["message"] and 1 <= int(r.headers["retry-after"]) <= 60
+    assert elapsed < service.settings.publish_timeout_seconds + 3
+    assert set(jobs.glob("*.json")) == before
+
+
+def test_health_says_when_the_queue_is_unusable(service):
+    import sqlite3
+
+    assert service.get("/healthz").json() == {"status": "ok"}
+    db = sqlite3.connect(service.data_dir / "queue" / "queue.sqlite3", isolation_level=None, timeout=30)
+    db.execute("ALTER TABLE messages RENAME TO messages_aside")
+    try:
+        r = service.get("/healthz")
+    finally:
+        db.execute("ALTER TABLE messages_aside RENAME TO messages")
+        db.close()
+    body = assert_error(r, 503, "unavailable")
+    assert body["message"].startswith("queue: ") and "no such table" in body["message"]
+    assert service.get("/healthz").status_code == 200
+
+
+def test_a_job_whose_message_is_lost_while_notifying_is_notified_once(service, ray_session):
+    """The outbox cannot be written for a moment, so the finished job hands its message back to
+    retry the notification; then the queue loses that message. The reconciler publishes the job
+    again and it is notified exactly once."""
+    import sqlite3
+
+    from actors.ledger import Ledger
+    from actors.storage import open_storage
+    from tests.test_observability import scrape
+
+    token = service.token(institution_id=2, user_id=11)
+    outbox = service.data_dir / "notifications.jsonl"
+    aside = outbox.with_name("notifications-aside.jsonl")
+    outbox.touch()
+    outbox.rename(aside)
+    outbox.mkdir()  # appending to it fails
+    ledger = Ledger(open_storage(service.settings))
+    try:
+        job_id = service.request_report(token, **GOOD).json()["results"]["id"]
+        deadline = time.monotonic() + 30
+        while not ((found := ledger.get(job_id)) and found[0].status.value == "done" and found[0].worker is None):
+            assert time.monotonic() < deadline, found
+            time.sleep(0.1)
+        db = sqlite3.connect(service.data_dir / "queue" / "queue.sqlite3", isolation_level=None, timeout=30)
+        deleted = db.execute("DELETE FROM messages WHERE id = ? OR CAST(data AS TEXT) LIKE ?",
+                             (job_id, f"%{job_id}%")).rowcount
+        db.close()
+    finally:
+        outbox.rmdir()
+        aside.rename(outbox)
+    assert deleted == 1
+    status = service.wait_done(job_id, token)
+    deadline = time.monotonic() + 60
+    while not [n for n in service.notifications() if n["jobId"] == job_id]:
+        assert time.monotonic() < deadline, "never notified"
+        time.sleep(0.5)
+    time.sleep(8)  # would a second notification follow?
+    assert [n["url"] for n in service.notifications() if n["jobId"] == job_id] == [status["url"]]
+    assert ledger.get(job_id)[0].redrives >= 1
+    scrape(ray_session.metrics_url, [r'ray_catalog_jobs_redriven_total\{[^}]*status="done"[^}]*\} [1-9]'])
+
+
 def test_signed_link_rejects_tampering_and_expiry(service):
     token = service.token()
     job_id = service.request_report(token, **GOOD).json()["results"]["id"]
@@ -230,7 +345,7 @@ def test_rate_limit_is_shared_across_replicas(service):
 
 
 def test_health_and_openapi(service):
-    assert service.get("/healthz").status_code == 200
+    assert service.get("/healthz").json() == {"status": "ok"}
     spec = service.get("/openapi.json").json()
     assert "/institution/reports/catalog" in spec["paths"]
     assert service.get("/docs").status_code == 200

@@ -38,6 +38,8 @@ def test_metrics_after_a_job(service, ray_session):
         r"ray_catalog_rows_rendered_total\{[^}]*\} [1-9]",
         r"ray_catalog_queue_lag_seconds_bucket",
         r"ray_catalog_rate_limit_refusals_total\{[^}]*\} [1-9]",
+        r"ray_catalog_reconcile_passes_total\{[^}]*\} [1-9]",
+        r"ray_catalog_jobs_pending\{",
     ])
     assert "ray_serve_num_http_requests" in text or "ray_serve_" in text  # Serve's own, alongside
 

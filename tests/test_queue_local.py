@@ -90,3 +90,28 @@ def test_a_waiting_consumer_takes_a_job_published_elsewhere_at_once(tmp_path):
         waits.append(time.monotonic() - published[0][1])
         consumer.ack(got[0])
     assert sorted(waits)[2] < 0.1, waits  # median: ~20 ms, not up to POLL_SECONDS
+
+
+def test_a_publish_waits_for_a_locked_queue_only_as_long_as_it_is_allowed(tmp_path):
+    import sqlite3
+
+    import pytest
+
+    from actors.queue import QueueUnavailable
+
+    queue = q(tmp_path)
+    holder = sqlite3.connect(tmp_path / "queue" / "queue.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        started = time.monotonic()
+        with pytest.raises(QueueUnavailable, match="unusable"):
+            queue.publish(b"job", timeout=0.5)
+        assert 0.4 < time.monotonic() - started < 3
+        queue.check(timeout=1)  # reads still work: the queue is busy, not broken
+    finally:
+        holder.execute("ROLLBACK")
+    assert queue.pull(1, 30, 0) == []
+    queue.publish(b"job", timeout=0.5)
+    holder.execute("DROP TABLE messages")
+    with pytest.raises(QueueUnavailable, match="no such table"):
+        queue.check(timeout=1)

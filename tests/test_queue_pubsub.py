@@ -13,7 +13,8 @@ from datetime import date
 import pytest
 
 from actors.consumer import JobRunner
-from actors.job import CatalogJob, utcnow
+from actors.job import CatalogJob, CatalogJobV1, new_job_id, utcnow
+from actors.ledger import Ledger
 from actors.notify import open_notifier
 from actors.queue import Delivery, open_queue
 from actors.queue import pubsub
@@ -21,6 +22,7 @@ from actors.queue.pubsub import PubSubConfig, PubSubQueue
 from actors.queue.pubsub_admin import ensure_topology
 from actors.settings import load_settings
 from actors.storage import open_storage
+from actors.submit import submit
 from actors.warehouse import open_warehouse
 
 PROJECT = "catalog-test"
@@ -91,13 +93,19 @@ def test_url_options_and_defaults():
             config.max_delivery_attempts, config.max_messages) == (
         "generate-report-catalog-topic", "catalog-worker", "generate-report-catalog-topic-dead-letter",
         "generate-report-catalog-topic-dead-letter-sub", 10, 2)
-    config = PubSubConfig.from_url("pubsub://p/jobs?subscription=w&dead_letter_topic=dl"
-                                   "&dead_letter_subscription=dls&max_delivery_attempts=7&max_messages=4")
-    assert config == PubSubConfig("p", "jobs", "w", "dl", "dls", 7, 4)
-    assert config.subscription_path("w") == "projects/p/subscriptions/w"
-    for bad in ("pubsub:///jobs", "pubsub://p/jobs?subscriptoin=w", "pubsub://p?max_delivery_attempts=3",
-                "pubsub://p?max_messages=0"):
-        with pytest.raises(ValueError):
+    config = PubSubConfig.from_url("pubsub://p/jobs?subscription=worker&dead_letter_topic=dead"
+                                   "&dead_letter_subscription=dead-sub&max_delivery_attempts=7&max_messages=4")
+    assert config == PubSubConfig("p", "jobs", "worker", "dead", "dead-sub", 7, 4)
+    assert config.subscription_path("worker") == "projects/p/subscriptions/worker"
+    for bad, message in (("pubsub:///jobs", "expected pubsub://"),
+                         ("pubsub://p/jobs?subscriptoin=w", "unknown pubsub:// option.s. subscriptoin"),
+                         ("pubsub://p?max_delivery_attempts=3", "5..100"),
+                         ("pubsub://p?max_delivery_attempts=ten", "whole number, not 'ten'"),
+                         ("pubsub://p?max_messages=0", "at least 1"),
+                         ("pubsub://p/jobs?subscription=", "subscription '' is not a Pub/Sub name"),
+                         ("pubsub://p/1jobs", "topic '1jobs'"),
+                         ("pubsub://p/jobs?dead_letter_topic=goog-x", "dead_letter_topic 'goog-x'")):
+        with pytest.raises(ValueError, match=message):
             PubSubConfig.from_url(bad)
 
 
@@ -302,10 +310,11 @@ def consumer(url, tmp_path, warehouse):
     source.close()
 
 
-def job(**kw) -> CatalogJob:
+def job(**kw) -> CatalogJobV1:
+    """A version-1 message: its job id is the message id Pub/Sub assigns."""
     values = dict(institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
                   end_date=date(2025, 12, 31), requested_at=utcnow())
-    return CatalogJob(**{**values, **kw})
+    return CatalogJobV1(**{**values, **kw})
 
 
 def test_consumer_completes_jobs_dead_letters_garbage_and_acks(url, consumer):
@@ -341,3 +350,71 @@ def test_consumer_redelivered_job_gives_one_notification(consumer):
     assert [n["jobId"] for n in outbox()] == [job_id]
     assert len(list((settings.data_dir / "files").rglob("*.xlsx"))) == 1
     assert not r.run_once(wait_seconds=2)
+
+
+def test_job_ids_stay_unique_when_the_emulator_numbers_messages_afresh(own_pubsub_emulator, tmp_path, warehouse):
+    """The emulator restarts its message ids at 1. A job accepted after a restart (and a new
+    queue-setup) must be a new job with its own file and notification, not pass for the job
+    that had its id before."""
+    url = f"pubsub://{PROJECT}/jobs-restart?subscription=worker-restart&max_delivery_attempts=5"
+    settings = load_settings(data_dir=tmp_path, queue_url=url, warehouse_url=f"duckdb://{warehouse}",
+                             jwt_secret="x" * 32, lease_seconds=ACK_DEADLINE)
+    storage, source = open_storage(settings), open_warehouse(settings.warehouse_url)
+    ledger = Ledger(storage)
+    accepted = []
+    for user_id, start in ((7, date(2025, 1, 1)), (8, date(2025, 3, 1))):
+        ensure_topology(url, ack_deadline_seconds=ACK_DEADLINE, retry_policy=False)
+        queue = PubSubQueue(url)
+        one = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=user_id, subdomain="demo", start_date=start,
+                         end_date=date(2025, 12, 31), timezone="UTC", requested_at=utcnow())
+        submit(ledger, queue, one)
+        accepted.append(one)
+        assert JobRunner(settings, queue, storage, source, open_notifier(settings)).run_once(wait_seconds=15)
+        queue.close()
+        own_pubsub_emulator.stop()
+        own_pubsub_emulator.start()
+    notes = [json.loads(line) for line in settings.outbox_path.read_text().splitlines()]
+    assert [(n["jobId"], n["userId"], n["status"]) for n in notes] == [(j.job_id, j.user_id, "done") for j in accepted]
+    assert {p.parent.name for p in (settings.data_dir / "files").rglob("*.xlsx")} == {j.job_id for j in accepted}
+    for one in accepted:
+        assert ledger.get(one.job_id)[0].job == CatalogJob.model_validate_json(one.to_bytes())
+    source.close()
+
+
+def test_an_outage_is_reported_in_bounded_time_and_leaves_no_job_behind(own_pubsub_emulator, tmp_path):
+    """Publishing while Pub/Sub is down gives up after the publish timeout (the client's own
+    retries stop then too), and the job's ledger record is withdrawn; the health check says
+    first that Pub/Sub does not answer, then, once it is back without its topology, that the
+    subscription is missing, and nothing once queue-setup has run again."""
+    from actors.queue import QueueUnavailable
+    from actors.submit import Unavailable
+
+    url = f"pubsub://{PROJECT}/jobs-outage?subscription=worker-outage"
+    ensure_topology(url, ack_deadline_seconds=ACK_DEADLINE, retry_policy=False)
+    settings = load_settings(data_dir=tmp_path, queue_url=url, jwt_secret="x" * 32)
+    ledger = Ledger(open_storage(settings))
+    queue = PubSubQueue(url)
+    try:
+        queue.check(timeout=3)
+        own_pubsub_emulator.stop()
+        with pytest.raises(QueueUnavailable, match="did not answer"):
+            queue.check(timeout=2)
+        one = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
+                         start_date=date(2025, 1, 1), end_date=date(2025, 12, 31), timezone="UTC",
+                         requested_at=utcnow())
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match="queue did not answer"):
+            submit(ledger, queue, one, publish_timeout=2)
+        assert time.monotonic() - started < 5
+        assert ledger.get(one.job_id) is None
+        own_pubsub_emulator.start()
+        with pytest.raises(QueueUnavailable, match="subscription .* does not exist"):
+            queue.check(timeout=10)  # the client reconnects within it
+        with pytest.raises(QueueUnavailable, match="topic .* does not exist"):
+            queue.publish(b"{}", timeout=3)
+        ensure_topology(url, ack_deadline_seconds=ACK_DEADLINE, retry_policy=False)
+        queue.check(timeout=3)
+        submit(ledger, queue, one, publish_timeout=5)
+        assert ledger.get(one.job_id)[0].status.value == "queued"
+    finally:
+        queue.close()

@@ -32,7 +32,7 @@ from google.auth.credentials import Credentials
 from google.cloud import storage
 
 from actors.consumer import JobRunner
-from actors.job import CatalogJob, JobState, Status, utcnow
+from actors.job import CatalogJob, JobState, Status, new_job_id, utcnow
 from actors.ledger import Ledger
 from actors.notify import open_notifier
 from actors.queue import open_queue
@@ -40,15 +40,16 @@ from actors.settings import ConfigError, load_settings
 from actors.storage import PreconditionFailed, open_storage
 from actors.storage.base import XLSX_TYPE
 from actors.storage.gcs import GcsStorage, content_disposition
+from actors.submit import submit
 from actors.warehouse import open_warehouse
-from tests.emulators import BUCKET, SIGNER, Emulator
+from tests.emulators import BUCKET, SIGNER, FakeGcs
 from tests.workbook import read_both
 
 MiB = 1024 * 1024
 
 
 @pytest.fixture(scope="session")
-def emulator(gcs_emulator) -> Emulator:
+def emulator(gcs_emulator) -> FakeGcs:
     return gcs_emulator
 
 
@@ -281,6 +282,33 @@ def test_update_needs_the_current_generation(tmp_path):
     assert store.write_json("jobs/c.json", {"v": 4}, None) != fresh  # unconditional always lands
 
 
+def test_delete_sends_the_generation_as_a_precondition(tmp_path, proxy, monkeypatch):
+    """GCS refuses a delete whose ``ifGenerationMatch`` is stale (412); fake-gcs-server ignores
+    that parameter on deletes, so here the request itself is checked, and what the emulator does
+    implement: a delete of something absent under a precondition is a lost race."""
+    store = through(proxy, monkeypatch, tmp_path)
+    generation = store.write_json("jobs/d.json", {"v": 1}, "0")
+    store.delete("jobs/d.json", generation)
+    [(method, path, status)] = [s for s in proxy.seen if s[0] == "DELETE"]
+    assert f"ifGenerationMatch={generation}" in path and status in (200, 204)
+    assert store.read_json("jobs/d.json") is None
+    with pytest.raises(PreconditionFailed):
+        store.delete("jobs/d.json", generation)
+    store.delete("jobs/d.json")  # unconditional: nothing there is fine
+
+
+def test_list_gives_the_names_under_a_prefix_in_order_with_their_times(tmp_path):
+    store = gcs(tmp_path)
+    before = datetime.now(timezone.utc) - timedelta(seconds=5)
+    for name in ("b", "a", "c"):
+        store.write_json(f"jobs-pending/{name}", {}, None)
+    store.write_json("jobs/a.json", {}, None)
+    listed = store.list("jobs-pending/", 2)
+    assert [name for name, _ in listed] == ["a", "b"]
+    assert all(before < at <= datetime.now(timezone.utc) + timedelta(seconds=5) for _, at in listed)
+    assert store.list("nothing-here/", 10) == []
+
+
 def test_two_consumers_racing_on_one_job_exactly_one_wins(tmp_path):
     """Like two consumers with one message each: both create, both read, both claim."""
     prefix = f"race-{uuid.uuid4().hex[:6]}"
@@ -293,7 +321,7 @@ def test_two_consumers_racing_on_one_job_exactly_one_wins(tmp_path):
 
         def consumer(ledger: Ledger, worker: str) -> None:
             start.wait()
-            created.append(ledger.create(state))
+            created.append(ledger.create(state) is not None)
             current, gen = ledger.get(job_id)
             start.wait()  # both hold the same generation now
             try:
@@ -376,8 +404,20 @@ def test_public_option_gives_the_plain_object_url(tmp_path, emulator):
     store.put_file("catalog/1/j/r.xlsx", tmp_path / "r.xlsx", XLSX_TYPE, "r.xlsx")
     url, expires_at = store.link("catalog/1/j/r.xlsx", 600)
     assert url == f"{emulator.url}/reports/pub/catalog/1/j/r.xlsx"
-    assert abs((expires_at - datetime.now(timezone.utc)).total_seconds() - 600) < 5
+    assert expires_at is None  # a plain URL never expires; saying now + ttl would be untrue
     assert httpx.get(url).content == data
+
+
+def test_a_public_link_is_notified_without_an_expiry(tmp_path, warehouse):
+    settings = load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/pub-job?public=true",
+                             warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32)
+    runner, store = runner_for(settings)
+    job = accepted(settings, store)
+    assert runner.run_once(wait_seconds=0)
+    state, _ = Ledger(store).get(job.job_id)
+    assert state.public()["expiresAt"] is None and state.public()["url"].endswith(job.object_key)
+    [note] = [json.loads(line) for line in settings.outbox_path.read_text().splitlines()]
+    assert note["expiresAt"] is None and note["url"] == state.url and httpx.get(note["url"]).status_code == 200
 
 
 @pytest.mark.parametrize("query, settings, message", [
@@ -400,9 +440,10 @@ def test_consumer_end_to_end_on_gcs(tmp_path, warehouse, service_account_key):
                              warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32)
     queue, store = open_queue(settings.queue_url), open_storage(settings)
     runner = JobRunner(settings, queue, store, open_warehouse(settings.warehouse_url), open_notifier(settings))
-    job = CatalogJob(institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
-                     end_date=date(2025, 12, 31), requested_at=utcnow())
-    job_id = queue.publish(job.to_bytes())
+    job = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
+                     start_date=date(2025, 1, 1), end_date=date(2025, 12, 31), timezone="UTC", requested_at=utcnow())
+    submit(Ledger(store), queue, job)
+    job_id = job.job_id
     assert runner.run_once(wait_seconds=0)
 
     ledger = json.loads(raw_bucket().blob(f"pfx/jobs/{job_id}.json").download_as_bytes())
@@ -435,3 +476,75 @@ def test_keys_written_since_lists_recent_records_under_the_prefix(tmp_path):
     store.write_json("jobs/deeper/b.json", {"v": 2}, None)
     assert list(store.keys_written_since("jobs", before)) == ["jobs/a.json"]
     assert list(store.keys_written_since("jobs", datetime.now(timezone.utc) + timedelta(minutes=1))) == []
+# --- links that cannot be made, files nobody points to ----------------------------------------------
+
+
+def runner_for(settings, storage=None) -> tuple[JobRunner, GcsStorage]:
+    store = storage or open_storage(settings)
+    return JobRunner(settings, open_queue(settings.queue_url), store, open_warehouse(settings.warehouse_url),
+                     open_notifier(settings)), store
+
+
+def accepted(settings, store) -> CatalogJob:
+    job = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
+                     start_date=date(2025, 1, 1), end_date=date(2025, 12, 31), timezone="UTC", requested_at=utcnow())
+    submit(Ledger(store), open_queue(settings.queue_url), job)
+    return job
+
+
+def test_links_that_cannot_be_signed_are_found_at_start_naming_what_is_missing(tmp_path, warehouse, monkeypatch):
+    from actors.preflight import preflight
+    from actors.storage import LinkUnavailable
+
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
+    settings = load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/nokey",
+                             warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32)
+    with pytest.raises(LinkUnavailable, match="no Google credentials were found: set GOOGLE_APPLICATION_CREDENTIALS"):
+        open_storage(settings).check_links()
+    with pytest.raises(ConfigError, match=r"^REPORTS_STORAGE_URL: gs:// links are signed, .*\?public=true\)$"):
+        preflight(settings)
+    preflight(load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/nokey?public=true",
+                            warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32))  # nothing to sign
+
+
+def test_a_job_whose_link_cannot_be_signed_fails_saying_so_and_stores_nothing(tmp_path, warehouse, monkeypatch):
+    """Before: five full runs, then "the file could not be stored" (untrue), and the file
+    left in the bucket with no record pointing to it."""
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
+    settings = load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/nokey-{uuid.uuid4().hex[:6]}",
+                             warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32, max_delivery_attempts=1)
+    runner, store = runner_for(settings)
+    job = accepted(settings, store)
+    assert runner.run_once(wait_seconds=0)
+    state, _ = Ledger(store).get(job.job_id)
+    assert state.status is Status.failed and state.notified and "download link" in state.error
+    assert state.timings == {} and state.object_key is None
+    assert list(raw_bucket().list_blobs(prefix=f"{urlsplit(settings.storage_url).path.strip('/')}/catalog/")) == []
+
+
+def test_a_job_that_fails_after_its_upload_leaves_no_file(tmp_path, warehouse):
+    settings = load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/late-{uuid.uuid4().hex[:6]}",
+                             warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32, max_delivery_attempts=1)
+    store = open_storage(settings)
+
+    class LedgerDownWhenDone:
+        """The file is stored, then recording the job as done fails."""
+
+        def write_json(self, key, value, if_generation):
+            if value.get("status") == "done":
+                raise ConnectionError("the ledger is unreachable (injected)")
+            return store.write_json(key, value, if_generation)
+
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+    runner, _ = runner_for(settings, LedgerDownWhenDone())
+    job = accepted(settings, store)
+    uploaded = []
+    put_file = store.put_file
+    store.put_file = lambda key, *args: uploaded.append(key) or put_file(key, *args)
+    assert runner.run_once(wait_seconds=0)
+    state, _ = Ledger(store).get(job.job_id)
+    assert uploaded == [job.object_key] and state.status is Status.failed and state.notified
+    assert (state.url, state.rows, state.object_key) == (None, None, None)
+    assert raw_bucket().get_blob(f"{urlsplit(settings.storage_url).path.strip('/')}/{job.object_key}") is None

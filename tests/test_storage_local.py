@@ -76,3 +76,24 @@ def test_keys_written_since_lists_recent_records_only(tmp_path):
     records.write_json("jobs/new.json", {"n": 2}, None)
     minute_ago = datetime.now(timezone.utc) - timedelta(minutes=1)
     assert list(records.keys_written_since("jobs", minute_ago)) == ["jobs/new.json"]  # no lock files
+def test_delete_only_at_the_generation_it_was_read_at(tmp_path):
+    records = store(tmp_path)
+    first = records.write_json("jobs/a.json", {"v": 1}, "0")
+    second = records.write_json("jobs/a.json", {"v": 2}, first)
+    with pytest.raises(PreconditionFailed):
+        records.delete("jobs/a.json", first)
+    records.delete("jobs/a.json", second)
+    assert records.read_json("jobs/a.json") is None
+    with pytest.raises(PreconditionFailed):
+        records.delete("jobs/a.json", second)
+    records.delete("jobs/a.json")  # unconditional: nothing there is fine
+    records.delete("nowhere/b.json")
+
+
+def test_list_gives_the_names_under_a_prefix_in_order_with_their_times(tmp_path):
+    records = store(tmp_path)
+    for name in ("b", "a", "c"):
+        records.write_json(f"jobs-pending/{name}", {}, None)
+    listed = records.list("jobs-pending/", 2)
+    assert [name for name, _ in listed] == ["a", "b"]  # never the lock or temporary files beside them
+    assert records.list("nothing-here/", 10) == []

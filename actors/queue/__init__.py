@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.queue.base import Delivery, JobQueue
+from actors.queue.base import PUBLISH_TIMEOUT, Delivery, JobQueue, QueueUnavailable
 from actors.registry import backend_for
 
 # scheme → "module:class"; adding a backend is one file and one line here.
@@ -16,4 +16,9 @@ def open_queue(url: str) -> JobQueue:
     return backend_for(url, BACKENDS)(url)
 
 
-__all__ = ["Delivery", "JobQueue", "open_queue"]
+def check_url(url: str) -> None:
+    """Raise ValueError saying what is wrong with a queue URL or its options, opening nothing."""
+    backend_for(url, BACKENDS).check_url(url)
+
+
+__all__ = ["PUBLISH_TIMEOUT", "Delivery", "JobQueue", "QueueUnavailable", "check_url", "open_queue"]

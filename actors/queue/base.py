@@ -6,17 +6,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+PUBLISH_TIMEOUT = 10.0  # seconds a publish may take before the queue counts as unavailable
+
 
 @dataclass(frozen=True)
 class Delivery:
-    message_id: str  # the job id
+    message_id: str  # a delivery handle; the job id travels in the message
     data: bytes
     attempt: int  # 1 on first delivery
     token: str  # identifies this lease; acks with a stale token are ignored
 
 
+class QueueUnavailable(Exception):
+    """The queue did not take a message in time, or cannot serve consumers; says why."""
+
+
 class JobQueue(Protocol):
-    def publish(self, data: bytes) -> str: ...
+    def publish(self, data: bytes, timeout: float = PUBLISH_TIMEOUT) -> str:
+        """The message id, once the message is stored; QueueUnavailable after ``timeout``."""
+        ...
+
+    def check(self, timeout: float) -> None:
+        """Raise QueueUnavailable unless publishers and consumers can use the queue."""
+        ...
 
     def pull(self, max_messages: int, lease_seconds: float, wait_seconds: float) -> list[Delivery]: ...
 

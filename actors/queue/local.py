@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from actors.queue.base import Delivery
+from actors.queue.base import PUBLISH_TIMEOUT, Delivery, QueueUnavailable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS ready ON messages (dead_reason, lease_until, published_at);
 """
+BUSY_SECONDS = 30  # how long a statement waits for another process's write lock
 POLL_SECONDS = 0.2  # a full lease attempt at least this often (leases expire without a write)
 WATCH_SECONDS = 0.02  # how often a waiting consumer checks whether another process wrote
 
@@ -38,7 +39,7 @@ class LocalQueue:
         self.directory = Path(urlsplit(url).path)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
-            self.directory / "queue.sqlite3", timeout=30, isolation_level=None, check_same_thread=False
+            self.directory / "queue.sqlite3", timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False
         )
         self._lock = threading.Lock()
         with self._lock:
@@ -46,14 +47,35 @@ class LocalQueue:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
 
-    def publish(self, data: bytes) -> str:
+    @staticmethod
+    def check_url(url: str) -> None:
+        parts = urlsplit(url)
+        if parts.netloc or not parts.path.startswith("/") or parts.query:
+            raise ValueError(f"expected local:///absolute/directory (no host, no options), got {url!r}")
+
+    def publish(self, data: bytes, timeout: float = PUBLISH_TIMEOUT) -> str:
+        """Waits at most ``timeout`` for a write lock another process holds."""
         message_id = uuid.uuid4().hex
         with self._lock:
-            self._db.execute(
-                "INSERT INTO messages (id, data, published_at) VALUES (?, ?, ?)",
-                (message_id, data, time.time()),
-            )
+            self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            try:
+                self._db.execute(
+                    "INSERT INTO messages (id, data, published_at) VALUES (?, ?, ?)",
+                    (message_id, data, time.time()),
+                )
+            except sqlite3.OperationalError as exc:
+                raise QueueUnavailable(f"the queue database {self.directory} is unusable: {exc}") from exc
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout = {BUSY_SECONDS * 1000}")
         return message_id
+
+    def check(self, timeout: float) -> None:
+        """A read: in WAL mode it never waits for a writer, so ``timeout`` is never reached."""
+        with self._lock:
+            try:
+                self._db.execute("SELECT 1 FROM messages LIMIT 1").fetchall()
+            except sqlite3.Error as exc:
+                raise QueueUnavailable(f"the queue database {self.directory} is unusable: {exc}") from exc
 
     def pull(self, max_messages: int = 1, lease_seconds: float = 60, wait_seconds: float = 0) -> list[Delivery]:
         """Waiting costs a ``PRAGMA data_version`` read every 20 ms (no lock, no transaction), so a

@@ -30,15 +30,18 @@ from __future__ import annotations
 import logging
 import math
 import queue
+import re
 import threading
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
+from google.api_core import exceptions
+from google.api_core.retry import Retry, if_exception_type
 from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.subscriber.futures import StreamingPullFuture
 from google.cloud.pubsub_v1.subscriber.message import Message
 
-from actors.queue.base import Delivery
+from actors.queue.base import PUBLISH_TIMEOUT, Delivery, QueueUnavailable
 
 log = logging.getLogger("catalog_report.queue.pubsub")
 
@@ -47,8 +50,13 @@ DEFAULT_SUBSCRIPTION = "catalog-worker"
 MAX_LEASE_SECONDS = 2 * 60 * 60  # a report running longer loses its lease and is redelivered
 MIN_ACK_DEADLINE, MAX_ACK_DEADLINE = 10, 600  # Pub/Sub's bounds for one ack deadline
 MAX_ATTRIBUTE_BYTES = 1024  # Pub/Sub's bound for one attribute value
-PUBLISH_TIMEOUT = 60.0
+DEAD_LETTER_TIMEOUT = 60.0
 CLOSE_TIMEOUT = 30.0
+# What the client itself retries a publish on (its default, which keeps trying for 600 s).
+_TRANSIENT = if_exception_type(exceptions.Aborted, exceptions.Cancelled, exceptions.DeadlineExceeded,
+                               exceptions.InternalServerError, exceptions.ResourceExhausted,
+                               exceptions.ServiceUnavailable, exceptions.Unknown)
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._~+%-]{2,254}")
 _OPTIONS = {"subscription", "dead_letter_topic", "dead_letter_subscription", "max_delivery_attempts",
             "max_messages"}
 
@@ -67,33 +75,48 @@ class PubSubConfig:
 
     @classmethod
     def from_url(cls, url: str) -> PubSubConfig:
+        """Raises ValueError naming what is wrong (the caller adds the variable's name)."""
         parts = urlsplit(url)
         if parts.scheme != "pubsub" or not parts.netloc:
             raise ValueError(f"expected pubsub://<project>/<topic>?<options>, got {url!r}")
-        options = dict(parse_qsl(parts.query))
+        options = dict(parse_qsl(parts.query, keep_blank_values=True))
         if unknown := sorted(set(options) - _OPTIONS):
             raise ValueError(f"unknown pubsub:// option(s) {', '.join(unknown)}; known: {', '.join(sorted(_OPTIONS))}")
         topic = parts.path.strip("/") or DEFAULT_TOPIC
         dead_letter_topic = options.get("dead_letter_topic", f"{topic}-dead-letter")
-        attempts = int(options.get("max_delivery_attempts", 10))
+        attempts = _whole(options, "max_delivery_attempts", 10)
         if not 5 <= attempts <= 100:
             raise ValueError("pubsub:// max_delivery_attempts must be 5..100 (a Pub/Sub limit)")
-        max_messages = int(options.get("max_messages", 2))
+        max_messages = _whole(options, "max_messages", 2)
         if max_messages < 1:
             raise ValueError("pubsub:// max_messages must be at least 1")
-        return cls(
+        config = cls(
             project=parts.netloc, topic=topic,
             subscription=options.get("subscription", DEFAULT_SUBSCRIPTION),
             dead_letter_topic=dead_letter_topic,
             dead_letter_subscription=options.get("dead_letter_subscription", f"{dead_letter_topic}-sub"),
             max_delivery_attempts=attempts, max_messages=max_messages,
         )
+        for what, name in (("topic", config.topic), ("subscription", config.subscription),
+                           ("dead_letter_topic", config.dead_letter_topic),
+                           ("dead_letter_subscription", config.dead_letter_subscription)):
+            if not _NAME.fullmatch(name) or name.startswith("goog"):
+                raise ValueError(f"pubsub:// {what} {name!r} is not a Pub/Sub name (3-255 characters: a letter, "
+                                 "then letters, digits, - _ . ~ + %; not starting with goog)")
+        return config
 
     def topic_path(self, name: str) -> str:
         return f"projects/{self.project}/topics/{name}"
 
     def subscription_path(self, name: str) -> str:
         return f"projects/{self.project}/subscriptions/{name}"
+
+
+def _whole(options: dict[str, str], name: str, default: int) -> int:
+    raw = options.get(name, str(default))
+    if not raw.isdigit():
+        raise ValueError(f"pubsub:// {name} must be a whole number, not {raw!r}")
+    return int(raw)
 
 
 def _deadline(seconds: float) -> int:
@@ -117,9 +140,36 @@ class PubSubQueue:
         self._lock = threading.Lock()
         self._closed = False
 
-    def publish(self, data: bytes) -> str:
-        """The server-assigned message id, once the message is stored: it is the job id."""
-        return self._publisher.publish(self._topic, data).result(timeout=PUBLISH_TIMEOUT)
+    @staticmethod
+    def check_url(url: str) -> None:
+        PubSubConfig.from_url(url)
+
+    def publish(self, data: bytes, timeout: float = PUBLISH_TIMEOUT) -> str:
+        """The server-assigned message id, once the message is stored. The client's retries stop
+        at ``timeout`` too, so a message given up on is not sent minutes later."""
+        retry = Retry(predicate=_TRANSIENT, initial=0.1, maximum=timeout, multiplier=1.3, timeout=timeout)
+        try:
+            return self._publisher.publish(self._topic, data, retry=retry, timeout=timeout).result(timeout=timeout)
+        except exceptions.NotFound as exc:
+            raise QueueUnavailable(f"Pub/Sub topic {self._topic} does not exist (run catalog-report queue-setup)") from exc
+        except (exceptions.GoogleAPICallError, exceptions.RetryError, TimeoutError) as exc:
+            raise QueueUnavailable(f"Pub/Sub did not take the message within {timeout:g} s: {exc!r}") from exc
+
+    def check(self, timeout: float) -> None:
+        """The subscription exists and Pub/Sub answers. Reading a subscription needs
+        ``pubsub.subscriptions.get`` (roles/pubsub.viewer); without it only reachability is known."""
+        with self._lock:
+            self._subscriber = self._subscriber or pubsub_v1.SubscriberClient()
+        try:
+            self._subscriber.get_subscription(subscription=self._subscription, timeout=timeout, retry=Retry(
+                predicate=_TRANSIENT, initial=0.1, maximum=1.0, timeout=timeout))
+        except exceptions.NotFound as exc:
+            raise QueueUnavailable(f"Pub/Sub subscription {self._subscription} does not exist "
+                                   "(run catalog-report queue-setup)") from exc
+        except exceptions.PermissionDenied:
+            pass  # Pub/Sub answered; this service account may not read subscriptions
+        except (exceptions.GoogleAPICallError, exceptions.RetryError) as exc:
+            raise QueueUnavailable(f"Pub/Sub did not answer within {timeout:g} s: {exc!r}") from exc
 
     def pull(self, max_messages: int = 1, lease_seconds: float = 60, wait_seconds: float = 0) -> list[Delivery]:
         """Up to ``max_messages`` already streamed in, waiting up to ``wait_seconds`` for the first.
@@ -212,7 +262,7 @@ class PubSubQueue:
         }
         try:
             self._publisher.publish(self._dead_letter_topic, delivery.data, **attributes).result(
-                timeout=PUBLISH_TIMEOUT)
+                timeout=DEAD_LETTER_TIMEOUT)
         except Exception:
             message.nack()
             raise

@@ -14,12 +14,24 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from google.api_core import exceptions
 from google.api_core.exceptions import AlreadyExists
+from google.api_core.retry import Retry, if_exception_type
 from google.cloud import pubsub_v1
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.pubsub_v1.types import DeadLetterPolicy, RetryPolicy, Subscription
 
 from actors.queue.pubsub import PubSubConfig
+
+
+CALL_TIMEOUT = 30.0  # each admin call: an unreachable Pub/Sub is an error, not a 10-minute wait
+
+
+def _calls() -> dict:
+    """Retry and timeout for each admin call (the clients' defaults keep retrying for 600 s)."""
+    retry = Retry(predicate=if_exception_type(exceptions.ServiceUnavailable, exceptions.DeadlineExceeded),
+                  initial=0.2, maximum=2.0, timeout=CALL_TIMEOUT)
+    return {"retry": retry, "timeout": CALL_TIMEOUT}
 
 
 def ensure_topology(url: str, *, ack_deadline_seconds: int = 60, min_backoff_seconds: float = 10,
@@ -39,7 +51,7 @@ def ensure_topology(url: str, *, ack_deadline_seconds: int = 60, min_backoff_sec
     with pubsub_v1.PublisherClient() as publisher:
         for topic in (config.topic, config.dead_letter_topic):
             try:
-                publisher.create_topic(name=config.topic_path(topic))
+                publisher.create_topic(name=config.topic_path(topic), **_calls())
             except AlreadyExists:
                 pass
     dead_letters = Subscription(
@@ -68,10 +80,10 @@ def ensure_topology(url: str, *, ack_deadline_seconds: int = 60, min_backoff_sec
 
 def _ensure_subscription(subscriber: pubsub_v1.SubscriberClient, wanted: Subscription, fields: list[str]) -> None:
     try:
-        subscriber.create_subscription(request=wanted)
+        subscriber.create_subscription(request=wanted, **_calls())
     except AlreadyExists:
-        existing = subscriber.get_subscription(subscription=wanted.name)
+        existing = subscriber.get_subscription(subscription=wanted.name, **_calls())
         if existing.topic != wanted.topic:
             raise ValueError(f"subscription {wanted.name} is attached to {existing.topic}, not {wanted.topic}; "
                              "a subscription cannot change topic: delete it or name another") from None
-        subscriber.update_subscription(subscription=wanted, update_mask=FieldMask(paths=fields))
+        subscriber.update_subscription(subscription=wanted, update_mask=FieldMask(paths=fields), **_calls())

@@ -15,11 +15,21 @@ class PreconditionFailed(Exception):
     """The object changed (or exists / does not exist) since it was read."""
 
 
+class LinkUnavailable(Exception):
+    """Download links cannot be made as configured; the message says what is missing."""
+
+
 class Storage(Protocol):
     def put_file(self, key: str, path: Path, content_type: str, file_name: str) -> None: ...
 
-    def link(self, key: str, ttl_seconds: int) -> tuple[str, datetime]:
-        """A URL the requester can download ``key`` from, and when it stops working."""
+    def link(self, key: str, ttl_seconds: int) -> tuple[str, datetime | None]:
+        """A URL the requester can download ``key`` from, and when it stops working (None: it
+        does not expire); the object need not exist yet. Raises LinkUnavailable."""
+        ...
+
+    def check_links(self) -> None:
+        """Raise LinkUnavailable unless links can be made: a start-up check, so a missing key is
+        found before any job is run."""
         ...
 
     def keys_written_since(self, prefix: str, since: datetime) -> Iterator[str]:
@@ -33,4 +43,14 @@ class Storage(Protocol):
     def write_json(self, key: str, value: dict, if_generation: str | None) -> str:
         """Write atomically; ``if_generation`` "0" = only if absent, a generation = only if
         unchanged, None = unconditionally. Returns the new generation."""
+        ...
+
+    def delete(self, key: str, if_generation: str | None = None) -> None:
+        """Remove ``key`` if it is still at ``if_generation`` (PreconditionFailed otherwise, also
+        when it is gone); with None, whatever is there, and nothing if it is absent."""
+        ...
+
+    def list(self, prefix: str, limit: int) -> list[tuple[str, datetime]]:
+        """Up to ``limit`` keys under ``prefix`` (the part after it), in name order, each with
+        when it was last written."""
         ...

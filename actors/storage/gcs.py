@@ -18,7 +18,8 @@ URL options, in the query string (``gs://bucket/prefix?public=true&chunk_mib=16`
 - ``public=true|false`` (default false): links are the plain object URL, not signed. The bucket
   must already grant public read (IAM ``allUsers: roles/storage.objectViewer``, best with a
   condition limiting it to ``{prefix}/catalog/`` so the ledger stays private); nothing here
-  changes access. The returned expiry is then the promised one, ``now + ttl``.
+  changes access. Such a link never expires (its expiry is None, ``expiresAt: null``): it works
+  for anyone who has it for as long as the object exists and the bucket grants read.
 - ``chunk_mib=N`` (default 8): resumable upload chunk size in MiB. Each chunk is held in memory
   and is what one failed request resends.
 
@@ -32,6 +33,7 @@ import json
 import os
 import unicodedata
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
@@ -40,41 +42,61 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import google.auth
 from google.api_core import exceptions
 from google.auth.credentials import Credentials, Signing
+from google.auth.exceptions import DefaultCredentialsError, GoogleAuthError
 from google.auth.transport.requests import Request
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from actors.settings import ConfigError
-from actors.storage.base import PreconditionFailed
+from actors.storage.base import LinkUnavailable, PreconditionFailed
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]  # storage, and IAM signBlob
 MAX_SIGNED_TTL = 7 * 24 * 3600  # the V4 limit
 OPTIONS = {"public", "chunk_mib"}
 
 
-class GcsStorage:
-    def __init__(self, settings) -> None:
-        url = urlsplit(settings.storage_url)
-        options = dict(parse_qsl(url.query, keep_blank_values=True))
-        if not url.netloc:
-            raise ConfigError("REPORTS_STORAGE_URL: gs:// needs a bucket name (gs://bucket/prefix)")
+@dataclass(frozen=True)
+class GcsOptions:
+    """What a ``gs://`` URL says, checked without opening anything."""
+
+    bucket: str
+    prefix: str
+    public: bool
+    chunk_size: int
+
+    @classmethod
+    def from_url(cls, url: str, link_ttl_seconds: int) -> GcsOptions:
+        """Raises ValueError naming what is wrong (the caller adds the variable's name)."""
+        parts = urlsplit(url)
+        options = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if not parts.netloc:
+            raise ValueError("gs:// needs a bucket name (gs://bucket/prefix)")
         if unknown := sorted(options.keys() - OPTIONS):
-            raise ConfigError(f"REPORTS_STORAGE_URL: unknown option {unknown[0]!r} (known: public, chunk_mib)")
+            raise ValueError(f"unknown option {unknown[0]!r} (known: public, chunk_mib)")
         public = options.get("public", "false").lower()
         chunk_mib = options.get("chunk_mib", "8")
         if public not in ("true", "false"):
-            raise ConfigError("REPORTS_STORAGE_URL: public must be true or false")
+            raise ValueError(f"public must be true or false, not {public!r}")
         if not chunk_mib.isdigit() or int(chunk_mib) < 1:
-            raise ConfigError("REPORTS_STORAGE_URL: chunk_mib must be a whole number of MiB, at least 1")
-        self.public = public == "true"
-        if not self.public and settings.link_ttl_seconds > MAX_SIGNED_TTL:
-            raise ConfigError(f"REPORTS_LINK_TTL_SECONDS: signed GCS links last at most {MAX_SIGNED_TTL} seconds")
-        self.chunk_size = int(chunk_mib) * 1024 * 1024  # a multiple of 256 KiB, as GCS requires
-        self.prefix = url.path.strip("/")
+            raise ValueError("chunk_mib must be a whole number of MiB, at least 1")
+        if public == "false" and link_ttl_seconds > MAX_SIGNED_TTL:
+            raise ValueError(f"signed GCS links last at most {MAX_SIGNED_TTL} seconds: lower "
+                             "REPORTS_LINK_TTL_SECONDS or make links public (?public=true)")
+        # chunk_size: a multiple of 256 KiB, as GCS requires
+        return cls(parts.netloc, parts.path.strip("/"), public == "true", int(chunk_mib) * 1024 * 1024)
+
+
+class GcsStorage:
+    def __init__(self, settings) -> None:
+        options = GcsOptions.from_url(settings.storage_url, settings.link_ttl_seconds)
+        self.public, self.chunk_size, self.prefix = options.public, options.chunk_size, options.prefix
         # The emulator takes no credentials: the client then uses anonymous ones by itself.
         emulated = bool(os.environ.get("STORAGE_EMULATOR_HOST"))
         self.client = storage.Client(project=None, credentials=None if emulated else self._credentials)
-        self.bucket = self.client.bucket(url.netloc)
+        self.bucket = self.client.bucket(options.bucket)
+
+    @staticmethod
+    def check_url(url: str, link_ttl_seconds: int) -> None:
+        GcsOptions.from_url(url, link_ttl_seconds)
 
     @cached_property
     def _credentials(self) -> Credentials:
@@ -92,13 +114,21 @@ class GcsStorage:
         # Unconditional retry is safe: the key is the job's, so a resent upload writes the same file.
         blob.upload_from_filename(str(path), content_type=content_type, retry=DEFAULT_RETRY)
 
-    def link(self, key: str, ttl_seconds: int) -> tuple[str, datetime]:
+    def link(self, key: str, ttl_seconds: int) -> tuple[str, datetime | None]:
         blob = self._blob(key)
         if self.public:
-            now = datetime.now(timezone.utc).replace(microsecond=0)
-            return blob.public_url, now + timedelta(seconds=ttl_seconds)
-        url = blob.generate_signed_url(version="v4", method="GET", expiration=timedelta(seconds=ttl_seconds),
-                                       credentials=self._credentials, **self._remote_signer())
+            return blob.public_url, None  # a plain URL works as long as the object and the bucket's grant do
+        try:
+            url = blob.generate_signed_url(version="v4", method="GET", expiration=timedelta(seconds=ttl_seconds),
+                                           credentials=self._credentials, **self._remote_signer())
+        except DefaultCredentialsError:
+            raise LinkUnavailable(
+                "gs:// links are signed, and no Google credentials were found: set GOOGLE_APPLICATION_CREDENTIALS "
+                "to a service-account key, run as a service account, or make links public (?public=true)") from None
+        except GoogleAuthError as exc:
+            raise LinkUnavailable(
+                f"gs:// links could not be signed ({exc}); a service account signing through IAM signBlob "
+                "needs roles/iam.serviceAccountTokenCreator on itself") from exc
         # The client stamps the URL with its own clock; the link dies ttl seconds after that.
         signed_at = datetime.strptime(dict(parse_qsl(urlsplit(url).query))["X-Goog-Date"], "%Y%m%dT%H%M%SZ")
         return url, signed_at.replace(tzinfo=timezone.utc) + timedelta(seconds=ttl_seconds)
@@ -112,8 +142,9 @@ class GcsStorage:
             credentials.refresh(Request())  # metadata credentials learn their e-mail here too
         email = getattr(credentials, "service_account_email", None)
         if not email:
-            raise RuntimeError("GCS links need a service account to sign them; these credentials are "
-                               "not one (use a service-account key or run as a service account)")
+            raise LinkUnavailable("gs:// links need a service account to sign them, and the Google credentials "
+                                  "found are not one: use a service-account key (GOOGLE_APPLICATION_CREDENTIALS), "
+                                  "run as a service account, or make links public (?public=true)")
         return {"service_account_email": email, "access_token": credentials.token}
 
     def keys_written_since(self, prefix: str, since: datetime) -> Iterator[str]:
@@ -123,6 +154,8 @@ class GcsStorage:
                                            fields="items(name,updated),nextPageToken"):
             if blob.updated >= since:
                 yield f"{prefix}/{blob.name.removeprefix(under)}"
+    def check_links(self) -> None:
+        self.link("catalog/start-up-check", 60)  # signing needs no object
 
     def read_json(self, key: str) -> tuple[dict, str] | None:
         blob = self._blob(key)
@@ -145,6 +178,22 @@ class GcsStorage:
         except exceptions.PreconditionFailed as exc:
             raise PreconditionFailed(key) from exc
         return str(blob.generation)
+
+
+    def list(self, prefix: str, limit: int) -> list[tuple[str, datetime]]:
+        start = self._blob(prefix).name
+        blobs = self.bucket.list_blobs(prefix=start, max_results=limit, retry=DEFAULT_RETRY)
+        return [(blob.name.removeprefix(start), blob.updated) for blob in blobs]
+
+    def delete(self, key: str, if_generation: str | None = None) -> None:
+        try:
+            self._blob(key).delete(retry=DEFAULT_RETRY,
+                                   if_generation_match=None if if_generation is None else int(if_generation))
+        except exceptions.NotFound:
+            if if_generation is not None:
+                raise PreconditionFailed(key) from None
+        except exceptions.PreconditionFailed as exc:
+            raise PreconditionFailed(key) from exc
 
 
 def content_disposition(file_name: str) -> str:

@@ -55,6 +55,12 @@ class LocalStorage:
         self.base_url = settings.public_base_url
         self.signer = LinkSigner(settings.link_secret)
 
+    @staticmethod
+    def check_url(url: str, link_ttl_seconds: int) -> None:
+        parts = urlsplit(url)
+        if parts.netloc or not parts.path.startswith("/") or parts.query:
+            raise ValueError(f"expected file:///absolute/directory (no host, no options), got {url!r}")
+
     def path(self, key: str) -> Path:
         """The file behind ``key``; refuses anything that would leave the root."""
         p = (self.root / key).resolve()
@@ -86,6 +92,8 @@ class LocalStorage:
             for entry in entries:  # temporary and lock files start with a dot
                 if not entry.name.startswith(".") and entry.is_file() and entry.stat().st_mtime >= cutoff:
                     yield f"{prefix}/{entry.name}"
+    def check_links(self) -> None:
+        """Links are signed with the link secret, which settings already require."""
 
     def read_json(self, key: str) -> tuple[dict, str] | None:
         try:
@@ -120,6 +128,36 @@ class LocalStorage:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return _generation(raw)
+
+    def delete(self, key: str, if_generation: str | None = None) -> None:
+        dest = self.path(key)
+        if not dest.parent.is_dir():
+            if if_generation is not None:
+                raise PreconditionFailed(key)
+            return
+        with self._locked(dest.parent, dest.name):
+            try:
+                if if_generation is not None and _generation(dest.read_bytes()) != if_generation:
+                    raise PreconditionFailed(key)
+                dest.unlink()
+            except FileNotFoundError:
+                if if_generation is not None:
+                    raise PreconditionFailed(key) from None
+
+    def list(self, prefix: str, limit: int) -> list[tuple[str, datetime]]:
+        directory = self.path(prefix.rstrip("/"))
+        try:
+            names = sorted(n for n in os.listdir(directory) if not n.startswith("."))  # not locks, temp files
+        except FileNotFoundError:
+            return []
+        found = []
+        for name in names[:limit]:
+            try:
+                mtime = (directory / name).stat().st_mtime
+            except FileNotFoundError:  # removed meanwhile
+                continue
+            found.append((name, datetime.fromtimestamp(mtime, timezone.utc)))
+        return found
 
     @contextmanager
     def _locked(self, directory: Path, name: str):
