@@ -256,12 +256,14 @@ def main() -> None:
 
     from actors.niceness import BACKGROUND, workers_at_normal_priority
     from actors.settings import load_settings
+    from serve_app.front import use_in_proxy
 
     # Everything measured runs at one priority: the peer here, and our Ray (its workers inherit
     # this niceness; our consumer and render actors would lower themselves to it anyway), so a
     # busy neighbour on the shared machine slows both sides alike.
     os.nice(BACKGROUND)
     workers_at_normal_priority()
+    use_in_proxy()
     path, about = data(args)
     data_dir = Path(tempfile.mkdtemp(prefix="job_bench_"))
     values = {"data_dir": str(data_dir), "warehouse_url": f"duckdb://{path}", "jwt_secret": SECRET,
