@@ -58,27 +58,27 @@ def main() -> None:
     if why := missing():
         sys.exit(why)
     a.out.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="crshot-"))
+    data = Path(tempfile.mkdtemp(prefix="crshot-"))  # the service's data dir: queue, files, ledger
     secret = secrets.token_urlsafe(32)
-    env = {"REPORTS_DATA_DIR": str(root / "data"), "REPORTS_WAREHOUSE_URL": f"duckdb://{a.warehouse.resolve()}",
+    env = {"REPORTS_DATA_DIR": str(data), "REPORTS_WAREHOUSE_URL": f"duckdb://{a.warehouse.resolve()}",
            "REPORTS_JWT_SECRET": secret, "REPORTS_RENDER_WORKERS": "2"}
-    (root / "data").mkdir()
-    server = ServeProcess(root, ["--port", str(free_port()), "--dashboard-port", str(free_port())], env,
-                          log=root / "serve.log")
-    print("\n".join(server.lines))
     try:
-        # What serve printed is what a user does: run that `ray get-auth-token`, paste its output.
-        ray_cli = server.printed(r"paste what `(\S+) get-auth-token` prints")
-        token = subprocess.run([ray_cli, "get-auth-token"], capture_output=True, text=True, env=server.env,
-                               check=True).stdout
-        browser = DashboardBrowser(server.dashboard_url, token)
+        server = ServeProcess(["--port", str(free_port()), "--dashboard-port", str(free_port())], env)
+        print("\n".join(server.lines))
         try:
-            shoot(server, browser, secret, a)
+            # What serve printed is what a user does: run that `ray get-auth-token`, paste its output.
+            ray_cli = server.printed(r"paste what `(\S+) get-auth-token` prints")
+            token = subprocess.run([ray_cli, "get-auth-token"], capture_output=True, text=True, env=server.env,
+                                   check=True).stdout
+            browser = DashboardBrowser(server.dashboard_url, token)
+            try:
+                shoot(server, browser, secret, a)
+            finally:
+                browser.close()
         finally:
-            browser.close()
+            server.stop()
     finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def shoot(server: ServeProcess, browser: DashboardBrowser, secret: str, a) -> None:

@@ -133,13 +133,14 @@ def _start_ray(dashboard_host: str | None = None, dashboard_port: int | None = N
 
     logs = ray.LoggingConfig(encoding="JSON")  # structured log lines, job id as a field
     if os.environ.get("RAY_ADDRESS"):
-        return ray.init(logging_config=logs).dashboard_url  # the cluster named by RAY_ADDRESS
+        return ray.init(logging_config=logs).dashboard_url or ""  # the cluster named by RAY_ADDRESS
     # address="local": a new Ray, never whatever cluster /tmp/ray/ray_current_cluster names
     workers_at_normal_priority()
     use_in_proxy()  # JSON answers from Serve's proxy, and a fair share of it per client
     context = ray.init(address="local", include_dashboard=dashboard_host is not None,
                        dashboard_host=dashboard_host or "127.0.0.1", dashboard_port=dashboard_port,
                        logging_config=logs)
+    # Without the dashboard Ray still runs its API server (jobs, state) and reports its URL.
     return context.dashboard_url if dashboard_host is not None else ""
 
 

@@ -16,7 +16,7 @@ from urllib.request import urlopen
 
 def browser_url(address: str) -> str:
     """``host:port`` as Ray reports it → a URL a browser on this machine can open."""
-    host, _, port = address.rpartition(":")
+    host, _, port = address.split("://")[-1].rpartition(":")
     if host in ("0.0.0.0", "::", "[::]"):
         host = "127.0.0.1"
     return f"http://{host}:{port}"

@@ -1,19 +1,21 @@
 """``catalog-report serve`` started as a user starts it, read as a user reads it, and stopped
 without touching any other Ray on the machine.
 
-Its Ray gets its own temp dir (``RAY_TMPDIR``), so the session directory (where Ray writes the
-Prometheus configuration and service-discovery file) is this service's alone, and the service
-runs in its own process group: stopping it is Ctrl-C, then SIGKILL to that group and to any
-process whose command line names that temp dir. Used by tests/test_dashboard.py and
+Its Ray gets its own temp dir (``RAY_TMPDIR``, removed when it stops), so the session
+directory (where Ray writes the Prometheus configuration and service-discovery file) is this
+service's alone, and the service runs in its own process group: stopping it is Ctrl-C, then
+SIGKILL to that group and to any process whose command line names that temp dir. Used by tests/test_dashboard.py and
 bench/dashboard_screenshots.py."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,10 +25,12 @@ RAY_ENV = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PAT
 
 
 class ServeProcess:
-    def __init__(self, ray_tmpdir: Path, args: list[str], env: dict[str, str], log: Path, timeout: float = 300):
-        self.ray_tmpdir = ray_tmpdir  # keep it short: Ray's socket paths must stay under 108 bytes
-        self.env = {**{k: v for k, v in os.environ.items() if k not in RAY_ENV}, "RAY_TMPDIR": str(ray_tmpdir), **env}
-        self.log = open(log, "w+")
+    def __init__(self, args: list[str], env: dict[str, str], timeout: float = 300):
+        # Under /tmp and short: Ray's socket paths must stay under 108 bytes. Removed by stop().
+        self.ray_tmpdir = Path(tempfile.mkdtemp(prefix="crserve-", dir="/tmp"))
+        self.env = {**{k: v for k, v in os.environ.items() if k not in RAY_ENV},
+                    "RAY_TMPDIR": str(self.ray_tmpdir), **env}
+        self.log = open(self.ray_tmpdir / "serve.log", "w+")
         self.proc = subprocess.Popen([CLI, "serve", *args], stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      env=self.env, start_new_session=True)
         self.lines: list[str] = []
@@ -77,3 +81,4 @@ class ServeProcess:
                 pass
         self.proc.wait(30)
         self.log.close()
+        shutil.rmtree(self.ray_tmpdir, ignore_errors=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,18 +24,15 @@ GOOD = {"start_date": "2025-01-01", "end_date": "2025-12-31"}
 
 @pytest.fixture(scope="module")
 def served(warehouse, tmp_path_factory):
-    root = Path(tempfile.mkdtemp(prefix="crdash-"))  # short: Ray's socket paths
     home = tmp_path_factory.mktemp("home")
     data = tmp_path_factory.mktemp("dashboard-service")
     port, dashboard_port = free_port(), free_port()
     env = {"HOME": str(home), "REPORTS_DATA_DIR": str(data), "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}",
            "REPORTS_JWT_SECRET": SECRET, "REPORTS_RENDER_WORKERS": "2"}
-    server = ServeProcess(root, ["--port", str(port), "--dashboard-port", str(dashboard_port)], env,
-                          log=data / "serve.log")
+    server = ServeProcess(["--port", str(port), "--dashboard-port", str(dashboard_port)], env)
     server.home, server.port, server.dashboard_port = home, port, dashboard_port
     yield server
     server.stop()
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_serve_prints_the_dashboard_and_how_to_pass_its_token(served):

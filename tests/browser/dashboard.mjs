@@ -22,14 +22,7 @@ const url = process.argv[2].replace(/\/$/, '');
 const token = process.env.RAY_DASHBOARD_TOKEN || '';
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'crchrome-'));  // a fresh profile: no old cookie
 
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  viewport: { width: 1400, height: 900 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const page = context.pages()[0] || await context.newPage();
+let context, page;
 const say = (answer) => process.stdout.write(JSON.stringify(answer) + '\n');
 
 async function logIn() {
@@ -69,13 +62,21 @@ async function open({ page: name, until = [], seconds = 60, width = 1400, height
 }
 
 try {
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = context.pages()[0] || await context.newPage();
   say({ ready: true, tokenDialog: await logIn() });
   for await (const line of readline.createInterface({ input: process.stdin })) {
     const cmd = JSON.parse(line);
     if (cmd.page) {
       say(await open(cmd));
     } else if (cmd.screenshot) {
-      await page.screenshot({ path: cmd.screenshot, fullPage: !!cmd.fullPage });
+      await page.screenshot({ path: cmd.screenshot });
       say({ screenshot: cmd.screenshot, bytes: fs.statSync(cmd.screenshot).size });
     }
   }
@@ -83,6 +84,6 @@ try {
   say({ error: String(error) });
   process.exitCode = 1;
 } finally {
-  await context.close();
+  await context?.close();
   fs.rmSync(profile, { recursive: true, force: true });
 }
