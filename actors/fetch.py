@@ -53,7 +53,9 @@ def fetch_prepared(warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo) ->
                                longest_values(cells))
 
 
-@ray.remote(num_cpus=1, max_retries=3, retry_exceptions=[ConnectionError])
+# No CPU reserved: the render actors hold the cluster's CPUs while they wait for these rows, so a
+# fetch that asked for one could never start on a cluster they fill (measured: a job stuck at 0%).
+@ray.remote(num_cpus=0, scheduling_strategy="SPREAD", max_retries=3, retry_exceptions=[ConnectionError])
 def _fetch_task(url: str, query: CatalogQuery, zone: str) -> tuple[pa.Buffer, Summary]:
     """One partition on its own session; retried alone if its session or its worker is lost."""
     as_background()

@@ -167,5 +167,8 @@ class JobState(BaseModel):
         }
 
 
+JOBS_PREFIX = "jobs"
+
+
 def ledger_key(job_id: str) -> str:
-    return f"jobs/{job_id}.json"
+    return f"{JOBS_PREFIX}/{job_id}.json"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from actors.job import JobState, ledger_key
+from actors.job import JOBS_PREFIX, JobState, ledger_key
 from actors.storage import PreconditionFailed, Storage
 
 ABSENT = "0"
@@ -23,6 +23,13 @@ class Ledger:
             return None
         data, generation = found
         return JobState.model_validate(data), generation
+
+    def created_since(self, since: datetime) -> list[JobState]:
+        """Jobs created at or after ``since`` (read from the records written since then: a job's
+        record is written when it is created and whenever it changes)."""
+        found = (self.storage.read_json(key) for key in self.storage.keys_written_since(JOBS_PREFIX, since))
+        states = (JobState.model_validate(record) for record, _ in filter(None, found))
+        return [state for state in states if state.created_at >= since]
 
     def put(self, state: JobState, generation: str | None) -> str:
         """Write ``state`` if the record is still at ``generation`` (``ABSENT``: not there yet)."""

@@ -2,10 +2,12 @@
 
 The actors are thin: :func:`assemble` and :func:`render_part` are pure, and are what tests and
 the single-process path call directly. A report's rows stay where they were fetched, as Arrow IPC
-streams in the object store (one per warehouse partition); each chunk travels as a few index
-arrays saying which of those rows it holds, so no process ever gathers the whole report. An
-actor maps the partitions zero-copy, takes its chunk's rows, renders them and drops the mapped
-pages again. Each actor is kept two chunks deep, so it never waits for the driver.
+streams in the object store (one per warehouse partition); each chunk is a few index arrays
+saying which of those rows it holds, so no process ever gathers the whole report. A short task
+next to the partitions (Ray places it by data locality) takes a chunk's rows into an IPC stream
+of their own, and an actor maps only that: an actor taking its rows from the partitions itself
+touched every page of them (measured: 415 MB peak per actor at 1M rows, against ~265 MB).
+Each actor is kept two chunks deep, so it never waits.
 """
 
 from __future__ import annotations
@@ -66,15 +68,20 @@ class RenderWorker:
     def __init__(self):
         as_background()
 
-    def render(self, rows: ChunkRows, first_row: int, columns: list[Column] | None, *partitions: pa.Buffer
-               ) -> DeflatedPart:
-        mapped = dict(zip(rows.partitions, map(read_ipc, partitions), strict=True))
-        part = render_part(assemble(mapped, rows), first_row, columns)
-        del mapped
+    def render(self, rows_ipc: pa.Buffer, first_row: int, columns: list[Column] | None) -> DeflatedPart:
+        rows = read_ipc(rows_ipc)  # zero-copy over the object store
+        part = render_part(rows, first_row, columns)
+        del rows
         trim_private()  # an idle actor holds little of the chunks' XML
-        for buffer in partitions:
-            forget_pages(pa.py_buffer(buffer))
+        forget_pages(pa.py_buffer(rows_ipc))
         return part
+
+
+# No CPU reserved, like the partition fetches: the render actors hold the CPUs meanwhile.
+@ray.remote(num_cpus=0, max_retries=3)
+def _assemble_task(rows: ChunkRows, *partitions: pa.Buffer) -> pa.Buffer:
+    """One chunk's rows, taken from the partitions they were fetched in, as their own IPC stream."""
+    return ipc(assemble(dict(zip(rows.partitions, map(read_ipc, partitions), strict=True)), rows))
 
 
 Renderer = Callable[[list, list[Chunk], list[ChunkRows], list[Column], Callable[[int], None]], list[DeflatedPart]]
@@ -125,8 +132,8 @@ class RenderPool:
             """Queue the next chunk, if any, on ``actor``."""
             if (item := next(todo, None)) is not None:
                 index, (chunk, chunk_rows) = item
-                needed = [refs[p] for p in chunk_rows.partitions]
-                running[actor.render.remote(chunk_rows, chunk.first_row, columns, *needed)] = (actor, index)
+                rows = _assemble_task.remote(chunk_rows, *(refs[p] for p in chunk_rows.partitions))
+                running[actor.render.remote(rows, chunk.first_row, columns)] = (actor, index)
 
         for actor in self._working():
             for _ in range(DEPTH):

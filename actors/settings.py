@@ -54,12 +54,15 @@ class Settings(BaseSettings):
     jwt_secret: str = ""
     jwt_public_key: str = ""
     jwt_algorithms: list[str] = Field(default_factory=list)
+    jwt_leeway_seconds: float = Field(30.0, ge=0, le=300)  # clock skew allowed on exp, nbf and iat
     link_secret: str = ""
     public_base_url: str = "http://127.0.0.1:8000"
     student_url_template: str = "https://{subdomain}.lxp.local/course/{course_id}"
     admin_url_template: str = "https://{subdomain}.lxp.local/admin/courses/{course_id}/edit"
     timezone: str = "UTC"
     rate_limit_per_minute: int = Field(60, ge=1)
+    read_limit_per_minute: int = Field(600, ge=1)  # status polls per institution, in each HTTP replica
+    rate_limit_storage_url: str = ""  # a `limits` storage (redis://…): the counts outlive the limiter
     link_ttl_seconds: int = Field(604800, ge=60)
     render_workers: int = Field(0, ge=0)
     chunk_rows: int = Field(50_000, ge=1)
@@ -92,6 +95,15 @@ class Settings(BaseSettings):
         from actors.storage import BACKENDS
 
         return v and _scheme_check(v, BACKENDS)
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _limits_storage(cls, v: str) -> str:
+        from limits.storage import SCHEMES
+
+        # Stores that outlive the limiter and that its synchronous strategy can use.
+        durable = {scheme: s for scheme, s in SCHEMES.items() if scheme != "memory" and not scheme.startswith("async+")}
+        return v and _scheme_check(v, durable)
 
     @field_validator("notify_url", "public_base_url")
     @classmethod

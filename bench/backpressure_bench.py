@@ -512,6 +512,7 @@ def run_serve(args, toks: dict[int, str], warehouse_path: Path) -> dict:
 
     from actors.niceness import workers_at_normal_priority
     from serve_app.app import build_app
+    from serve_app.front import use_in_proxy
 
     data_dir = Path(tempfile.mkdtemp(prefix="bp_serve_"))
     jobs_dir = data_dir / "files" / "jobs"
@@ -524,6 +525,7 @@ def run_serve(args, toks: dict[int, str], warehouse_path: Path) -> dict:
     # priority `catalog-report serve` gives them (API replicas and proxy at 0, like uvicorn and
     # the load generator here; consumer and render actors at 10), unless RAY_worker_niceness is set.
     workers_at_normal_priority()
+    use_in_proxy()  # the proxy as `catalog-report serve` runs it
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     gcs = ray.get_runtime_context().gcs_address
     assert not gcs.endswith(":6379"), gcs

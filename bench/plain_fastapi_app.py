@@ -42,7 +42,7 @@ from serve_app.shedding import InFlight
 
 settings = load_settings(data_dir=os.environ["BP_DATA_DIR"], jwt_secret=os.environ["BP_JWT_SECRET"],
                          rate_limit_per_minute=int(os.environ.get("BP_RATE_LIMIT", "60")))
-authenticate = Authenticator(settings.jwt_secret, settings.jwt_algorithms)
+authenticate = Authenticator(settings.jwt_secret, settings.jwt_algorithms, settings.jwt_leeway_seconds)
 queue = LocalQueue(settings.queue_url)
 ledger = Ledger(LocalStorage(settings))
 item = RateLimitItemPerMinute(settings.rate_limit_per_minute)

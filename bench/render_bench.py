@@ -5,8 +5,10 @@
     .venv/bin/python bench/render_bench.py --rows 200000 --repeat 5 --only ours-ray-2,rustpy
     .venv/bin/python bench/render_bench.py --profile 1000000    # where our render time goes
 
-Every run of every contender is a fresh subprocess: it reads the synthetic table (bench/synthetic.py,
-cached as Arrow IPC), imports its writer and warms up on 1,000 rows, then resets its peak-RSS
+The table is institution 1's report from bench/synthetic.py's realistic catalogue (``--rows``
+courses; ``--shape legacy``: the older demo data), computed once by the service's own query and
+``build_report`` and cached as Arrow IPC. Every run of every contender is a fresh subprocess: it
+reads that table, imports its writer and warms up on 1,000 rows, then resets its peak-RSS
 counter (/proc/self/clear_refs) and starts the clock; the clock stops when the file is closed.
 So "peak RSS" is the process's high-water mark during the timed write, with the table (and the
 imports) resident; "Δ" is that peak minus the RSS just before the clock started. Our three
@@ -14,7 +16,8 @@ variants write the full file twice in that process: the 1st job after start-up (
 and the 2nd, the steady state of a long-lived service (the main figure); peaks cover both.
 
 Ray contenders: ``ray.init(num_cpus=2)`` and the ``RenderPool`` are created before the clock (the
-service keeps its actors), and ``plan_chunks`` + ``RenderPool.render`` (incl. its ``ray.put``) +
+service keeps its actors), and ``plan_chunks`` + ``table_chunks`` (the table as one Arrow IPC
+partition, as a fetch hands it over) + ``RenderPool.render`` (incl. its ``ray.put``) +
 ``merge_xlsx`` are timed. Each actor's peak RSS is read inside the actor through
 ``__ray_call__``: VmHWM counts the object-store pages of the shared table the actor touched, so
 the private (anonymous) peak, sampled every 5 ms by a thread in the actor, is shown beside it.
@@ -29,12 +32,10 @@ openpyxl (header bold, date format); our three variants must produce byte-identi
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gc
 import hashlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -126,9 +127,9 @@ def _py_batches(table, batch_rows: int = 65_536):
 
 def _widths(table):
     from actors.catalog import HEADERS
-    from actors.xlsx.sheet import column_widths
+    from actors.xlsx.sheet import column_widths, longest_values
 
-    return column_widths(table, HEADERS)
+    return column_widths(longest_values(table), HEADERS, table.column_names)
 
 
 class Ours:
@@ -140,10 +141,12 @@ class Ours:
         from actors.catalog import HEADERS
         from actors.merge import merge_xlsx
         from actors.partition import SHEET_DATA_ROWS, plan_chunks
-        from actors.render import RenderPool, render_chunk
+        from actors.render import RenderPool, render_chunk, table_chunks
+        from actors.xlsx.sheet import longest_values
 
         self.HEADERS, self.merge_xlsx, self.plan_chunks = HEADERS, merge_xlsx, plan_chunks
         self.SHEET_DATA_ROWS, self.render_chunk = SHEET_DATA_ROWS, render_chunk
+        self.table_chunks, self.longest_values = table_chunks, longest_values
         if self.workers:
             import ray
 
@@ -154,16 +157,22 @@ class Ours:
             self.pool = RenderPool(self.workers)
             # warm-up: actors started and their imports done, as in the long-lived service
             warm = table.slice(0, 4 * WARMUP_ROWS)
-            self.pool.render(warm, plan_chunks(warm["school"], WARMUP_ROWS // 2))
+            self._render(warm, plan_chunks(warm["school"], WARMUP_ROWS // 2))
             ray.get([a.__ray_call__.remote(_actor_probe, "reset") for a in self.pool.actors])
+
+    def _render(self, table, plan):
+        """The chunks' parts: on the pool (the table as the one partition the service's renderer
+        takes), or one after the other in this process."""
+        if self.pool:
+            partitions, rows = self.table_chunks(table, plan)
+            return self.pool.render(partitions, plan, rows, table.column_names, lambda done: None)
+        return [self.render_chunk(table, chunk) for chunk in plan]
 
     def write(self, table, path):
         plan = self.plan_chunks(table["school"], self.chunk_rows)
-        if self.pool:
-            parts = self.pool.render(table, plan)
-        else:
-            parts = [self.render_chunk(table, chunk) for chunk in plan]
-        self.merge_xlsx(path, table, self.HEADERS, plan, parts, self.SHEET_DATA_ROWS)
+        parts = self._render(table, plan)
+        self.merge_xlsx(path, self.longest_values(table), self.HEADERS, plan, parts, self.SHEET_DATA_ROWS,
+                        table.column_names)
         return {"chunks": len(plan)}
 
     def before_clock(self):
@@ -532,7 +541,8 @@ def versions() -> str:
 
 
 def parent_main(args) -> None:
-    from bench.synthetic import cached_report_table
+    from bench.job_bench import machine
+    from bench.synthetic import cached_report_table, describe, warehouse
 
     t_all = time.perf_counter()
     sizes = sorted(int(s) for s in args.rows.split(","))
@@ -546,7 +556,7 @@ def parent_main(args) -> None:
     try:
         for rows in sizes:
             t_gen = time.perf_counter()
-            table, path = cached_report_table(rows, cache)
+            table, path = cached_report_table(rows, cache, shape=args.shape)
             n_chunks = len(__import__("actors.partition", fromlist=["plan_chunks"])
                            .plan_chunks(table["school"], args.chunk_rows))
             del table
@@ -596,21 +606,21 @@ def parent_main(args) -> None:
 
     total = time.perf_counter() - t_all
     table_md = build_table(results, sizes, names, skipped)
+    data = [describe(warehouse(rows, shape=args.shape)[0]).splitlines()[1] for rows in sizes]
     head = (
-        f"## Arrow table → .xlsx ({dt.datetime.now():%Y-%m-%d %H:%M})\n\n"
-        f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), Python "
-        f"{platform.python_version()}; {versions()}.\n"
+        f"## Arrow table → .xlsx, {args.shape} data\n\n"
+        f"{machine()}; {versions()}.\n"
+        f"Data: {'; '.join(data)}.\n"
         f"Median of {args.repeat} runs, each a fresh process; chunk_rows={args.chunk_rows:,}; "
         f"ray.init(num_cpus=2); total bench time {total / 60:.1f} min.\n"
     )
     notes = (
         "\n\nSteady-state: ours = a 2nd full-size job in the same process (the service's actors "
         "are long-lived), run right after the 1st one (timed apart: it pays for fresh object-store "
-        "and allocator pages); peers = their only run (repeating a peer's write in one process "
-        "gains nothing: rustpy 1M 8.37/8.43/8.44 s, XlsxWriter 200k 11.8/12.4/12.4 s). "
+        "and allocator pages); peers = their only run, after the same 1,000-row warm-up. "
         "Peak RSS: the process's VmHWM during the timed write(s) (table and imports resident); "
-        "Δ = peak − RSS at clock start. For Ray rows it is the driver (ray.put copies the table "
-        "into shared memory, counted there too); raylet/GCS/object-store processes are not counted. "
+        "Δ = peak − RSS at clock start. For Ray rows it is the driver (the table's IPC copy and ray.put's "
+        "copy of it into shared memory are counted there too); raylet/GCS/object-store processes are not counted. "
         "Render actor peak (worst actor, worst run): VmHWM, which includes the shared object-store "
         "pages of the table the actor read / its private (anonymous) peak, sampled every 5 ms "
         "(+ its growth over the warmed-up actor's private RSS at clock start). "
@@ -618,8 +628,9 @@ def parent_main(args) -> None:
     )
     text = head + "\n" + table_md + notes + "\nChecks:\n" + "\n".join(f"- {c}" for c in checks) + "\n"
     print("\n" + text)
-    (OUT_DIR / "render_bench.md").write_text(text)
-    (OUT_DIR / "render_bench.json").write_text(json.dumps(
+    name = "render_bench" + ("" if args.shape == "catalogue" else f"_{args.shape}")
+    (OUT_DIR / f"{name}.md").write_text(text)
+    (OUT_DIR / f"{name}.json").write_text(json.dumps(
         {f"{n}@{r}": v for (n, r), v in results.items()}, indent=1))
     failed = [k for k, v in results.items() if any("error" in r for r in v)]
     bad = [c for c in checks if " NO " in c]
@@ -649,16 +660,17 @@ def profile_main(args) -> None:
     from actors.partition import SHEET_DATA_ROWS, plan_chunks
     from actors.render import render_chunk
     from actors.xlsx import rows as xrows
+    from actors.xlsx.sheet import longest_values
     from bench.synthetic import cached_report_table
 
     rows = args.profile
-    table, _ = cached_report_table(rows, OUT_DIR / "cache")
+    table, _ = cached_report_table(rows, OUT_DIR / "cache", shape=args.shape)
     tmp = Path(tempfile.mkdtemp(prefix="render_prof_"))
 
     def run():
         plan = plan_chunks(table["school"], args.chunk_rows)
         parts = [render_chunk(table, c) for c in plan]
-        merge_xlsx(tmp / "p.xlsx", table, HEADERS, plan, parts, SHEET_DATA_ROWS)
+        merge_xlsx(tmp / "p.xlsx", longest_values(table), HEADERS, plan, parts, SHEET_DATA_ROWS, table.column_names)
 
     run()  # warm-up
     t0 = time.perf_counter()
@@ -760,6 +772,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="tiny smoke run: 5,000 and 20,000 rows, 1 run")
     p.add_argument("--only", default="", help=f"comma-separated subset of: {','.join(CONTENDERS)}")
     p.add_argument("--chunk-rows", type=int, default=None, help="default: Settings.chunk_rows")
+    p.add_argument("--shape", choices=("catalogue", "legacy"), default="catalogue", help="see bench/synthetic.py")
     p.add_argument("--skip-slow-at-1m", action=argparse.BooleanOptionalAction, default=True,
                    help="at ≥1M rows, skip the --slow-peers and show a linear estimate from the "
                         "largest smaller size run")

@@ -1,35 +1,64 @@
-"""A deterministic, realistic report table (``actors.catalog.SHEET_SCHEMA``) for benchmarks.
+"""Synthetic warehouses (SPEC §4) for the benchmarks, shaped like a real course catalogue.
 
-Built with numpy + Arrow compute, no Python loop over rows, so a million rows take a few
-seconds. Same ``rows`` and ``seed`` → same table, in the order the report uses (by school,
-courses without a school last, then title, then id; SPEC §5).
+The report's costs depend on what the text looks like, so the data must look like production:
+every title distinct and nearly all with accents (a key computed per distinct string is then
+computed a million times, not a few thousand), accented school names, a few huge schools and a
+long tail, a third of the courses in two schools, some in none, drafts, missing publication
+dates, deleted courses.
 
-    from bench.synthetic import report_table, cached_report_table
-    table = report_table(200_000)                    # in memory
-    table = cached_report_table(1_000_000, cache_dir)  # generated once, then read from Arrow IPC
+Shape ``catalogue`` (default): institution 1 has ``courses`` live courses (the report's rows; 3%
+more are deleted), ``schools`` schools and ``views`` / ``enrollments`` activity rows; ``small``
+small institutions (50× smaller, then halving) have their own schools and the same activity per
+course, with course ids interleaved as an auto-increment key would be. Tables are written in the
+order of the sort keys a Redshift table would have: courses by (institution_id, id), activity and
+links by course_id. Shape ``legacy`` is ``catalog-report demo-data`` (one institution, titles from
+two short word lists), kept to compare with figures measured on it.
+
+Built with numpy and Arrow (no Python loop over rows) and loaded into DuckDB: 1M courses with
+20M views take seconds. Cached in ``bench/out/cache`` under a name that holds every parameter;
+same parameters and seed → same file.
+
+    .venv/bin/python bench/synthetic.py --courses 50000        # generate (or find) and describe
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import time
+from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from actors.catalog import SHEET_SCHEMA, collation_key, collation_ranks, link
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+CACHE = ROOT / "bench" / "out" / "cache"
 
-VERSION = 1  # bump when the generated data changes, so stale caches are not reused
+VERSION = 2  # bump when the generated data changes, so stale caches are not reused
+SHAPES = ("catalogue", "legacy")
 
+# The report period the benches ask for; activity spans 2024-01-01 .. 2026-06-30, so the period
+# filter keeps about 60% of it.
+PERIOD = (date(2025, 1, 1), date(2026, 12, 31))
+INSTITUTION = 1
 SUBDOMAIN = "rede-aprender"
 STUDENT_URL = "https://{subdomain}.lxp.local/course/{course_id}"
 ADMIN_URL = "https://{subdomain}.lxp.local/admin/courses/{course_id}/edit"
 
 TITLE_HEADS = [
-    "Introdução à", "Fundamentos de", "Gestão de", "Práticas Avançadas em", "Oficina de",
-    "Trilha de Formação em", "Workshop Intensivo de", "Módulo Básico de", "Curso Completo de",
-    "Ética e", "Didática da", "Metodologias Ativas em", "Avaliação em", "Tópicos Especiais de",
+    "Introdução à", "Introdução ao Estudo de", "Fundamentos de", "Fundamentos da", "Gestão de",
+    "Práticas Avançadas em", "Oficina de", "Trilha de Formação em", "Workshop de", "Módulo Básico de",
+    "Curso Completo de", "Didática da", "Metodologias Ativas em", "Avaliação em", "Tópicos Especiais em",
+    "Formação Continuada em", "Capacitação em", "Especialização em", "Atualização em", "Laboratório de",
+    "Seminário de", "Inovação em", "Liderança em", "Planejamento em", "Técnicas de", "Noções de",
+    "Aplicações de", "Estratégias de", "Ética e", "Certificação em", "Introducción a", "Gestión de",
+    "Taller de", "Curso Avanzado de", "Didáctica de", "Evaluación en", "Capacitación en",
+    "Seminario de", "Innovación en", "Planificación de", "Prácticas de", "Diplomado en",
 ]
 TITLE_SUBJECTS = [
     "Matemática Financeira", "Língua Portuguesa", "Educação Inclusiva", "Ciências da Natureza",
@@ -37,119 +66,278 @@ TITLE_SUBJECTS = [
     "Física Quântica", "Química Orgânica", "Redação Acadêmica", "Comunicação Não Violenta",
     "Liderança Pedagógica", "Segurança da Informação", "Análise de Dados", "Alfabetização Científica",
     "Educação Física", "Artes Visuais", "Música e Expressão", "Libras", "Inglês Instrumental",
-    "Espanhol Básico", "Filosofia e Sociologia", "Robótica Educacional",
+    "Espanhol Básico", "Filosofia e Sociologia", "Robótica Educacional", "Álgebra Linear",
+    "Cálculo Diferencial", "Estatística Aplicada", "Geometria Analítica", "Biologia Celular",
+    "Genética", "Ecologia e Sustentabilidade", "Educação Ambiental", "Saúde Mental na Escola",
+    "Primeiros Socorros", "Psicologia do Desenvolvimento", "Neurociência e Aprendizagem",
+    "Avaliação Formativa", "Gamificação", "Tecnologias Digitais", "Ensino Híbrido", "Cultura Maker",
+    "Pensamento Computacional", "Educação Financeira", "Empreendedorismo", "Direitos Humanos",
+    "Cidadania Digital", "Literatura Brasileira", "Produção de Texto", "Leitura e Interpretação",
+    "Gramática Contextualizada", "Mediação de Conflitos", "Gestão de Pessoas", "Orçamento Público",
+    "Contabilidade Básica", "Logística e Distribuição", "Atendimento ao Cliente", "Marketing Digital",
+    "Excel Avançado", "Inteligência Artificial", "Ciência de Dados", "Aprendizagem de Máquina",
+    "Banco de Dados", "Segurança do Trabalho", "Nutrição Escolar", "Educação Especial",
+    "Transtorno do Espectro Autista", "Educação de Jovens e Adultos", "Educação do Campo",
+    "História da África", "Cultura Afro-Brasileira", "Educação Indígena", "Astronomia", "Geologia",
+    "Física Experimental", "Óptica", "Termodinâmica", "Eletrônica Básica", "Mecânica Clássica",
+    "Química Analítica", "Bioquímica", "Anatomia Humana", "Fisiologia do Exercício",
+    "Teatro na Escola", "Dança e Movimento", "Fotografia", "Cinema e Educação", "Design Gráfico",
+    "Xadrez Pedagógico", "Matemáticas", "Lengua y Literatura", "Ciencias Sociales",
+    "Física y Química", "Gestión del Aula", "Comprensión Lectora", "Historia de América Latina",
+    "Educación Emocional", "Bilingüismo", "Diseño Curricular", "Orientación Vocacional",
+    "Convivencia Escolar", "Pedagogía Montessori", "Evaluación por Competencias", "Ciberseguridad",
 ]
-TITLE_TAILS = ["", " (Edição 2025)", " para Educadores", " no Ensino Médio", " na Educação Básica",
-               ": Teoria e Prática", " & Cia", " <Nível 2>"]  # two tails exercise XML escaping
-NUMBERED_TAILS = [" – Turma ", " — Módulo "]
+TITLE_QUALIFIERS = [
+    ": Teoria e Prática", ": Fundamentos e Aplicações", " para Educadores", " para Gestores",
+    " no Ensino Médio", " no Ensino Fundamental", " na Educação Infantil", " na Educação Básica",
+    " com Ênfase em Inclusão", " — Abordagem Prática", " — Nível Intermediário", " — Nível Avançado",
+    " (Edição Revisada)", " & Cia", " <Nível 2>", " en la Escuela Primaria", ": Teoría y Práctica",
+    " — Módulo I", " — Módulo II", " — Módulo III", " (EaD)", " (Semipresencial)", " – Parte 1",
+    " – Parte 2",
+]
+# Rare decorations: emoji (two UTF-16 units each), Greek, ß (whose casefold is "ss").
+TITLE_RARE = [" 🚀", " 📚", " ✨", " 🎓", " (Σ e π)", " (α, β, γ)", " — Ἠθικὰ Νικομάχεια",
+              " (Deutsch: Straße)", " — Fußball und Gesellschaft"]
+RARE_SHARE = [0.002, 0.002, 0.001, 0.001, 0.0005, 0.0005, 0.0003, 0.0003, 0.0003]
 
-SCHOOL_KINDS = ["Escola Estadual", "Escola Municipal", "Colégio", "Instituto Federal",
-                "Centro Educacional", "Escola Técnica", "Colégio Estadual", "EMEF"]
-SCHOOL_NAMES = [
+SCHOOL_KINDS = ["Escola Estadual", "Escola Municipal", "Colégio", "Colégio Estadual", "Instituto Federal",
+                "Centro Educacional", "Escola Técnica", "EMEF", "Centro de Ensino Médio", "Colegio",
+                "Escuela", "Liceo"]
+SCHOOL_PATRONS = [
     "Machado de Assis", "Cecília Meireles", "Tiradentes", "Anísio Teixeira", "Paulo Freire",
-    "Darcy Ribeiro", "Rui Barbosa", "Olavo Bilac", "Clarice Lispector", "Monteiro Lobato",
-    "São José", "Santa Úrsula", "Nossa Senhora Aparecida", "Dom Pedro II", "Getúlio Vargas",
-    "Oswaldo Cruz", "Castro Alves", "José de Alencar", "Érico Veríssimo", "Carlos Drummond",
-    "Vinícius de Moraes", "Zilda Arns", "Chico Mendes", "Santos Dumont", "Álvares de Azevedo",
-    "Ângelo Agostini", "Irmã Dulce", "Joaquim Nabuco", "Graciliano Ramos", "Jorge Amado",
-    "Rachel de Queiroz", "Guimarães Rosa", "Cora Coralina", "Cândido Portinari", "Villa-Lobos",
-    "Pixinguinha", "Ayrton Senna", "Marechal Rondon", "Princesa Isabel", "Barão de Mauá",
+    "Darcy Ribeiro", "Rui Barbosa", "Olavo Bilac", "Clarice Lispector", "Monteiro Lobato", "São José",
+    "Santa Úrsula", "Nossa Senhora Aparecida", "Dom Pedro II", "Getúlio Vargas", "Oswaldo Cruz",
+    "Castro Alves", "José de Alencar", "Érico Veríssimo", "Carlos Drummond", "Vinícius de Moraes",
+    "Zilda Arns", "Chico Mendes", "Santos Dumont", "Álvares de Azevedo", "Ângelo Agostini",
+    "Irmã Dulce", "Joaquim Nabuco", "Graciliano Ramos", "Jorge Amado", "Rachel de Queiroz",
+    "Guimarães Rosa", "Cora Coralina", "Cândido Portinari", "Villa-Lobos", "Pixinguinha",
+    "Marechal Rondon", "Princesa Isabel", "Barão de Mauá", "Nísia Floresta", "Conceição Evaristo",
+    "Milton Santos", "Gabriela Mistral", "Simón Bolívar", "José Martí", "Sor Juana Inés de la Cruz",
+    "Nuestra Señora de Guadalupe", "San Martín de Porres", "Rubén Darío", "Benito Juárez",
 ]
 
-DATE_FROM = np.datetime64("2019-01-01", "D")
-DATE_TO = np.datetime64("2026-06-30", "D")
+DAY_US = 86_400 * 10**6
+ACTIVITY = (np.datetime64("2024-01-01", "us"), np.datetime64("2026-07-01", "us"))
+PUBLISHED = (np.datetime64("2018-01-01", "us"), np.datetime64("2026-06-30", "us"))
 
 
-def school_names(count: int = 300, seed: int = 7) -> list[str]:
-    """``count`` distinct school names (at most 320), in a deterministic shuffled order."""
-    names = [f"{kind} {name}" for kind in SCHOOL_KINDS for name in SCHOOL_NAMES]
-    if not 1 <= count <= len(names):
-        raise ValueError(f"1..{len(names)} schools")
-    order = np.random.default_rng(seed).permutation(len(names))
-    return [names[i] for i in order[:count]]
+def warehouse(courses: int = 1_000_000, views: int | None = None, enrollments: int | None = None, *,
+              schools: int = 200, small: int = 9, seed: int = 42, shape: str = "catalogue",
+              cache_dir: Path = CACHE) -> tuple[Path, float | None]:
+    """The cached warehouse file and the seconds spent generating it (None when it was cached).
+    ``views`` and ``enrollments`` default to 20 and 5 per course."""
+    views = 20 * courses if views is None else views
+    enrollments = 5 * courses if enrollments is None else enrollments
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {SHAPES}")
+    if shape == "legacy":
+        name = f"legacy_c{courses}_v{views}_e{enrollments}_s{seed}.duckdb"
+    else:
+        name = f"catalogue{VERSION}_c{courses}_v{views}_e{enrollments}_sc{schools}_i{small}_s{seed}.duckdb"
+    path = Path(cache_dir) / name
+    if path.exists():
+        return path, None
+    started = time.perf_counter()
+    if shape == "legacy":
+        from actors.demo_data import generate
+
+        generate(path, institutions=1, courses=courses, schools=300, views=views,
+                 enrollments=enrollments, seed=seed)
+    else:
+        write_duckdb(catalogue(courses, views, enrollments, schools=schools, small=small, seed=seed), path)
+    return path, time.perf_counter() - started
+
+
+def catalogue(courses: int, views: int, enrollments: int, *, schools: int = 200, small: int = 9,
+              seed: int = 42) -> dict[str, pa.Table]:
+    """The five tables of SPEC §4 as Arrow, each in its sort-key order."""
+    rng = np.random.default_rng(seed)
+    sizes = [(INSTITUTION, courses, schools)]
+    for k in range(small):
+        live = max(20, courses // (50 << k))
+        sizes.append((INSTITUTION + 1 + k, live, max(2, min(50, live // 500))))
+    total = {inst: live + -(-live * 3 // 100) for inst, live, _ in sizes}  # + 3% deleted
+    # Auto-increment ids: the institutions' courses interleaved in creation order.
+    owner = rng.permutation(np.repeat([s[0] for s in sizes], [total[s[0]] for s in sizes]))
+    n = len(owner)
+    ids = np.arange(1001, 1001 + n, dtype=np.int64)
+
+    school_tables, link_parts, view_counts, enrol_counts = [], [], np.zeros(n, np.int64), np.zeros(n, np.int64)
+    deleted = np.zeros(n, dtype=bool)
+    published = rng.random(n) < 0.8
+    popularity = rng.lognormal(0.0, 1.3, n) * np.where(published, 1.0, 0.05)
+    next_school = 101
+    for inst, live, n_schools in sizes:
+        mine = np.flatnonzero(owner == inst)
+        deleted[rng.choice(mine, len(mine) - live, replace=False)] = True
+        school_ids = np.arange(next_school, next_school + n_schools, dtype=np.int64)
+        next_school += n_schools
+        school_tables.append(pa.table({
+            "id": school_ids, "institution_id": np.full(n_schools, inst, np.int64),
+            "name": school_names(rng, n_schools)}))
+        link_parts.append(_links(rng, ids[mine], school_ids))
+        p = popularity[mine] / popularity[mine].sum()
+        view_counts[mine] = rng.multinomial(round(views * live / courses), p)
+        enrol_counts[mine] = rng.multinomial(round(enrollments * live / courses), p)
+
+    course_ids = np.concatenate([p[0] for p in link_parts])
+    linked = np.concatenate([p[1] for p in link_parts])
+    by_course = np.argsort(course_ids, kind="stable")
+    by_owner = np.lexsort((ids, owner))
+    table_courses = _courses(rng, ids, owner, published, deleted).take(by_owner)
+    if pc.count_distinct(table_courses["title"]).as_py() != n:
+        raise AssertionError("titles must be distinct")
+    return {
+        "schools": pa.concat_tables(school_tables),
+        "courses": table_courses,
+        "course_schools": pa.table({"course_id": course_ids[by_course], "school_id": linked[by_course]}),
+        "course_views": _views(rng, ids, view_counts),
+        "enrollments": _enrollments(rng, ids, enrol_counts),
+    }
+
+
+def titles(rng: np.random.Generator, n: int) -> pa.Array:
+    """``n`` distinct titles: head + subject, then optional qualifier, class or term and rare
+    decoration; drawn as a combination code, redrawing the class or term of any repeat."""
+    head = rng.integers(0, len(TITLE_HEADS), n)
+    subject = rng.integers(0, len(TITLE_SUBJECTS), n)
+    qualifier = np.where(rng.random(n) < 0.35, len(TITLE_QUALIFIERS), rng.integers(0, len(TITLE_QUALIFIERS), n))
+    rare = np.searchsorted(np.cumsum(RARE_SHARE), rng.random(n), side="right")  # len(TITLE_RARE): none
+    # edition: 0 none, 1..99 "— Turma k", 100.. "(year.term)" 2019.1 … 2026.2
+    edition = np.where(rng.random(n) < 0.5, 0, rng.integers(1, 116, n))
+    sizes = [len(TITLE_HEADS), len(TITLE_SUBJECTS), len(TITLE_QUALIFIERS) + 1, len(TITLE_RARE) + 1]
+    while True:
+        code = (((head * sizes[1] + subject) * sizes[2] + qualifier) * sizes[3] + rare) * 1_000_000 + edition
+        _, first = np.unique(code, return_index=True)
+        repeat = np.ones(n, dtype=bool)
+        repeat[first] = False
+        if not repeat.any():
+            break
+        edition[repeat] = rng.integers(1, 1000, int(repeat.sum()))  # 116..999: classes too
+
+    term = edition - 100
+    turma = pc.binary_join_element_wise(" — Turma ", pc.cast(pa.array(edition), pa.string()), "")
+    year = pc.cast(pa.array(2019 + term // 2), pa.string())
+    semester = pc.cast(pa.array(1 + term % 2), pa.string())
+    termo = pc.binary_join_element_wise(" (", year, ".", semester, ")", "")
+    is_term = pa.array((edition >= 100) & (edition < 116))
+    ed = pc.if_else(pa.array(edition == 0), "", pc.if_else(is_term, termo, turma))
+    text = pc.binary_join_element_wise(
+        _pick(TITLE_HEADS, head), " ", _pick(TITLE_SUBJECTS, subject), _pick(TITLE_QUALIFIERS + [""], qualifier),
+        ed, _pick(TITLE_RARE + [""], rare), "")
+    case = rng.random(n)  # people type: 2% all lower case, 0.5% all upper case
+    text = pc.if_else(pa.array(case < 0.02), pc.utf8_lower(text), text)
+    text = pc.if_else(pa.array(case > 0.995), pc.utf8_upper(text), text)
+    return text
+
+
+def school_names(rng: np.random.Generator, n: int) -> pa.Array:
+    """``n`` distinct "kind patron" names, a few typed in lower case."""
+    combos = len(SCHOOL_KINDS) * len(SCHOOL_PATRONS)
+    if n > combos:
+        raise ValueError(f"at most {combos} schools per institution")
+    pick = rng.choice(combos, n, replace=False)
+    names = pc.binary_join_element_wise(_pick(SCHOOL_KINDS, pick // len(SCHOOL_PATRONS)), " ",
+                                        _pick(SCHOOL_PATRONS, pick % len(SCHOOL_PATRONS)), "")
+    return pc.if_else(pa.array(rng.random(n) < 0.03), pc.utf8_lower(names), names)
 
 
 def _pick(words: list[str], idx: np.ndarray) -> pa.Array:
     return pc.take(pa.array(words, pa.string()), pa.array(idx))
 
 
-def report_table(
-    rows: int,
-    *,
-    seed: int = 42,
-    schools: int = 300,
-    pair_share: float = 0.08,
-    no_school_share: float = 0.03,
-    published_share: float = 0.8,
-) -> pa.Table:
-    """``rows`` courses, sorted as the report is.
-
-    Courses belong to one of ``schools`` schools with a skewed (Zipf-like) size distribution;
-    ``pair_share`` of them to two neighbouring schools (``Escola`` = "A, B" in collation order),
-    ``no_school_share`` to none (empty ``Escola``, listed last). ``published_share`` are
-    published and have a publication date, the rest are drafts without one.
-    """
-    rng = np.random.default_rng(seed)
-    n = rows
-
-    ids = 100_000 + rng.permutation(n).astype(np.int64) * 7 + rng.integers(0, 7, n)
-    ids_arr = pa.array(ids, pa.int64())
-
-    heads = _pick(TITLE_HEADS, rng.integers(0, len(TITLE_HEADS), n))
-    subjects = _pick(TITLE_SUBJECTS, rng.integers(0, len(TITLE_SUBJECTS), n))
-    tails = _pick(TITLE_TAILS, rng.integers(0, len(TITLE_TAILS), n))
-    numbered = rng.random(n) < 0.35
-    number_text = pc.cast(pa.array(rng.integers(1, 40, n)), pa.string())
-    numbered_tail = pc.binary_join_element_wise(
-        _pick(NUMBERED_TAILS, rng.integers(0, len(NUMBERED_TAILS), n)), number_text, ""
-    )
-    tails = pc.if_else(pa.array(numbered), numbered_tail, tails)
-    titles = pc.binary_join_element_wise(heads, " ", subjects, tails, "")
-
-    published = rng.random(n) < published_share
-    status = pc.if_else(pa.array(published), "Publicado", "Rascunho")
-    span = int((DATE_TO - DATE_FROM).astype(np.int64))
-    days = DATE_FROM + rng.integers(0, span + 1, n).astype("timedelta64[D]")
-    dates = pa.array(days, pa.date32(), mask=~published)
-
-    views = np.floor(rng.lognormal(4.0, 1.6, n)).astype(np.int64)
-    views[~published] = 0
-    enrollments = rng.binomial(views, 0.25)
-    completions = rng.binomial(enrollments, 0.45)
-
-    names = school_names(schools)
-    weights = 1.0 / (np.arange(schools) + 8.0) ** 0.9
-    first = rng.choice(schools, size=n, p=weights / weights.sum())
+def _links(rng: np.random.Generator, course_ids: np.ndarray, school_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(course, school) pairs: 5% of courses in none, a third in two, the rest in one; school
+    sizes Zipf-like (a few huge schools, a long tail), unrelated to the school ids."""
+    s, n = len(school_ids), len(course_ids)
+    weight = 1.0 / np.arange(1, s + 1) ** 1.1
+    weight = (weight / weight.sum())[rng.permutation(s)]
+    first = rng.choice(s, n, p=weight)
+    second = rng.choice(s, n, p=weight)
+    second = np.where(second == first, (first + 1) % s, second)
     kind = rng.random(n)
-    keys = [collation_key(name) for name in names]
-    pair_names = []
-    for i in range(schools):  # "A, B" in collation order (ties by the name itself)
-        j = (i + 1) % schools
-        a, b = sorted([(keys[i], names[i]), (keys[j], names[j])])
-        pair_names.append(f"{a[1]}, {b[1]}")
-    single = pc.take(pa.array(names, pa.string()), pa.array(first))
-    paired = pc.take(pa.array(pair_names, pa.string()), pa.array(first))
-    school = pc.if_else(pa.array(kind < pair_share), paired, single)
-    no_school = kind > 1.0 - no_school_share
-    school = pc.if_else(pa.array(no_school), pa.scalar(None, pa.string()), school)
+    one, two = kind >= 0.05, (kind >= 0.05) & (kind < 0.38) & (s > 1)
+    return (np.concatenate([course_ids[one], course_ids[two]]),
+            np.concatenate([school_ids[first[one]], school_ids[second[two]]]))
 
-    table = pa.table(
-        [
-            ids_arr,
-            titles,
-            link(STUDENT_URL, SUBDOMAIN).values(pa.table({"id": ids_arr})),
-            status,
-            link(ADMIN_URL, SUBDOMAIN).values(pa.table({"id": ids_arr})),
-            pa.array(views, pa.int64()),
-            pa.array(enrollments.astype(np.int64), pa.int64()),
-            pa.array(completions.astype(np.int64), pa.int64()),
-            dates,
-            school,
-        ],
-        schema=SHEET_SCHEMA,
-    )
-    order = np.lexsort((ids_arr.to_numpy(), collation_ranks(titles), collation_ranks(school), no_school))
-    return table.take(order).combine_chunks()
+
+def _courses(rng: np.random.Generator, ids: np.ndarray, owner: np.ndarray, published: np.ndarray,
+             deleted: np.ndarray) -> pa.Table:
+    """Published (80%) mostly with a date (3% without); drafts mostly without (10% with one,
+    published once and withdrawn)."""
+    n = len(ids)
+    dated = np.where(published, rng.random(n) >= 0.03, rng.random(n) < 0.1)
+    return pa.table({
+        "id": ids,
+        "institution_id": owner.astype(np.int64),
+        "title": titles(rng, n),
+        "status": pc.if_else(pa.array(published), "published", "draft"),
+        "published_at": pa.array(_instants(rng, n, *PUBLISHED), mask=~dated),
+        "deleted_at": pa.array(_instants(rng, n, np.datetime64("2023-01-01", "us"), ACTIVITY[1]), mask=~deleted),
+    })
+
+
+def _views(rng: np.random.Generator, ids: np.ndarray, counts: np.ndarray) -> pa.Table:
+    total = int(counts.sum())
+    return pa.table({"course_id": np.repeat(ids, counts), "user_id": rng.integers(1, 200_001, total),
+                     "viewed_at": pa.array(_instants(rng, total, *ACTIVITY))})
+
+
+def _enrollments(rng: np.random.Generator, ids: np.ndarray, counts: np.ndarray) -> pa.Table:
+    """45% completed, within 120 days of enrolling."""
+    total = int(counts.sum())
+    enrolled = _instants(rng, total, *ACTIVITY)
+    completed = enrolled + rng.integers(3_600 * 10**6, 120 * DAY_US, total).astype("timedelta64[us]")
+    return pa.table({"course_id": np.repeat(ids, counts), "user_id": rng.integers(1, 200_001, total),
+                     "enrolled_at": pa.array(enrolled),
+                     "completed_at": pa.array(completed, mask=rng.random(total) >= 0.45)})
+
+
+def _instants(rng: np.random.Generator, n: int, lo: np.datetime64, hi: np.datetime64) -> np.ndarray:
+    """Uniform instants in [lo, hi), whole seconds."""
+    seconds = rng.integers(0, (hi - lo).astype(np.int64) // 10**6, n)
+    return lo + (seconds * 10**6).astype("timedelta64[us]")
+
+
+def write_duckdb(tables: dict[str, pa.Table], path: Path) -> Path:
+    """Create the SPEC §4 tables and fill them in the given row order (atomically)."""
+    import duckdb
+
+    from actors.demo_data import SCHEMA
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        con.execute(SCHEMA)
+        for name, table in tables.items():
+            con.register("src", table)
+            con.execute(f"INSERT INTO {name} SELECT * FROM src")
+            con.unregister("src")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    os.replace(tmp, path)
+    return path
+
+
+def report_table(path: Path) -> pa.Table:
+    """Institution 1's report over ``PERIOD`` as the service computes it, every cell a value
+    (``actors.catalog.SHEET_SCHEMA``): the render benchmark's input."""
+    from actors.catalog import build_report
+    from actors.warehouse import CatalogQuery, open_warehouse
+
+    utc = ZoneInfo("UTC")
+    wh = open_warehouse(f"duckdb://{path}")
+    try:
+        query = CatalogQuery.for_dates(INSTITUTION, *PERIOD, utc)
+        rows, names = wh.fetch(query), wh.school_names(query)
+    finally:
+        wh.close()
+    report = build_report(rows, names, subdomain=SUBDOMAIN, student_template=STUDENT_URL, admin_template=ADMIN_URL,
+                          zone=utc)
+    return report.cells().combine_chunks()
 
 
 def write_ipc(table: pa.Table, path: Path) -> Path:
@@ -169,17 +357,69 @@ def read_ipc(path: Path) -> pa.Table:
         return pa.ipc.open_file(source).read_all().combine_chunks()
 
 
-def cached_report_table(rows: int, cache_dir: Path, *, seed: int = 42) -> tuple[pa.Table, Path]:
-    """``report_table(rows, seed=seed)``, generated once into ``cache_dir`` as Arrow IPC."""
-    path = Path(cache_dir) / f"report_v{VERSION}_{rows}_s{seed}.arrow"
+def cached_report_table(rows: int, cache_dir: Path = CACHE, *, seed: int = 42,
+                        shape: str = "catalogue") -> tuple[pa.Table, Path]:
+    """``report_table`` of the ``rows``-course warehouse, computed once into ``cache_dir`` as
+    Arrow IPC."""
+    source, _ = warehouse(rows, seed=seed, shape=shape, cache_dir=cache_dir)
+    path = Path(cache_dir) / (source.stem + ".report.arrow")
     if not path.exists():
-        write_ipc(report_table(rows, seed=seed), path)
+        write_ipc(report_table(source), path)
     return read_ipc(path), path
 
 
-if __name__ == "__main__":  # a quick look: python -m bench.synthetic 20
-    import sys
+def describe(path: Path) -> str:
+    """What the generated data looks like, measured from the file."""
+    import duckdb
 
-    t = report_table(int(sys.argv[1]) if len(sys.argv) > 1 else 20)
-    for row in t.slice(0, 20).to_pylist():
-        print(row)
+    with duckdb.connect(str(path), read_only=True) as con:
+        def one(sql: str):
+            return con.execute(sql).fetchone()
+
+        counts = {t: one(f"SELECT count(*) FROM {t}")[0]
+                  for t in ("schools", "courses", "course_schools", "course_views", "enrollments")}
+        live, distinct, ascii_, drafts, undated, deleted = one(f"""
+            SELECT count(*) FILTER (deleted_at IS NULL), count(DISTINCT title),
+                   count(*) FILTER (regexp_matches(title, '^[\\x00-\\x7F]*$')),
+                   count(*) FILTER (status = 'draft'), count(*) FILTER (published_at IS NULL),
+                   count(*) FILTER (deleted_at IS NOT NULL)
+            FROM courses WHERE institution_id = {INSTITUTION}""")
+        total = live + deleted
+        per = con.execute(f"""
+            SELECT n, count(*) FROM (
+                SELECT c.id, count(cs.school_id) AS n FROM courses c
+                LEFT JOIN course_schools cs ON cs.course_id = c.id
+                WHERE c.institution_id = {INSTITUTION} GROUP BY c.id) GROUP BY n ORDER BY n""").fetchall()
+        sizes = [r[0] for r in con.execute(f"""
+            SELECT count(*) FROM course_schools cs JOIN schools s ON s.id = cs.school_id
+            WHERE s.institution_id = {INSTITUTION} GROUP BY s.id ORDER BY 1 DESC""").fetchall()]
+        samples = [r[0] for r in con.execute(
+            f"SELECT title FROM courses WHERE institution_id = {INSTITUTION} USING SAMPLE reservoir(8 ROWS) REPEATABLE (1)"
+        ).fetchall()]
+    schools_per = ", ".join(f"{n}: {c / total:.1%}" for n, c in per)
+    return "\n".join([
+        f"{path.name}: " + ", ".join(f"{t} {c:,}" for t, c in counts.items()),
+        f"institution {INSTITUTION}: {live:,} live + {deleted:,} deleted courses; titles distinct "
+        f"{distinct:,}/{total:,}, non-ASCII {1 - ascii_ / total:.1%}; drafts {drafts / total:.1%}; "
+        f"no published_at {undated / total:.1%}",
+        f"schools per course {schools_per}; links per school: largest {sizes[:5]}, "
+        f"median {sizes[len(sizes) // 2]}, smallest {sizes[-1]} ({len(sizes)} schools)",
+        "sample titles: " + " | ".join(samples),
+    ])
+
+
+if __name__ == "__main__":
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--courses", type=int, default=1_000_000)
+    p.add_argument("--views", type=int, default=None, help="default: 20 per course")
+    p.add_argument("--enrollments", type=int, default=None, help="default: 5 per course")
+    p.add_argument("--schools", type=int, default=200)
+    p.add_argument("--small", type=int, default=9, help="small institutions besides the big one")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--shape", choices=SHAPES, default="catalogue")
+    a = p.parse_args()
+    file, seconds = warehouse(a.courses, a.views, a.enrollments, schools=a.schools, small=a.small,
+                              seed=a.seed, shape=a.shape)
+    print(("cached" if seconds is None else f"generated in {seconds:.1f} s") + "\n" + describe(file))

@@ -31,6 +31,7 @@ export REPORTS_JWT_SECRET=${REPORTS_JWT_SECRET:-$(head -c 32 /dev/urandom | base
 export REPORTS_CHUNK_ROWS=${REPORTS_CHUNK_ROWS:-100}   # small chunks, so every render actor gets work
 export RAY_ADDRESS=127.0.0.1:$GCS_PORT
 export RAY_worker_niceness=0   # API at normal priority; bulk work lowers itself (actors/niceness.py)
+export RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=serve_app.front.proxy_middlewares  # JSON + fair share in the proxy
 # Ray 2.60 enables token authentication by default; give this cluster its own token, shared by
 # both nodes, the service and the `ray list` calls (all started from this shell's environment).
 export RAY_AUTH_MODE=token

@@ -31,7 +31,9 @@ from actors.submit import Unavailable, submit
 from serve_app import downloads, errors, params, shedding
 from serve_app.auth import Authenticator, Principal
 from serve_app.errors import ERROR_RESPONSES, ApiError, error_response
+from serve_app.head import HeadAsGet
 from serve_app.ratelimit import ACTOR_NAME, RateLimiter, retry_after
+from serve_app.readlimit import ReadLimit
 
 log = logging.getLogger(f"{ROOT}.http")
 
@@ -43,14 +45,19 @@ api = FastAPI(
     title="catalog-report",
     version="1.0.0",
     description="Course Catalog report: request a report, follow its job, download the file.",
+    dependencies=[Depends(params.single_valued)],
 )
 errors.install(api)
+api.add_middleware(HeadAsGet)
 
 
 @api.middleware("http")
 async def shed_load_and_mark_no_store(request: Request, call_next):
     """Shed load with a JSON 503 past ``REPORTS_MAX_IN_FLIGHT`` requests in this replica, and
-    keep API answers out of caches."""
+    keep API answers out of caches. Health checks are never shed: tenants' traffic must not make
+    a replica look dead."""
+    if request.scope["path"].removeprefix(request.scope.get("root_path", "")) == "/healthz":
+        return await call_next(request)
     if not shedding.state.try_enter():
         return error_response(503, "the service is busy; retry shortly", {"Retry-After": "1"})
     try:
@@ -105,11 +112,12 @@ class ReportsAPI:
         self.settings: Settings = load_settings(**settings_values)
         shedding.state.limit = self.settings.max_in_flight
         self.authenticate = Authenticator(self.settings.jwt_public_key or self.settings.jwt_secret,
-                                          self.settings.jwt_algorithms)
+                                          self.settings.jwt_algorithms, self.settings.jwt_leeway_seconds)
         self.queue = open_queue(self.settings.queue_url)
         self.storage = open_storage(self.settings)
         self.ledger = Ledger(self.storage)
         self._limiter = None
+        self.reads = ReadLimit(self.settings.read_limit_per_minute)
         self.consumer = consumer  # bound so Serve deploys it with the API
 
     async def principal(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
@@ -123,8 +131,8 @@ class ReportsAPI:
                     self._limiter = serve.get_deployment_actor(ACTOR_NAME)
                 wait = await self._limiter.hit.remote(str(institution_id))
                 break
-            except (ray.exceptions.RayActorError, ValueError):
-                self._limiter = None  # recreated by Serve; look it up again
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError, ValueError):
+                self._limiter = None  # recreated by Serve (or its store is down); look it up again
                 if attempt:
                     raise ApiError(503, "rate limiter unavailable; retry shortly", {"Retry-After": "1"})
                 await asyncio.sleep(0.5)
@@ -165,6 +173,7 @@ class ReportsAPI:
         self, job_id: str, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ):
         who = await self.principal(credentials)
+        self.reads.check(who.institution_id)
         found = await asyncio.to_thread(self.ledger.get, job_id) if _JOB_ID.fullmatch(job_id) else None
         if found is None or (found[0].institution_id, found[0].user_id) != (who.institution_id, who.user_id):
             raise ApiError(404, "no such job")
@@ -195,7 +204,6 @@ def build_app(args: dict | None = None):
     settings = load_settings(**args)
     values = settings.model_dump(mode="json")
     limiter = DeploymentActorConfig(name=ACTOR_NAME, actor_class=RateLimiter,
-                                    init_kwargs={"per_minute": settings.rate_limit_per_minute},
-                                    actor_options={"num_cpus": 0})
+                                    init_kwargs={"settings_values": values}, actor_options={"num_cpus": 0})
     consumer = consumer_deployment().bind(values)
     return ReportsAPI.options(num_replicas=replicas, deployment_actors=[limiter]).bind(values, consumer)

@@ -123,18 +123,24 @@ def queue_setup(
     console.print(f"topic, subscription ({policy} a retry policy) and dead-letter topic ready for {settings.queue_url}")
 
 
-def _start_ray() -> None:
+def _start_ray(dashboard_host: str | None = None, dashboard_port: int | None = None) -> str:
+    """Join RAY_ADDRESS's cluster or start a local Ray, with a dashboard on ``dashboard_host``
+    when one is given. Returns the dashboard's ``host:port`` ("" when there is none)."""
     import ray
 
     from actors.niceness import workers_at_normal_priority
+    from serve_app.front import use_in_proxy
 
     logs = ray.LoggingConfig(encoding="JSON")  # structured log lines, job id as a field
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(logging_config=logs)  # join the cluster named by RAY_ADDRESS
-    else:
-        # address="local": a new Ray, never whatever cluster /tmp/ray/ray_current_cluster names
-        workers_at_normal_priority()
-        ray.init(address="local", include_dashboard=False, logging_config=logs)
+        return ray.init(logging_config=logs).dashboard_url  # the cluster named by RAY_ADDRESS
+    # address="local": a new Ray, never whatever cluster /tmp/ray/ray_current_cluster names
+    workers_at_normal_priority()
+    use_in_proxy()  # JSON answers from Serve's proxy, and a fair share of it per client
+    context = ray.init(address="local", include_dashboard=dashboard_host is not None,
+                       dashboard_host=dashboard_host or "127.0.0.1", dashboard_port=dashboard_port,
+                       logging_config=logs)
+    return context.dashboard_url if dashboard_host is not None else ""
 
 
 @cli.command()
@@ -143,14 +149,21 @@ def serve(
     port: int = 8000,
     ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="PEM certificate (chain): serve HTTPS")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="PEM private key of --ssl-certfile")] = None,
+    dashboard: Annotated[bool, typer.Option("--dashboard/--no-dashboard",
+                                            help="start the Ray dashboard, on --host")] = True,
+    dashboard_port: Annotated[int | None, typer.Option(
+        "--dashboard-port", help="default: 8265, or the next free port")] = None,
 ):
     """Start (or join, via RAY_ADDRESS) Ray, deploy the API and the consumer, serve until Ctrl-C.
     With --ssl-certfile and --ssl-keyfile the Serve proxy terminates TLS (HTTPS only); on a
-    multi-node cluster both files must exist at the same path on every node that runs a proxy."""
+    multi-node cluster both files must exist at the same path on every node that runs a proxy.
+    The dashboard options apply to the Ray this command starts; joining RAY_ADDRESS, it prints
+    that cluster's dashboard."""
     from ray import serve as ray_serve
 
     from serve_app.app import build_app
     from serve_app.auth import mint_token
+    from serve_app.dashboard import authentication_mode, browser_url, how_to_open
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         console.print("[red]--ssl-certfile and --ssl-keyfile go together[/red]")
@@ -169,7 +182,7 @@ def serve(
     base = f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     # Download links point at this server unless a public URL was configured explicitly.
     overrides = {} if "REPORTS_PUBLIC_BASE_URL" in os.environ else {"public_base_url": base}
-    _start_ray()
+    dashboard_address = _start_ray(host if dashboard else None, dashboard_port)
     http_options = {"host": host, "port": port}
     if ssl_certfile and ssl_keyfile:  # absolute: the proxy actors open them, not this process
         http_options |= {"ssl_certfile": str(ssl_certfile.resolve()), "ssl_keyfile": str(ssl_keyfile.resolve())}
@@ -184,6 +197,13 @@ def serve(
     if ssl_certfile:
         print(f"  (a self-signed certificate? add: --cacert {ssl_certfile.resolve()})")
     print(f"notifications: {settings.outbox_path if not settings.notify_url else settings.notify_url}")
+    if dashboard_address:
+        url = browser_url(dashboard_address)
+        print("\n".join(how_to_open(url, authentication_mode(url), started_here=not os.environ.get("RAY_ADDRESS"))))
+    else:
+        print("Ray dashboard: none" + (" (the cluster at RAY_ADDRESS has none)" if os.environ.get("RAY_ADDRESS")
+                                       else " (--no-dashboard)"))
+    print("Ctrl-C stops it.")
     sys.stdout.flush()
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.responses import FileResponse
 
 from actors.storage.base import XLSX_TYPE
 from actors.storage.local import LocalStorage
 from serve_app.errors import ApiError
 
+# ASCII digits, and few of them: ``str.isdigit`` also takes "²" (which ``int`` then rejects) and
+# ``int`` refuses 5,000 digits; either must be a 403 like any other bad link, never a 500.
+_EXPIRES = re.compile(r"[0-9]{1,12}")
+
 
 def serve_file(storage: LocalStorage, key: str, expires: str | None, signature: str | None) -> FileResponse:
-    if not expires or not expires.isdigit() or not signature or not storage.signer.valid(key, int(expires), signature):
+    if not expires or not _EXPIRES.fullmatch(expires) or not signature or not storage.signer.valid(key, int(expires), signature):
         raise ApiError(403, "the download link is invalid or has expired")
     try:
         path = storage.path(key)

@@ -19,6 +19,7 @@ CODES = {
     403: "permission_denied",
     404: "not_found",
     405: "unimplemented",
+    408: "deadline_exceeded",
     409: "already_exists",
     413: "resource_exhausted",
     429: "resource_exhausted",
@@ -40,9 +41,12 @@ class ApiError(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
+def error_body(status: int, message: str) -> ErrorBody:
+    return ErrorBody(code=CODES.get(status, "internal" if status >= 500 else "invalid_argument"), message=message)
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = ErrorBody(code=CODES.get(status, "internal" if status >= 500 else "invalid_argument"), message=message)
-    return JSONResponse(body.model_dump(), status_code=status,
+    return JSONResponse(error_body(status, message).model_dump(), status_code=status,
                         headers={"Cache-Control": "no-store", **(headers or {})})
 
 

@@ -1,10 +1,12 @@
-"""Query parameters → ReportRequest, with the messages SPEC §2 promises."""
+"""Query parameters → ReportRequest, with the messages SPEC §2 promises; none given twice."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import date
+
+from fastapi import Request
 
 from serve_app.errors import ApiError
 
@@ -50,6 +52,17 @@ def _school_ids(raw: str | None) -> list[int] | None:
             raise ApiError(400, f"school_ids must be comma-separated positive integers (got {shown!r})")
         ids.append(int(item))
     return sorted(set(ids))
+
+
+def single_valued(request: Request) -> None:
+    """Every route's dependency: a parameter given twice would silently keep one of its values
+    (``school_ids=1&school_ids=999`` ran the report for school 999 alone), so it is refused."""
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name in seen:
+            shown = name if len(name) <= 30 else name[:30] + "…"
+            raise ApiError(400, f"query parameter {shown!r} is repeated; give it once")
+        seen.add(name)
 
 
 def parse(start_date: str | None, end_date: str | None, school_ids: str | None) -> ReportRequest:

@@ -61,8 +61,10 @@ def ray_session():
     import ray
 
     from actors.niceness import workers_at_normal_priority
+    from serve_app.front import use_in_proxy
 
     workers_at_normal_priority()  # as `catalog-report serve` starts its Ray
+    use_in_proxy()
     port = free_port()
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False, _metrics_export_port=port,
              _system_config={"metrics_report_interval_ms": 500})

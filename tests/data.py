@@ -1,11 +1,15 @@
-"""A small hand-made warehouse with every edge case SPEC §5 names, and the report it must yield,
-computed here from the raw rows with plain Python (independently of ``actors.catalog``)."""
+"""Small hand-made warehouses with every edge case SPEC §5 names, and the report each must yield,
+computed here from the raw rows with plain Python (independently of ``actors.catalog``); and the
+rows of a sheet-overflowing table, for the reader matrix."""
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -78,14 +82,83 @@ HEADERS = ["ID", "Título", "URL de Visualização (Aluno)", "Status", "URL de E
            "Visualizações", "Matrículas", "Conclusões", "Data de Publicação", "Escola"]
 
 
-def write_warehouse(path: Path) -> Path:
+
+class Warehouse(NamedTuple):
+    """The raw rows of the five SPEC §4 tables."""
+
+    schools: list[tuple]
+    courses: list[tuple]
+    course_schools: list[tuple]
+    views: list[tuple]
+    enrollments: list[tuple]
+
+
+CRAFTED = Warehouse(SCHOOLS, COURSES, COURSE_SCHOOLS, VIEWS, ENROLLMENTS)
+
+# The reader matrix's file: every kind of text and date a spreadsheet reader can get wrong.
+EDGE = Warehouse(
+    schools=[
+        (1, 1, "Escola Álvares"),
+        (2, 1, "مدرسة النور"),  # Arabic (RTL)
+        (3, 1, "בית ספר אור"),  # Hebrew (RTL)
+        (4, 1, "東京学園 서울"),  # CJK
+        (5, 1, "🏫 Escola Estrela ✨"),  # astral emoji
+        (6, 1, "=Escola+1"),  # formula-looking
+        (7, 1, "_x0041_ Escola"),  # an escape pattern in a school name
+        (8, 1, "Ñandú\x01 Colégio"),  # a control character, dropped
+        (9, 2, "Outra instituição"),  # another institution's school: never shown
+    ],
+    courses=[
+        # id, institution, title, status, published_at, deleted_at
+        (1, 1, "Ação, Ñandú & Crème brûlée", "published", T(2025, 3, 1, 2, 30), None),
+        (2, 1, "🎓 Formatura 👩🏽‍💻 ok", "published", T(2024, 2, 29, 23, 59, 59), None),
+        (3, 1, "مقدمة في البرمجة", "published", T(1900, 1, 1), None),
+        (4, 1, "מבוא לתכנות", "published", T(1900, 1, 15, 12), None),
+        (5, 1, "数据科学入门", "published", T(1900, 2, 28), None),
+        (6, 1, "日本語の講座 한국어", "published", T(1900, 3, 1), None),
+        (7, 1, "=SUM(1)", "published", T(1800, 1, 1), None),
+        (8, 1, "+1", "published", T(1899, 12, 31, 23), None),
+        (9, 1, "-1", "draft", None, None),
+        (10, 1, "@x", "published", T(2099, 12, 31), None),
+        (11, 1, "_x0041_", "published", T(2025, 1, 1), None),
+        (12, 1, "_X0042_", "draft", None, None),
+        (13, 1, "a_x000D_b", "published", T(2026, 6, 2), None),
+        (14, 1, "_x0041_x0042_", "draft", None, None),
+        (15, 1, "x_x00e9_y _x005F_ _x12G4_", "draft", None, None),  # lowercase hex, the escape itself, no hex
+        (16, 1, "sino\x07 e\x0b\x1b fim\ufffe\uffff.", "published", T(2025, 6, 15), None),
+        (17, 1, "linha1\r\nlinha2\ttab\rCR só\n", "draft", None, None),
+        (18, 1, LONG, "draft", None, None),
+        (19, 1, ASTRAL_LONG, "draft", None, None),
+        (20, 1, "", "draft", None, None),
+        (21, 1, None, "published", T(2025, 5, 5), None),
+        (22, 1, "Sem escola", "published", T(2025, 5, 6), None),
+        (23, 1, "Várias escolas", "weird-status", T(2025, 5, 7), None),
+        (24, 1, "  espaços  ", "published", T(2025, 1, 2), None),
+        (25, 1, "Removido", "published", T(2025, 1, 1), T(2025, 2, 1)),  # deleted: never listed
+        (100, 2, "Curso de outra instituição", "published", T(2025, 1, 1), None),
+    ],
+    course_schools=[
+        (1, 1), (2, 5), (3, 2), (4, 3), (5, 4), (6, 4), (7, 6), (8, 6), (9, 1), (10, 7), (11, 7), (12, 7),
+        (13, 1), (14, 8), (15, 8), (16, 1), (17, 2), (18, 3), (19, 5), (20, 1), (21, 1),
+        (23, 1), (23, 2), (23, 3), (23, 4), (23, 5), (23, 6), (23, 7), (23, 8), (23, 9),  # every school
+        (24, 9),  # only another institution's school: Escola stays empty
+        (100, 9),
+    ],
+    views=[(1, 1, T(2025, 1, 1)), (1, 2, T(2025, 12, 31, 23)), (3, 1, T(2025, 6, 1)), (23, 4, T(2025, 7, 1)),
+           (1, 3, T(2026, 1, 1))],  # the last one outside the period
+    enrollments=[(1, 1, T(2025, 1, 1), T(2025, 2, 1)), (4, 2, T(2025, 3, 3), None),
+                 (23, 3, T(2024, 12, 1), T(2025, 1, 15))],
+)
+
+
+def write_warehouse(path: Path, data: Warehouse = CRAFTED) -> Path:
     con = duckdb.connect(str(path))
     con.execute(SCHEMA)
-    con.executemany("INSERT INTO schools VALUES (?, ?, ?)", SCHOOLS)
-    con.executemany("INSERT INTO courses VALUES (?, ?, ?, ?, ?, ?)", COURSES)
-    con.executemany("INSERT INTO course_schools VALUES (?, ?)", COURSE_SCHOOLS)
-    con.executemany("INSERT INTO course_views VALUES (?, ?, ?)", VIEWS)
-    con.executemany("INSERT INTO enrollments VALUES (?, ?, ?, ?)", ENROLLMENTS)
+    con.executemany("INSERT INTO schools VALUES (?, ?, ?)", data.schools)
+    con.executemany("INSERT INTO courses VALUES (?, ?, ?, ?, ?, ?)", data.courses)
+    con.executemany("INSERT INTO course_schools VALUES (?, ?)", data.course_schools)
+    con.executemany("INSERT INTO course_views VALUES (?, ?, ?)", data.views)
+    con.executemany("INSERT INTO enrollments VALUES (?, ?, ?, ?)", data.enrollments)
     con.close()
     return path
 
@@ -112,19 +185,20 @@ def shown_date(d: date | None) -> date | str | None:
 
 
 def expected_report(institution_id: int, start: date, end: date, *, subdomain: str,
-                    student: str, admin: str, school_ids=None, tz: str = "UTC") -> list[list]:
+                    student: str, admin: str, school_ids=None, tz: str = "UTC",
+                    data: Warehouse = CRAFTED) -> list[list]:
     zone = ZoneInfo(tz)
 
     def utc(d: date) -> datetime:
         return datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
 
     lo, hi = utc(start), utc(end + timedelta(days=1))
-    school = {sid: (inst, name) for sid, inst, name in SCHOOLS}
+    school = {sid: (inst, name) for sid, inst, name in data.schools}
     rows = []
-    for cid, inst, title, status, published, deleted in COURSES:
+    for cid, inst, title, status, published, deleted in data.courses:
         if inst != institution_id or deleted is not None:
             continue
-        links = {sid for c, sid in COURSE_SCHOOLS if c == cid}
+        links = {sid for c, sid in data.course_schools if c == cid}
         if school_ids is not None and not any(
             sid in school_ids and school.get(sid, (None,))[0] == institution_id for sid in links
         ):
@@ -139,15 +213,60 @@ def expected_report(institution_id: int, start: date, end: date, *, subdomain: s
             student.format(subdomain=subdomain, course_id=cid),
             "Publicado" if status == "published" else "Rascunho",
             admin.format(subdomain=subdomain, course_id=cid),
-            sum(1 for c, _, at in VIEWS if c == cid and lo <= at < hi),
-            sum(1 for c, _, at, _ in ENROLLMENTS if c == cid and lo <= at < hi),
-            sum(1 for c, _, _, done in ENROLLMENTS if c == cid and done is not None and lo <= done < hi),
+            sum(1 for c, _, at in data.views if c == cid and lo <= at < hi),
+            sum(1 for c, _, at, _ in data.enrollments if c == cid and lo <= at < hi),
+            sum(1 for c, _, _, done in data.enrollments if c == cid and done is not None and lo <= done < hi),
             shown_date(pub),
-            ", ".join(names) or None,
+            cell_text(", ".join(names)),
         ])
-    rows.sort(key=lambda r: (r[9] is None, key(r[9] or ""), key(title_of(r[0]) or ""), r[0]))
+    rows.sort(key=lambda r: (r[9] is None, key(r[9] or ""), key(title_of(r[0], data) or ""), r[0]))
     return rows
 
 
-def title_of(course_id: int) -> str | None:
-    return next(c[2] for c in COURSES if c[0] == course_id)
+def title_of(course_id: int, data: Warehouse = CRAFTED) -> str | None:
+    return next(c[2] for c in data.courses if c[0] == course_id)
+
+
+
+# A table past one sheet's rows, in report order: six school groups, then courses with none.
+BIG_SCHOOLS = ["Academia Ágora", "Colégio Éden", "Escola Álvares", "Instituto Ômega", "Liceu Úrsula",
+               "escola Zumbi"]  # already in key() order
+BIG_WORDS = ["Álgebra", "Ética", "Física", "Ônibus", "Çedilha", "Über", "Ñandú"]
+BIG_STUDENT, BIG_ADMIN = "https://demo.lxp.test/course/{}", "https://demo.lxp.test/admin/courses/{}/edit"
+BIG_FIRST_DATE, BIG_DATE_SPAN, BIG_DATE_STEP = date(1900, 3, 1), 73_000, 7_919  # 1900-03-01 to 2099
+
+
+def big_school(i: int, n: int) -> str | None:
+    group = i * (len(BIG_SCHOOLS) + 1) // n
+    return BIG_SCHOOLS[group] if group < len(BIG_SCHOOLS) else None
+
+
+def big_rows(n: int) -> Iterator[list]:
+    """The ``n`` data rows a reader must see for the big table, one at a time (row ``i`` is
+    course ``i + 1``; the reader matrix builds the same table with Arrow)."""
+    first = BIG_FIRST_DATE.toordinal()
+    for i in range(n):
+        cid = i + 1
+        yield [
+            cid,
+            f"Curso {cid:07d} — {BIG_WORDS[i % len(BIG_WORDS)]}",
+            BIG_STUDENT.format(cid),
+            "Publicado" if i % 3 else "Rascunho",
+            BIG_ADMIN.format(cid),
+            i % 1000,
+            i % 97,
+            i % 13,
+            None if i % 5 == 0 else date.fromordinal(first + i * BIG_DATE_STEP % BIG_DATE_SPAN),
+            big_school(i, n),
+        ]
+
+
+SHEET_DATA_ROWS = 1_048_575  # SPEC §5: data rows per sheet, each sheet's header row aside
+
+
+def big_sheets(n: int) -> dict[str, Iterator[list]]:
+    """The sheets a reader must see for the big table, header rows included; lazy, so consume
+    them in order."""
+    rows = big_rows(n)
+    names = ["Catálogo"] + [f"Catálogo ({k})" for k in range(2, -(-n // SHEET_DATA_ROWS) + 1)]
+    return {name: itertools.chain([HEADERS], itertools.islice(rows, SHEET_DATA_ROWS)) for name in names}

@@ -539,3 +539,14 @@ def test_a_job_that_fails_after_its_upload_leaves_no_file(tmp_path, warehouse):
     assert uploaded == [job.object_key] and state.status is Status.failed and state.notified
     assert (state.url, state.rows, state.object_key) == (None, None, None)
     assert raw_bucket().get_blob(f"{urlsplit(settings.storage_url).path.strip('/')}/{job.object_key}") is None
+
+
+def test_keys_written_since_lists_recent_records_under_the_prefix(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    store = gcs(tmp_path, prefix="recent")
+    before = datetime.now(timezone.utc) - timedelta(seconds=5)
+    store.write_json("jobs/a.json", {"v": 1}, None)
+    store.write_json("jobs/deeper/b.json", {"v": 2}, None)
+    assert list(store.keys_written_since("jobs", before)) == ["jobs/a.json"]
+    assert list(store.keys_written_since("jobs", datetime.now(timezone.utc) + timedelta(minutes=1))) == []

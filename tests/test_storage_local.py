@@ -84,3 +84,18 @@ def test_list_gives_the_names_under_a_prefix_in_order_with_their_times(tmp_path)
     listed = records.list("jobs-pending/", 2)
     assert [name for name, _ in listed] == ["a", "b"]  # never the lock or temporary files beside them
     assert records.list("nothing-here/", 10) == []
+
+
+def test_keys_written_since_lists_recent_records_only(tmp_path):
+    """What the rate limiter reads back after a restart: the ledger's records of the last minute."""
+    import os
+    from datetime import datetime, timedelta, timezone
+
+    records = store(tmp_path)
+    assert list(records.keys_written_since("jobs", datetime.now(timezone.utc))) == []  # no directory yet
+    records.write_json("jobs/old.json", {"n": 1}, None)
+    hour_ago = (datetime.now(timezone.utc) - timedelta(hours=1)).timestamp()
+    os.utime(records.path("jobs/old.json"), (hour_ago, hour_ago))
+    records.write_json("jobs/new.json", {"n": 2}, None)
+    minute_ago = datetime.now(timezone.utc) - timedelta(minutes=1)
+    assert list(records.keys_written_since("jobs", minute_ago)) == ["jobs/new.json"]  # no lock files

@@ -363,3 +363,21 @@ def test_lost_partition_is_fetched_again(ray_session, shim, pg_database, setting
     assert killed, "the fault was never injected: the fetch finished first"
     assert sheet == one_piece_sheet
     assert sum(sql.startswith("DECLARE catalog_ranges") for sql in shim.parsed_sql) == 1
+
+
+def test_partitions_are_fetched_while_render_actors_hold_every_cpu(ray_session, shim, pg_database, settings_factory,
+                                                                   tmp_path, one_piece_sheet):
+    """Render actors reserve the cluster's CPUs while idle; a partition fetch must still start."""
+    pool = RenderPool(1, cpus_per_actor=ray_session.available_resources()["CPU"])
+    warehouse = open_warehouse(_url(shim, pg_database, "ssl=false&partitions=2&partition_min_rows=0"))
+    result: list = []
+    job = threading.Thread(target=lambda: result.append(
+        _sheet(settings_factory(tmp_path, chunk_rows=300), warehouse, YEAR_2025, fetch_on_ray, pool.render)),
+        daemon=True)
+    try:
+        job.start()
+        job.join(timeout=120)
+        assert result == [one_piece_sheet], "the partitions never ran"
+    finally:
+        pool.shutdown()
+        warehouse.close()

@@ -3,6 +3,7 @@ racing on one job cannot both claim or both notify."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -29,6 +30,10 @@ class Storage(Protocol):
     def check_links(self) -> None:
         """Raise LinkUnavailable unless links can be made: a start-up check, so a missing key is
         found before any job is run."""
+        ...
+
+    def keys_written_since(self, prefix: str, since: datetime) -> Iterator[str]:
+        """Keys directly under ``prefix/`` whose last write was at or after ``since``."""
         ...
 
     def read_json(self, key: str) -> tuple[dict, str] | None:

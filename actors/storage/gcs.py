@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -148,6 +149,14 @@ class GcsStorage:
 
     def check_links(self) -> None:
         self.link("catalog/start-up-check", 60)  # signing needs no object
+
+    def keys_written_since(self, prefix: str, since: datetime) -> Iterator[str]:
+        """One listing of ``prefix/`` (names and update times only, paged by the client)."""
+        under = f"{self.prefix}/{prefix}/" if self.prefix else f"{prefix}/"
+        for blob in self.client.list_blobs(self.bucket, prefix=under, delimiter="/", retry=DEFAULT_RETRY,
+                                           fields="items(name,updated),nextPageToken"):
+            if blob.updated >= since:
+                yield f"{prefix}/{blob.name.removeprefix(under)}"
 
     def read_json(self, key: str) -> tuple[dict, str] | None:
         blob = self._blob(key)

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -83,6 +84,17 @@ class LocalStorage:
 
     def check_links(self) -> None:
         """Links are signed with the link secret, which settings already require."""
+
+    def keys_written_since(self, prefix: str, since: datetime) -> Iterator[str]:
+        cutoff = since.timestamp()
+        try:
+            entries = os.scandir(self.path(prefix))
+        except FileNotFoundError:
+            return
+        with entries:
+            for entry in entries:  # temporary and lock files start with a dot
+                if not entry.name.startswith(".") and entry.is_file() and entry.stat().st_mtime >= cutoff:
+                    yield f"{prefix}/{entry.name}"
 
     def read_json(self, key: str) -> tuple[dict, str] | None:
         try:
