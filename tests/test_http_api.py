@@ -204,6 +204,7 @@ def test_a_ledger_that_cannot_be_written_is_503_and_nothing_is_queued(service):
     refused (503, retry later), instead of a 200 for a job the ledger will never know."""
     jobs = service.data_dir / "files" / "jobs"
     aside = jobs.with_name("jobs-aside")
+    jobs.mkdir(parents=True, exist_ok=True)  # no job recorded yet when this test runs first
     jobs.rename(aside)
     jobs.write_text("not a directory: every ledger write fails")
     try:
