@@ -183,12 +183,10 @@ def one_line_error(r: subprocess.CompletedProcess, variable: str, *words: str) -
      ["ssl must be true or false"]),
 ])
 def test_serve_refuses_a_bad_backend_url_in_one_line_before_ray_starts(tmp_path, warehouse, env, variable, words):
-    started = time.monotonic()
     r = run(["serve", "--port", str(free_port())], env={"REPORTS_DATA_DIR": str(tmp_path), "REPORTS_JWT_SECRET": SECRET,
                                                        "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}", **env})
     one_line_error(r, variable, *words)
-    assert "Traceback" not in r.stderr and "Ray" not in r.stderr + r.stdout
-    assert time.monotonic() - started < 30
+    assert "Traceback" not in r.stderr and "Ray" not in r.stderr + r.stdout  # Ray announces its start
 
 
 def test_queue_setup_refuses_a_mistyped_option_in_one_line():

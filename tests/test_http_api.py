@@ -204,16 +204,17 @@ def test_a_ledger_that_cannot_be_written_is_503_and_nothing_is_queued(service):
     refused (503, retry later), instead of a 200 for a job the ledger will never know."""
     jobs = service.data_dir / "files" / "jobs"
     aside = jobs.with_name("jobs-aside")
+    jobs.mkdir(parents=True, exist_ok=True)  # no job recorded yet when this test runs first
     jobs.rename(aside)
     jobs.write_text("not a directory: every ledger write fails")
     try:
-        r = service.request_report(service.token(institution_id=9005), **GOOD)
+        r = service.request_report(service.token(institution_id=50_005), **GOOD)
     finally:
         jobs.unlink()
         aside.rename(jobs)
     assert_error(r, 503, "unavailable")
     assert 1 <= int(r.headers["retry-after"]) <= 60
-    assert not any(n["institutionId"] == 9005 for n in service.notifications())
+    assert not any(n["institutionId"] == 50_005 for n in service.notifications())
 
 
 def test_a_queue_outage_is_a_prompt_503_and_leaves_no_record(service):
