@@ -27,22 +27,26 @@ def _increment(tmp_path, key: str, times: int) -> None:
                 continue
 
 
+def _process(tmp_path) -> None:
+    """One process's share: three threads on one record, one on another."""
+    threads = [threading.Thread(target=_increment, args=(tmp_path, "jobs/counter.json", 25)) for _ in range(3)]
+    threads.append(threading.Thread(target=_increment, args=(tmp_path, "jobs/other.json", 25)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def test_concurrent_compare_and_swap_loses_no_update(tmp_path):
     """Two processes with three threads each increment one record: every increment lands once."""
     records = store(tmp_path)
     records.write_json("jobs/counter.json", {"n": 0}, "0")
     records.write_json("jobs/other.json", {"n": 0}, "0")
 
-    def process() -> None:
-        threads = [threading.Thread(target=_increment, args=(tmp_path, "jobs/counter.json", 25)) for _ in range(3)]
-        threads.append(threading.Thread(target=_increment, args=(tmp_path, "jobs/other.json", 25)))
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=process) for _ in range(2)]
+    # Spawned, not forked: the test session runs Ray, and a child forked from a process with
+    # Ray's threads can crash (SIGSEGV) before it runs a line of ours.
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_process, args=(tmp_path,)) for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
