@@ -135,6 +135,7 @@ EDGE = Warehouse(
         (23, 1, "Várias escolas", "weird-status", T(2025, 5, 7), None),
         (24, 1, "  espaços  ", "published", T(2025, 1, 2), None),
         (25, 1, "Removido", "published", T(2025, 1, 1), T(2025, 2, 1)),  # deleted: never listed
+        (123456789, 1, "Identificador longo", "published", T(2025, 1, 3), None),  # 9 digits: shown whole
         (100, 2, "Curso de outra instituição", "published", T(2025, 1, 1), None),
     ],
     course_schools=[
@@ -142,6 +143,7 @@ EDGE = Warehouse(
         (13, 1), (14, 8), (15, 8), (16, 1), (17, 2), (18, 3), (19, 5), (20, 1), (21, 1),
         (23, 1), (23, 2), (23, 3), (23, 4), (23, 5), (23, 6), (23, 7), (23, 8), (23, 9),  # every school
         (24, 9),  # only another institution's school: Escola stays empty
+        (123456789, 4),
         (100, 9),
     ],
     views=[(1, 1, T(2025, 1, 1)), (1, 2, T(2025, 12, 31, 23)), (3, 1, T(2025, 6, 1)), (23, 4, T(2025, 7, 1)),

@@ -11,6 +11,9 @@ from actors.xlsx.rows import Column, Link, column_letter
 
 MAX_SHEET_ROWS = 1_048_576  # Excel's row limit, header included
 MIN_WIDTH, MAX_WIDTH = 8.0, 60.0
+# Gnumeric shows a General number in scientific notation unless its column is wider than the
+# digits by a margin (ssconvert: 7 digits need width 10, 9 digits 13): 1234567 became "1E+06".
+NUMBER_ROOM = 2
 
 _NS = (
     'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
@@ -37,7 +40,8 @@ def _longest(column: pa.ChunkedArray | pa.Array) -> int:
         return 10
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         return pc.max(pc.utf8_length(column)).as_py() or 0
-    return max(len(str(pc.max(column).as_py() or 0)), len(str(pc.min(column).as_py() or 0)))
+    digits = max(len(str(pc.max(column).as_py() or 0)), len(str(pc.min(column).as_py() or 0)))
+    return digits + NUMBER_ROOM
 
 
 def column_widths(longest: dict[str, int], headers: list[str], columns: list[Column]) -> list[float]:
