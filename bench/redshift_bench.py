@@ -49,6 +49,7 @@ from bench.job_bench import (  # noqa: E402
 )
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
+DATABASE = "catalog_bench_"  # + the bench's pid
 RESULTS = ("courses", "links", "names")  # the report's result sets, as report_sql() lists them
 TABLES = ("schools", "courses", "course_schools", "course_views", "enrollments")
 INDEXES = {
@@ -83,6 +84,15 @@ def psql(database: str, *commands: str, port: int = PG_PORT, out: str | None = N
     for command in commands:
         args += ["-c", command]
     return subprocess.run(args, check=True, capture_output=True, text=True, env=PSQL_ENV).stdout
+
+
+def drop_stale() -> None:
+    """Drop the databases of earlier runs that were killed before they could drop their own
+    (named after the bench's pid: one whose process is gone is stale)."""
+    listed = psql("postgres", f"SELECT datname FROM pg_database WHERE datname LIKE '{DATABASE}%'", bare=True)
+    for name in listed.split():
+        if not Path(f"/proc/{name.removeprefix(DATABASE)}").exists():
+            psql("postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def load(duckdb_path: Path, database: str) -> dict[str, float]:
@@ -213,7 +223,8 @@ def main() -> None:
 
     workers_at_normal_priority()
     path, about = data(args)
-    database = f"catalog_bench_{os.getpid()}"
+    drop_stale()
+    database = f"{DATABASE}{os.getpid()}"
     statements = report_sql()
     res = Results()
     try:
