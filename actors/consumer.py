@@ -18,7 +18,6 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,6 +39,7 @@ log = logging.getLogger("catalog_report.consumer")
 
 HEARTBEAT_SECONDS = 1.0  # progress is written at most this often
 MAX_BACKOFF = 60.0
+STALE_MARGIN = 0.5  # seconds past a claim's staleness before it is retried (clocks and rounding)
 
 PHASE_ERRORS = {
     "link": "its download link could not be created",
@@ -162,9 +162,11 @@ class JobRunner:
             jlog.info("job %s already delivered; duplicate message acked", job_id)
             self.queue.ack(delivery)
             return
-        if state.worker not in (None, self.worker_id) and not self._stale(state):
-            jlog.info("job %s is held by %s; retry later", job_id, state.worker)
-            self.queue.nack(delivery, delay_seconds=self.settings.lease_seconds)
+        if state.worker not in (None, self.worker_id) and (wait := self._until_stale(state)) > 0:
+            # Back exactly when the claim would be stale: a consumer that died just after a
+            # heartbeat is taken over one lease after it, not one lease after this redelivery.
+            jlog.info("job %s is held by %s; retry in %.1f s", job_id, state.worker, wait)
+            self.queue.nack(delivery, delay_seconds=wait)
             return
         finished = state.status in (Status.done, Status.failed)
         claim_update = {"worker": self.worker_id, "heartbeat": utcnow()}
@@ -280,10 +282,13 @@ class JobRunner:
                              {k: round(v, 3) for k, v in produced.timings.items()})
         return produced
 
-    def _stale(self, state: JobState) -> bool:
-        """A claim whose heartbeat is older than a lease belongs to a consumer that died."""
-        limit = timedelta(seconds=self.settings.lease_seconds)
-        return state.heartbeat is None or utcnow() - state.heartbeat > limit
+    def _until_stale(self, state: JobState) -> float:
+        """Seconds until the claim's heartbeat is a lease old: a claim that old belongs to a
+        consumer that died (a live one writes it every lease/3); 0 when it is already."""
+        if state.heartbeat is None:
+            return 0.0
+        left = self.settings.lease_seconds - (utcnow() - state.heartbeat).total_seconds()
+        return max(0.0, left + STALE_MARGIN) if left > 0 else 0.0
 
 
 class ConsumerLoop:

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"
@@ -67,13 +67,14 @@ class Settings(BaseSettings):
     render_workers: int = Field(0, ge=0)
     chunk_rows: int = Field(50_000, ge=1)
     max_delivery_attempts: int = Field(5, ge=1)
-    lease_seconds: float = Field(60.0, ge=1)
+    lease_seconds: float = Field(20.0, ge=1)  # a dead consumer's job is taken over one lease after its last heartbeat
     max_in_flight: int = Field(256, ge=1)
     publish_timeout_seconds: float = Field(10.0, gt=0)
     reconcile_seconds: float = Field(30.0, gt=0)
     redrive_after_seconds: float = Field(900.0, gt=0)
     notify_timeout_seconds: float = Field(10.0, gt=0)
     notify_attempts: int = Field(8, ge=1)
+    _embedded_warehouse: bool = PrivateAttr(False)
 
     @field_validator("warehouse_url")
     @classmethod
@@ -133,6 +134,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _defaults(self) -> "Settings":
         root = self.data_dir.resolve()
+        self._embedded_warehouse = not self.warehouse_url
         self.warehouse_url = self.warehouse_url or f"duckdb://{root}/warehouse.duckdb"
         self.queue_url = self.queue_url or f"local://{root}/queue"
         self.storage_url = self.storage_url or f"file://{root}/files"
@@ -166,6 +168,11 @@ class Settings(BaseSettings):
         _naming("REPORTS_QUEUE_URL", queue.check_url, self.queue_url)
         _naming("REPORTS_STORAGE_URL", storage.check_url, self.storage_url, self.link_ttl_seconds)
         return self
+
+    @property
+    def embedded_warehouse(self) -> bool:
+        """No warehouse was configured: the demo file under ``data_dir`` is used (and created)."""
+        return self._embedded_warehouse
 
     @cached_property
     def zone(self) -> ZoneInfo:
