@@ -306,7 +306,7 @@ class ConsumerLoop:
         from actors.render import RenderPool
         from actors.settings import load_settings
         from actors.storage import open_storage
-        from actors.warehouse import open_warehouse
+        from actors.warehouse.on_demand import OnDemandWarehouse
 
         as_background()
         # Ray gives workers OMP_NUM_THREADS=1, which Arrow takes as its thread-pool size; this
@@ -315,9 +315,11 @@ class ConsumerLoop:
         self.settings = load_settings(**settings_values)
         workers = render_workers or self.settings.render_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.pool = RenderPool(workers, name_prefix=f"{name}-render")
+        # Nothing here needs a backend to answer: a consumer that is down cannot say what is
+        # wrong, and its jobs would wait unseen. A backend that is down fails the jobs that need
+        # it (retried, then failed and notified) and shows in backends().
         queue, storage = open_queue(self.settings.queue_url), open_storage(self.settings)
-        storage.check_links()  # a consumer that could not link any file does not start
-        self.runner = JobRunner(self.settings, queue, storage, open_warehouse(self.settings.warehouse_url),
+        self.runner = JobRunner(self.settings, queue, storage, OnDemandWarehouse(self.settings.warehouse_url),
                                 open_notifier(self.settings), render=self.pool.render, fetch=fetch_on_ray)
         self.reconciler = Reconciler(self.settings, queue, storage, holder=self.runner.worker_id)
         self.handled = 0
@@ -327,13 +329,29 @@ class ConsumerLoop:
         threading.Thread(target=self._reconcile, daemon=True, name="reconciler").start()
 
     def _loop(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             try:
                 if self.runner.run_once(wait_seconds=1.0):
                     self.handled += 1
+                failures = 0
             except Exception:
-                log.exception("consumer loop error; continuing")
-                self._stop.wait(1.0)
+                # e.g. the queue or the ledger is down: said once per attempt, ever less often
+                failures += 1
+                pause = min(MAX_BACKOFF / 2, 2.0 ** (failures - 1))
+                log.exception("consumer loop error (%d in a row); next try in %.0f s", failures, pause)
+                self._stop.wait(pause)
+
+    def backends(self) -> dict[str, str | None]:
+        """Each backend's name → None when usable, else why not (``/readyz``)."""
+        from actors.readiness import check_backends
+
+        report = check_backends(self.runner.queue, self.runner.storage, self.settings.warehouse_url)
+        report["consumer"] = None if self.alive() else "its loop stopped"
+        for name, why in report.items():
+            if why:
+                log.warning("backend %s unavailable: %s", name, why)
+        return report
 
     def _reconcile(self) -> None:
         """Every replica ticks; the reconciler's lease lets one of them make the pass."""
@@ -371,7 +389,13 @@ def consumer_deployment():
         def handled(self) -> int:
             return self.loop.handled
 
+        async def backends(self) -> dict[str, str | None]:
+            import asyncio
+
+            return await asyncio.to_thread(self.loop.backends)
+
         def __del__(self):
-            self.loop.stop()
+            if loop := getattr(self, "loop", None):  # absent when __init__ failed
+                loop.stop()
 
     return JobConsumer

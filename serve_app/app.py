@@ -40,6 +40,7 @@ log = logging.getLogger(f"{ROOT}.http")
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 RETRY_AFTER_SECONDS = 10  # a backend outage: long enough not to hammer it, short enough for a person
 HEALTH_TIMEOUT_SECONDS = 3.0
+READY_TIMEOUT_SECONDS = 8.0  # the consumer's own checks give up after 5 s
 
 api = FastAPI(
     title="catalog-report",
@@ -56,7 +57,7 @@ async def shed_load_and_mark_no_store(request: Request, call_next):
     """Shed load with a JSON 503 past ``REPORTS_MAX_IN_FLIGHT`` requests in this replica, and
     keep API answers out of caches. Health checks are never shed: tenants' traffic must not make
     a replica look dead."""
-    if request.scope["path"].removeprefix(request.scope.get("root_path", "")) == "/healthz":
+    if request.scope["path"].removeprefix(request.scope.get("root_path", "")) in ("/healthz", "/readyz"):
         return await call_next(request)
     if not shedding.state.try_enter():
         return error_response(503, "the service is busy; retry shortly", {"Retry-After": "1"})
@@ -98,6 +99,11 @@ class JobStatus(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    backends: dict[str, str]  # name → "ok"
 
 
 @serve.deployment(name="ReportsAPI", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=10_000,
@@ -194,6 +200,21 @@ class ReportsAPI:
         except QueueUnavailable as exc:
             raise ApiError(503, f"queue: {exc}", {"Retry-After": str(RETRY_AFTER_SECONDS)}) from exc
         return {"status": "ok"}
+
+    @api.get("/readyz", response_model=Readiness, responses={503: ERROR_RESPONSES[503]},
+             summary="Whether reports can be produced: the consumer and every backend it uses answer")
+    async def readyz(self):
+        """Names what is unavailable (the consumer's log says why): jobs are still accepted
+        meanwhile, and fail with a notification if their backend stays down."""
+        try:
+            report = await asyncio.wait_for(self.consumer.backends.remote(), READY_TIMEOUT_SECONDS)
+        except Exception as exc:  # no replica answers: not started, or stuck
+            log.warning("readiness: the consumer did not answer: %r", exc)
+            report = {"consumer": "did not answer"}
+        down = sorted(name for name, why in report.items() if why)
+        if down:
+            raise ApiError(503, f"unavailable: {', '.join(down)}", {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return {"status": "ok", "backends": {name: "ok" for name in sorted(report)}}
 
 
 def build_app(args: dict | None = None):

@@ -175,7 +175,9 @@ def serve(
             raise typer.Exit(2)
     settings = _settings()
     warehouse = urlsplit(settings.warehouse_url)
-    if warehouse.scheme == "duckdb" and not Path(warehouse.path).exists():
+    # Demo data only for the embedded default: a configured warehouse that is missing is an error
+    # (the preflight says so), never silently replaced by made-up courses.
+    if settings.embedded_warehouse and not Path(warehouse.path).exists():
         console.print(f"no warehouse at {warehouse.path}: creating demo data")
         _generate(Path(warehouse.path))
     _preflight(settings)

@@ -11,7 +11,7 @@ import re
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Matched at the end of the path, so the app answers the same under any route prefix.
-READ_ONLY = re.compile(r"(?:/healthz|/institution/reports/jobs/[^/]+|/institution/reports/files/.+)$")
+READ_ONLY = re.compile(r"(?:/healthz|/readyz|/institution/reports/jobs/[^/]+|/institution/reports/files/.+)$")
 
 
 class HeadAsGet:

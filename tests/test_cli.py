@@ -189,6 +189,15 @@ def test_serve_refuses_a_bad_backend_url_in_one_line_before_ray_starts(tmp_path,
     assert "Traceback" not in r.stderr and "Ray" not in r.stderr + r.stdout  # Ray announces its start
 
 
+def test_serve_refuses_a_configured_warehouse_file_that_is_missing(tmp_path):
+    """Demo data only for the embedded default: a configured file that is not there is an error."""
+    missing = tmp_path / "moved" / "warehouse.duckdb"
+    r = run(["serve", "--port", str(free_port())], env={"REPORTS_DATA_DIR": str(tmp_path), "REPORTS_JWT_SECRET": SECRET,
+                                                       "REPORTS_WAREHOUSE_URL": f"duckdb://{missing}"})
+    one_line_error(r, "REPORTS_WAREHOUSE_URL", f"no DuckDB file at {missing}")
+    assert not missing.exists() and not (tmp_path / "warehouse.duckdb").exists()
+
+
 def test_queue_setup_refuses_a_mistyped_option_in_one_line():
     r = run(["queue-setup"], env={"REPORTS_QUEUE_URL": "pubsub://proj/jobs?subscriptoin=worker",
                                   "REPORTS_JWT_SECRET": SECRET})

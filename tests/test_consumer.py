@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import date
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -207,3 +208,64 @@ def test_the_ledger_record_is_written_before_the_message_is_published(env):
     submit(ledger, Watching(), accepted)
     [(state, _)] = seen
     assert state.status is Status.queued and state.job == CatalogJob.model_validate_json(accepted.to_bytes())
+
+
+def test_a_dead_consumers_job_is_taken_over_one_lease_after_its_last_heartbeat(tmp_path, settings_factory):
+    """The message comes back when its queue lease ends, but the dead consumer's last heartbeat
+    (its claim's progress) is younger than that: the survivor must come back exactly when the
+    claim is stale, not a whole lease later (which made recovery take up to two leases)."""
+    settings = settings_factory(tmp_path, lease_seconds=5)
+    queue, storage = open_queue(settings.queue_url), open_storage(settings)
+    job_id = accept(queue, storage)
+    queue.pull(1, lease_seconds=settings.lease_seconds)  # taken, then never extended or acked
+    time.sleep(1)
+    ledger = Ledger(storage)
+    state, gen = ledger.get(job_id)
+    ledger.put(state.model_copy(update={"status": Status.running, "worker": "dead-one", "heartbeat": utcnow()}), gen)
+    last_beat = time.monotonic()
+    survivor = JobRunner(settings, queue, storage, open_warehouse(settings.warehouse_url), open_notifier(settings),
+                         worker_id="survivor")
+    while ledger.get(job_id)[0].worker != "survivor" and time.monotonic() - last_beat < 3 * settings.lease_seconds:
+        survivor.run_once(0.1)
+    taken_after = time.monotonic() - last_beat
+    assert settings.lease_seconds <= taken_after <= settings.lease_seconds + 2, taken_after
+    assert ledger.get(job_id)[0].status is Status.done
+
+
+@pytest.mark.parametrize("message_id", ["../../outside", "a/b", "x" * 200, "sp ace", ""])
+def test_a_message_whose_id_cannot_name_a_record_is_dead_lettered(env, message_id):
+    """A version-1 message is a job under its message id; one that is no valid storage key is
+    set aside at once (it was retried forever), and nothing is written for it."""
+    settings, queue, storage, runner, outbox = env
+    old = CatalogJobV1(institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
+                       end_date=date(2025, 12, 31), requested_at=utcnow())
+    queue._db.execute("INSERT INTO messages (id, data, published_at) VALUES (?, ?, ?)",
+                      (message_id, old.to_bytes(), time.time()))
+    assert runner().run_once(0)
+    [(_, data, reason)] = queue.dead_letters()
+    assert data == old.to_bytes() and reason.startswith("unparseable") and "job_id" in reason, reason
+    assert queue.pending() == 0 and outbox() == [] and files(settings) == []
+    assert sorted(p.name for p in settings.data_dir.rglob("*") if p.is_file() and "queue" not in p.parts) == []
+
+
+def test_a_missing_warehouse_fails_the_job_after_its_attempts_with_one_notification(env, tmp_path):
+    """The consumer opens the warehouse when a job needs it: a missing file is the job's failure
+    (retried, then failed with a readable error and one notification), and once the file is
+    back the next job runs."""
+    from actors.warehouse.on_demand import OnDemandWarehouse
+
+    settings, queue, storage, runner, outbox = env
+    missing = tmp_path / "moved-away.duckdb"
+    r = runner(warehouse=OnDemandWarehouse(f"duckdb://{missing}"))
+    first = accept(queue, storage)
+    deadline = time.monotonic() + 30
+    while not outbox() and time.monotonic() < deadline:
+        r.run_once(0.2)
+    state, _ = Ledger(storage).get(first)
+    assert state.status is Status.failed and state.attempts == settings.max_delivery_attempts
+    assert state.error == "The report could not be generated: the data warehouse could not be queried."
+    assert [n["status"] for n in outbox()] == ["failed"]
+    missing.symlink_to(urlsplit(settings.warehouse_url).path)
+    second = accept(queue, storage)
+    r.run_once(0)
+    assert Ledger(storage).get(second)[0].status is Status.done

@@ -203,3 +203,63 @@ def test_the_proxys_own_plain_text_answers_become_json():
     assert_error(through(silent), 500, "internal")
     ok = through(Response(b"PK\x03\x04", media_type="application/zip"))
     assert ok.status_code == 200 and ok.content == b"PK\x03\x04"
+
+
+# -- defect 1: a consumer whose backend is down starts, says so, and fails its jobs visibly ---------
+
+
+def test_readyz_names_a_warehouse_that_is_gone_and_recovers(service):
+    """The issue's reproduction: the warehouse file moved away. The consumer's open connection
+    outlives the file; readiness opens it afresh, as a restarted consumer would."""
+    from pathlib import Path
+
+    ready = service.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "ok", "backends": dict.fromkeys(["consumer", "queue", "storage", "warehouse"], "ok")}
+    path = Path(urlsplit(service.settings.warehouse_url).path)
+    away = path.with_name(path.name + ".away")
+    path.rename(away)
+    try:
+        r = service.get("/readyz")
+        assert assert_error(r, 503, "unavailable")["message"] == "unavailable: warehouse"
+        assert r.headers["retry-after"] and httpx.head(service.base_url + "/readyz", timeout=30).status_code == 503
+    finally:
+        away.rename(path)
+    assert service.get("/readyz").status_code == 200
+
+
+def test_a_consumer_starts_without_its_warehouse_and_fails_the_job_with_one_notification(
+        ray_session, settings_factory, tmp_path):
+    """The consumer's Ray shell, built while the (explicitly configured) warehouse file is
+    missing: it starts, reports the warehouse, and the job ends failed and notified once."""
+    import json
+
+    from actors.consumer import ConsumerLoop
+    from actors.job import CatalogJob, Status, new_job_id, utcnow
+    from actors.ledger import Ledger
+    from actors.queue import open_queue
+    from actors.storage import open_storage
+    from actors.submit import submit
+
+    settings = settings_factory(tmp_path, warehouse_url=f"duckdb://{tmp_path}/missing.duckdb",
+                                max_delivery_attempts=2, reconcile_seconds=60)
+    loop = ConsumerLoop(settings.model_dump(mode="json"), render_workers=1, name=f"missing-{tmp_path.name}")
+    try:
+        report = loop.backends()
+        assert report["warehouse"].startswith("FileNotFoundError: no DuckDB file at ")
+        assert [name for name, why in report.items() if why] == ["warehouse"]
+        storage = open_storage(settings)
+        job = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
+                         start_date=GOOD["start_date"], end_date=GOOD["end_date"], timezone="UTC",
+                         requested_at=utcnow())
+        submit(Ledger(storage), open_queue(settings.queue_url), job)
+        deadline = time.monotonic() + 60
+        while not settings.outbox_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        [note] = [json.loads(line) for line in settings.outbox_path.read_text().splitlines()]
+        assert note["status"] == "failed" and "data warehouse" in note["error"]
+        assert Ledger(storage).get(job.job_id)[0].status is Status.failed
+    finally:
+        loop.stop()
+        for actor in loop.pool.actors:  # they hold a CPU each
+            ray_session.kill(actor)

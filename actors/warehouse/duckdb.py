@@ -7,6 +7,7 @@ says otherwise.
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import duckdb
@@ -37,6 +38,8 @@ class DuckDBWarehouse:
             raise ValueError(f"unknown duckdb URL options: {sorted(unknown)}")
         self.url, self.path = url, parts.path
         self.partitioning = Partitioning.from_options(options, cap=1)
+        if not Path(self.path).is_file():  # DuckDB's own message says "read-only mode", which misleads
+            raise FileNotFoundError(f"no DuckDB file at {self.path}")
         self._con = duckdb.connect(self.path, read_only=True)
 
     def _arrow(self, sql_params: tuple[str, list], schema: pa.Schema) -> pa.Table:

@@ -1,0 +1,58 @@
+"""Which backends a consumer can use right now, by name: what ``/readyz`` answers.
+
+Each check runs in its own thread with a deadline, so a backend that hangs (a GCS client
+retrying for two minutes, a warehouse that never answers the connect) shows as unavailable
+instead of holding the answer. A check opens what a job would open: the warehouse afresh (a
+consumer's open connection can outlive the file or the server it came from).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from actors.job import JOBS_PREFIX
+from actors.queue import JobQueue
+from actors.storage import Storage
+from actors.warehouse import open_warehouse
+
+CHECK_SECONDS = 5.0
+_checks = ThreadPoolExecutor(max_workers=6, thread_name_prefix="readiness")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")[:300]
+
+
+def _warehouse(url: str) -> None:
+    open_warehouse(url).close()
+
+
+def _storage(storage: Storage) -> None:
+    storage.list(JOBS_PREFIX, 1)  # the ledger can be read
+    storage.check_links()  # and download links can be made
+
+
+def check_backends(queue: JobQueue, storage: Storage, warehouse_url: str,
+                   timeout: float = CHECK_SECONDS) -> dict[str, str | None]:
+    """Each backend's name → None when usable, else one line saying why not."""
+    checks: dict[str, Callable[[], None]] = {
+        "queue": lambda: queue.check(timeout),
+        "storage": lambda: _storage(storage),
+        "warehouse": lambda: _warehouse(warehouse_url),
+    }
+    running = {name: _checks.submit(check) for name, check in checks.items()}
+    deadline = time.monotonic() + timeout
+    report: dict[str, str | None] = {}
+    for name, future in running.items():
+        try:
+            future.result(timeout=max(0.0, deadline - time.monotonic()))
+            report[name] = None
+        except FutureTimeout:
+            report[name] = f"no answer within {timeout:g} s"
+        except Exception as exc:
+            report[name] = _first_line(exc)
+    return report
