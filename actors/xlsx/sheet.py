@@ -51,8 +51,9 @@ def column_widths(longest: dict[str, int], headers: list[str], columns: list[Col
 
 
 def _shown(longest: dict[str, int], spec: Column) -> int:
-    if isinstance(spec, Link):  # the literals around the key's longest text, once per occurrence
-        return sum(len(part) for part in spec.parts) + longest[spec.key] * (len(spec.parts) - 1)
+    if isinstance(spec, Link):  # the literals around the key's digits (a text: no number's room)
+        digits = longest[spec.key] - NUMBER_ROOM
+        return sum(len(part) for part in spec.parts) + digits * (len(spec.parts) - 1)
     return longest[spec]
 
 
