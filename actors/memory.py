@@ -33,6 +33,22 @@ def forget_pages(buffer: pa.Buffer) -> None:
         _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED)
 
 
+def forget_object_store() -> None:
+    """Drop this process's mapping of every object-store page it touched: the chunks it read and
+    the results Ray copied into the store for it (which :func:`forget_pages` never sees). The
+    store is one shared mapping of a file in /dev/shm, so the bytes stay for everyone."""
+    if _libc is None:
+        return
+    try:
+        with open("/proc/self/maps") as maps:
+            regions = [line.split()[0] for line in maps if "/dev/shm/plasma" in line]
+    except OSError:
+        return
+    for region in regions:
+        start, end = (int(x, 16) for x in region.split("-"))
+        _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED)
+
+
 ANON_BUDGET = 112 << 20  # private memory an idle render actor may keep for its next chunk
 
 

@@ -3,11 +3,13 @@
 The actors are thin: :func:`assemble` and :func:`render_part` are pure, and are what tests and
 the single-process path call directly. A report's rows stay where they were fetched, as Arrow IPC
 streams in the object store (one per warehouse partition); each chunk is a few index arrays
-saying which of those rows it holds, so no process ever gathers the whole report. A short task
-next to the partitions (Ray places it by data locality) takes a chunk's rows into an IPC stream
-of their own, and an actor maps only that: an actor taking its rows from the partitions itself
-touched every page of them (measured: 415 MB peak per actor at 1M rows, against ~265 MB).
-Each actor is kept two chunks deep, so it never waits.
+saying which of those rows it holds, so no process ever gathers the whole report. An actor maps
+the partitions (zero-copy), takes its chunk's rows into memory of its own, and lets go of the
+partitions' pages *before* it renders: the pages a take touched all over the partitions are not
+held while the XML is built, so its peak is the larger of the two, not their sum. (A separate
+task per chunk doing the take, tried before, cost ~95 ms a chunk in scheduling and copies and
+left the actors waiting: 2 actors rendered slower than one process.) Each actor is kept two
+chunks deep, so it never waits.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 
-from actors.memory import forget_pages, trim_private
+from actors.memory import forget_object_store, forget_pages, trim_private
 from actors.niceness import as_background
 from actors.partition import Chunk, ChunkRows
 from actors.xlsx.deflate import DeflatedPart, PartWriter
@@ -40,13 +42,29 @@ def render_part(rows: pa.Table, first_row: int, columns: list[Column] | None = N
     return part.finish()
 
 
-def assemble(partitions: dict[int, pa.Table], rows: ChunkRows) -> pa.Table:
-    """One chunk's rows, in report order, from the partitions they were fetched in."""
-    taken = [partitions[p].take(indices) for p, indices in rows.picks]
-    table = taken[0] if len(taken) == 1 else pa.concat_tables(taken)
-    if rows.order is not None:
-        table = table.take(rows.order)
+def assemble(partitions: dict[int, pa.Table], rows: ChunkRows,
+             taken: Callable[[pa.ChunkedArray], None] = lambda column: None) -> pa.Table:
+    """One chunk's rows, in report order, from the partitions they were fetched in, a column at
+    a time; ``taken(column)`` once each partition's column has been read (to let go of it)."""
+    first = partitions[rows.partitions[0]]
+    columns = []
+    for name in first.column_names:
+        pieces = []
+        for p, indices in rows.picks:
+            source = partitions[p][name]
+            pieces += source.take(indices).chunks
+            taken(source)
+        column = pa.chunked_array(pieces, first.schema.field(name).type)
+        columns.append(column.take(rows.order) if rows.order is not None else column)
+    table = pa.table(columns, schema=first.schema)
     return table.append_column("school", rows.school) if rows.school is not None else table
+
+
+def _forget_column(column: pa.ChunkedArray) -> None:
+    for chunk in column.chunks:
+        for buffer in chunk.buffers():
+            if buffer is not None:
+                forget_pages(buffer)
 
 
 def ipc(rows: pa.Table) -> pa.Buffer:
@@ -68,20 +86,17 @@ class RenderWorker:
     def __init__(self):
         as_background()
 
-    def render(self, rows_ipc: pa.Buffer, first_row: int, columns: list[Column] | None) -> DeflatedPart:
-        rows = read_ipc(rows_ipc)  # zero-copy over the object store
-        part = render_part(rows, first_row, columns)
-        del rows
+    def render(self, rows: ChunkRows, first_row: int, columns: list[Column] | None,
+               *partitions: pa.Buffer) -> DeflatedPart:
+        """``partitions``: the IPC streams ``rows`` picks from, mapped from the object store."""
+        # Each column's pages are let go of as soon as it is taken: the take touched pages all
+        # over the partition, and holding them all at once cost ~80 MB of resident memory.
+        table = assemble(dict(zip(rows.partitions, map(read_ipc, partitions), strict=True)), rows, _forget_column)
+        part = render_part(table, first_row, columns)
+        del table
         trim_private()  # an idle actor holds little of the chunks' XML
-        forget_pages(pa.py_buffer(rows_ipc))
+        forget_object_store()  # nor the pages of earlier chunks' rows and results
         return part
-
-
-# No CPU reserved, like the partition fetches: the render actors hold the CPUs meanwhile.
-@ray.remote(num_cpus=0, max_retries=3)
-def _assemble_task(rows: ChunkRows, *partitions: pa.Buffer) -> pa.Buffer:
-    """One chunk's rows, taken from the partitions they were fetched in, as their own IPC stream."""
-    return ipc(assemble(dict(zip(rows.partitions, map(read_ipc, partitions), strict=True)), rows))
 
 
 Renderer = Callable[[list, list[Chunk], list[ChunkRows], list[Column], Callable[[int], None]], list[DeflatedPart]]
@@ -132,8 +147,8 @@ class RenderPool:
             """Queue the next chunk, if any, on ``actor``."""
             if (item := next(todo, None)) is not None:
                 index, (chunk, chunk_rows) = item
-                rows = _assemble_task.remote(chunk_rows, *(refs[p] for p in chunk_rows.partitions))
-                running[actor.render.remote(rows, chunk.first_row, columns)] = (actor, index)
+                parts = (refs[p] for p in chunk_rows.partitions)
+                running[actor.render.remote(chunk_rows, chunk.first_row, columns, *parts)] = (actor, index)
 
         for actor in self._working():
             for _ in range(DEPTH):
