@@ -191,10 +191,27 @@ def prepare_partition(rows: CatalogRows, zone: ZoneInfo) -> pa.Table:
             courses["enrollments"],
             courses["completions"],
             local_dates(courses["published_at"], zone),
-            collation_keys(pc.fill_null(courses["title"], "").combine_chunks()),
+            _title_keys(pc.fill_null(courses["title"], "").combine_chunks()),
         ],
         schema=PARTITION_SCHEMA,
     )
+
+
+PARALLEL_KEYS_MIN = 100_000  # titles per thread below which one thread is quicker
+
+
+def _title_keys(titles: pa.Array) -> pa.Array:
+    """Collation keys on Arrow's CPU count of threads (NumPy and Arrow let go of the GIL): the
+    consumer fetching a report in one piece has the node's cores, a partition task has one.
+    Measured at 1M titles: 0.56 s in one thread, 0.31 s in two."""
+    n = len(titles)
+    threads = min(pa.cpu_count(), n // PARALLEL_KEYS_MIN)
+    if threads < 2:
+        return collation_keys(titles)
+    step = -(-n // threads)
+    with ThreadPoolExecutor(threads) as pool:
+        parts = list(pool.map(collation_keys, [titles.slice(start, step) for start in range(0, n, step)]))
+    return pa.concat_arrays(parts)
 
 
 @dataclass(frozen=True)
@@ -206,8 +223,12 @@ class Ordering:
 
 
 def order_report(ids: np.ndarray, title_keys: pa.Array, links: pa.Table, names: pa.Table) -> Ordering:
-    """SPEC §5's row order: (no school, school key, title key, id), all as integer ranks."""
-    schools = aggregate_schools(links, names)
+    """SPEC §5's row order: (no school, school key, title key, id), all as integer ranks. The
+    titles' ranks (a sort of a million strings) are found while the schools are aggregated."""
+    with ThreadPoolExecutor(1) as pool:
+        title_ranks = pool.submit(_dense_ranks, title_keys)
+        schools = aggregate_schools(links, names)
+        title_ranks = title_ranks.result()
     code = np.full(len(ids), -1, dtype=np.int64)  # per course: its school text, -1 for none
     if len(schools.course_id):
         at = np.minimum(np.searchsorted(schools.course_id, ids), len(schools.course_id) - 1)
@@ -216,7 +237,7 @@ def order_report(ids: np.ndarray, title_keys: pa.Array, links: pa.Table, names: 
     # index -1 (no school) picks the entry appended last.
     no_school = np.r_[pc.equal(pc.utf8_length(schools.texts), 0).to_numpy(zero_copy_only=False), True][code]
     school_rank = np.r_[schools.rank, 0][code]
-    order = _sort_order(ids, no_school, school_rank, _dense_ranks(title_keys))
+    order = _sort_order(ids, no_school, school_rank, title_ranks)
     ordered = code[order]
     return Ordering(order, pa.DictionaryArray.from_arrays(pa.array(ordered, pa.int32(), mask=ordered < 0),
                                                           schools.texts))
