@@ -252,6 +252,8 @@ def rss_line(peaks: dict[str, float]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_args(p)
+    p.add_argument("--warehouse-options", default="", metavar="QUERY",
+                   help="the warehouse URL's options for ours, e.g. partitions=2 (the peer is one query)")
     args = p.parse_args()
 
     from actors.niceness import BACKGROUND, workers_at_normal_priority
@@ -266,7 +268,8 @@ def main() -> None:
     use_in_proxy()
     path, about = data(args)
     data_dir = Path(tempfile.mkdtemp(prefix="job_bench_"))
-    values = {"data_dir": str(data_dir), "warehouse_url": f"duckdb://{path}", "jwt_secret": SECRET,
+    options = f"?{args.warehouse_options}" if args.warehouse_options else ""
+    values = {"data_dir": str(data_dir), "warehouse_url": f"duckdb://{path}{options}", "jwt_secret": SECRET,
               "render_workers": 2}
     settings = load_settings(**values)
 
@@ -289,7 +292,7 @@ def main() -> None:
         "Data: " + "; ".join(about) + ".\n",
         "| seconds | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),
-        "| ours: HTTP → queue → consumer → 2 render actors → file | "
+        f"| ours: HTTP → queue → consumer → 2 render actors → file{f' ({args.warehouse_options})' if options else ''} | "
         + " | ".join(cell(ours, k) for k in columns) + " |",
         "| peer: one warm process, DuckDB + rustpy-xlsxwriter | "
         + " | ".join(cell(peer_runs, k) for k in columns) + " |",

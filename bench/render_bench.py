@@ -706,7 +706,9 @@ def profile_main(args) -> None:
 
     wrap(xrows, "_rare_bytes", "_rare_bytes (byte scan)")
     wrap(render_mod, "render_rows", "render_rows (all XML)")
-    wrap(render_mod, "deflate_part", "isal deflate_part")
+    from actors.xlsx.deflate import PartWriter
+
+    wrap(PartWriter, "write", "isal PartWriter.write")
     wrap(merge_mod, "write_xlsx", "write_xlsx (zip out)")
     wrap(merge_mod, "column_widths", "column_widths")
     wrap(merge_mod, "deflate_part", "isal deflate_part")
