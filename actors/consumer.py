@@ -302,6 +302,7 @@ class ConsumerLoop:
         from actors.niceness import as_background
         from actors.notify import open_notifier
         from actors.queue import open_queue
+        from actors.readiness import BackendChecks
         from actors.reconciler import Reconciler
         from actors.render import RenderPool
         from actors.settings import load_settings
@@ -322,6 +323,8 @@ class ConsumerLoop:
         self.runner = JobRunner(self.settings, queue, storage, OnDemandWarehouse(self.settings.warehouse_url),
                                 open_notifier(self.settings), render=self.pool.render, fetch=fetch_on_ray)
         self.reconciler = Reconciler(self.settings, queue, storage, holder=self.runner.worker_id)
+        self.checks = BackendChecks(queue, storage, self.settings.warehouse_url,
+                                    self.settings.readiness_reuse_seconds)
         self.handled = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="consumer-loop")
@@ -344,9 +347,7 @@ class ConsumerLoop:
 
     def backends(self) -> dict[str, str | None]:
         """Each backend's name → None when usable, else why not (``/readyz``)."""
-        from actors.readiness import check_backends
-
-        report = check_backends(self.runner.queue, self.runner.storage, self.settings.warehouse_url)
+        report = self.checks.report()
         report["consumer"] = None if self.alive() else "its loop stopped"
         for name, why in report.items():
             if why:

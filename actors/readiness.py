@@ -8,6 +8,7 @@ consumer's open connection can outlive the file or the server it came from).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from actors.storage import Storage
 from actors.warehouse import open_warehouse
 
 CHECK_SECONDS = 5.0
+REUSE_SECONDS = 10.0  # a report this fresh is answered again: probes come every few seconds
 _checks = ThreadPoolExecutor(max_workers=6, thread_name_prefix="readiness")
 
 
@@ -56,3 +58,22 @@ def check_backends(queue: JobQueue, storage: Storage, warehouse_url: str,
         except Exception as exc:
             report[name] = _first_line(exc)
     return report
+
+
+class BackendChecks:
+    """:func:`check_backends`, run at most once every ``reuse`` seconds: load balancers ask for
+    readiness every few seconds, often several at once, and each check opens a warehouse session
+    (a Redshift login). A backend that comes back shows as usable within ``reuse`` seconds."""
+
+    def __init__(self, queue: JobQueue, storage: Storage, warehouse_url: str, reuse: float = REUSE_SECONDS):
+        self._args = (queue, storage, warehouse_url)
+        self._reuse = reuse
+        self._lock = threading.Lock()
+        self._report: dict[str, str | None] = {}
+        self._at = -float("inf")
+
+    def report(self) -> dict[str, str | None]:
+        with self._lock:  # callers at the same moment share one check
+            if time.monotonic() - self._at >= self._reuse:
+                self._report, self._at = check_backends(*self._args), time.monotonic()
+            return dict(self._report)

@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     redrive_after_seconds: float = Field(900.0, gt=0)
     notify_timeout_seconds: float = Field(10.0, gt=0)
     notify_attempts: int = Field(8, ge=1)
+    readiness_reuse_seconds: float = Field(10.0, ge=0)  # /readyz answers a check this fresh again
     _embedded_warehouse: bool = PrivateAttr(False)
 
     @field_validator("warehouse_url")

@@ -123,7 +123,7 @@ def service(ray_session, warehouse, tmp_path_factory) -> Service:
     data_dir = tmp_path_factory.mktemp("service")
     base = f"http://127.0.0.1:{port}"
     values = base_settings(data_dir, warehouse, public_base_url=base, publish_timeout_seconds=2,
-                           reconcile_seconds=1, redrive_after_seconds=6)
+                           reconcile_seconds=1, redrive_after_seconds=6, readiness_reuse_seconds=0)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app({**values, "api_replicas": 2}), name="catalog-report", route_prefix="/")
     yield Service(base, data_dir, load_settings(**values))

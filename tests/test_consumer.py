@@ -269,3 +269,21 @@ def test_a_missing_warehouse_fails_the_job_after_its_attempts_with_one_notificat
     second = accept(queue, storage)
     r.run_once(0)
     assert Ledger(storage).get(second)[0].status is Status.done
+
+
+def test_readiness_checks_are_reused_for_a_while(env, monkeypatch):
+    """Probes every few seconds must not each open a warehouse session; a fresh report is made
+    once the previous one is older than the reuse period."""
+    import actors.readiness as readiness
+
+    settings, queue, storage, runner, outbox = env
+    opened = []
+    real = readiness.open_warehouse
+    monkeypatch.setattr(readiness, "open_warehouse", lambda url: opened.append(url) or real(url))
+    checks = readiness.BackendChecks(queue, storage, settings.warehouse_url, reuse=0.5)
+    assert checks.report() == {"queue": None, "storage": None, "warehouse": None}
+    checks.report()
+    assert len(opened) == 1
+    time.sleep(0.6)
+    checks.report()
+    assert len(opened) == 2
