@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 GOOD = {"start_date": "2025-01-01", "end_date": "2025-12-31"}
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def scrape(url: str, wanted: list[str], timeout: float = 30) -> str:
@@ -42,6 +43,31 @@ def test_metrics_after_a_job(service, ray_session):
         r"ray_catalog_jobs_pending\{",
     ])
     assert "ray_serve_num_http_requests" in text or "ray_serve_" in text  # Serve's own, alongside
+    _the_dashboard_queries_only_what_is_exported(text)
+
+
+def _declared_metrics() -> set[str]:
+    """The Prometheus names of the metrics actors/metrics.py declares (some appear only once
+    something happened: a redrive, a refusal)."""
+    source = (ROOT / "actors" / "metrics.py").read_text()
+    suffixes = {"Counter": ["_total"], "Gauge": [""], "Histogram": ["_bucket", "_sum", "_count"]}
+    return {f"ray_{name}{suffix}" for kind, name in re.findall(r'(Counter|Gauge|Histogram)\("([a-z_]+)"', source)
+            for suffix in suffixes[kind]}
+
+
+def _the_dashboard_queries_only_what_is_exported(scraped: str) -> None:
+    """cluster/grafana/catalog-report.json: every metric a panel queries is declared by the
+    service or exported by its Serve deployments, and what is exported carries the SessionName
+    label the dashboard filters on."""
+    dashboard = json.loads((ROOT / "cluster" / "grafana" / "catalog-report.json").read_text())
+    queried = {m for panel in dashboard["panels"] for t in panel["targets"]
+               for m in re.findall(r"\b(ray_[a-z_]+)\{", t["expr"])}
+    assert {"ray_catalog_jobs_total", "ray_catalog_job_phase_seconds_bucket", "ray_catalog_jobs_pending",
+            "ray_catalog_rows_rendered_total", "ray_catalog_rate_limit_refusals_total",
+            "ray_serve_deployment_replica_healthy"} <= queried
+    exported = {m for m in queried if re.search(rf'^{m}\{{[^}}]*SessionName="', scraped, re.MULTILINE)}
+    assert queried <= exported | _declared_metrics(), sorted(queried - exported - _declared_metrics())
+    assert "ray_serve_deployment_replica_healthy" in exported
 
 
 def test_logs_are_json_lines_with_the_job_id(service, ray_session):
