@@ -29,6 +29,18 @@ CODES = {
 }
 
 
+# The service's words for failures that carry no message of their own: the app's handlers and
+# the proxy's rewritten answers (serve_app/wire_errors.py) say the same thing for the same status.
+MESSAGES = {
+    404: "no such route",
+    405: "method not allowed",
+    408: "the request took too long",
+    429: "the service is busy; retry shortly",
+    500: "an internal error occurred",
+    503: "the service is unavailable; retry shortly",
+}
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str
@@ -69,14 +81,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
-        messages = {404: "no such route", 405: "method not allowed"}
-        return error_response(exc.status_code, messages.get(exc.status_code, str(exc.detail)),
+        message = MESSAGES[exc.status_code] if exc.status_code in (404, 405) else str(exc.detail)
+        return error_response(exc.status_code, message,
                               dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "an internal error occurred")
+        return error_response(500, MESSAGES[500])
 
 
 # For the OpenAPI document: every route may answer these.

@@ -16,18 +16,10 @@ import uvicorn.config
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-from serve_app.errors import error_body, error_response
+from serve_app.errors import MESSAGES, error_body, error_response
 
 log = logging.getLogger("catalog_report.proxy")
 
-# What the proxy itself may answer with, in the words the app uses for the same situations.
-MESSAGES = {
-    404: "no such route",
-    408: "the request took too long",
-    429: "the service is busy; retry shortly",
-    500: "an internal error occurred",
-    503: "the service is unavailable; retry shortly",
-}
 MALFORMED = "malformed HTTP request"
 
 
