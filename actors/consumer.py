@@ -288,7 +288,7 @@ class JobRunner:
         if state.heartbeat is None:
             return 0.0
         left = self.settings.lease_seconds - (utcnow() - state.heartbeat).total_seconds()
-        return max(0.0, left + STALE_MARGIN) if left > 0 else 0.0
+        return left + STALE_MARGIN if left > 0 else 0.0
 
 
 class ConsumerLoop:
@@ -347,12 +347,7 @@ class ConsumerLoop:
 
     def backends(self) -> dict[str, str | None]:
         """Each backend's name → None when usable, else why not (``/readyz``)."""
-        report = self.checks.report()
-        report["consumer"] = None if self.alive() else "its loop stopped"
-        for name, why in report.items():
-            if why:
-                log.warning("backend %s unavailable: %s", name, why)
-        return report
+        return self.checks.report() | {"consumer": None if self.alive() else "its loop stopped"}
 
     def _reconcile(self) -> None:
         """Every replica ticks; the reconciler's lease lets one of them make the pass."""

@@ -1,42 +1,34 @@
 """Start-up checks that need the backends themselves, run before Ray starts: a setting that
 parses but cannot work (a warehouse option, a missing subscription) fails here with one line
 naming its variable, not as replica tracebacks or as a failure after a job's work is done
-(download links that cannot be signed)."""
+(download links that cannot be signed). The checks are the consumer's readiness checks
+(:func:`~actors.readiness.check_backends`): what ``/readyz`` would report, refused at start."""
 
 from __future__ import annotations
 
-from actors.queue import QueueUnavailable, open_queue
+from actors.queue import open_queue
+from actors.readiness import check_backends, first_line
 from actors.settings import ConfigError, Settings
-from actors.storage import LinkUnavailable, open_storage
-from actors.warehouse import open_warehouse
+from actors.storage import open_storage
 
 CHECK_TIMEOUT = 10.0
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+VARIABLES = {"warehouse": "REPORTS_WAREHOUSE_URL", "queue": "REPORTS_QUEUE_URL", "storage": "REPORTS_STORAGE_URL"}
 
 
 def preflight(settings: Settings) -> None:
     """Raise ConfigError for the first backend that cannot be used as configured."""
     try:
-        open_warehouse(settings.warehouse_url).close()  # parses the options and connects
-    except Exception as exc:
-        raise ConfigError(f"REPORTS_WAREHOUSE_URL: {_first_line(exc)}") from None
-    try:
         queue = open_queue(settings.queue_url)
     except Exception as exc:  # e.g. no Google credentials for the client
-        raise ConfigError(f"REPORTS_QUEUE_URL: {_first_line(exc)}") from None
+        raise ConfigError(f"REPORTS_QUEUE_URL: {first_line(exc)}") from None
     try:
-        queue.check(CHECK_TIMEOUT)
-    except QueueUnavailable as exc:
-        raise ConfigError(f"REPORTS_QUEUE_URL: {exc}") from None
+        storage = open_storage(settings)
+    except Exception as exc:
+        raise ConfigError(f"REPORTS_STORAGE_URL: {first_line(exc)}") from None
+    try:
+        report = check_backends(queue, storage, settings.warehouse_url, CHECK_TIMEOUT)
     finally:
         queue.close()
-    try:
-        open_storage(settings).check_links()
-    except LinkUnavailable as exc:
-        raise ConfigError(f"REPORTS_STORAGE_URL: {exc}") from None
-    except Exception as exc:  # e.g. no Google credentials for the client
-        raise ConfigError(f"REPORTS_STORAGE_URL: {_first_line(exc)}") from None
+    for name, variable in VARIABLES.items():
+        if report[name]:
+            raise ConfigError(f"{variable}: {report[name]}")

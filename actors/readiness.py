@@ -8,6 +8,7 @@ consumer's open connection can outlive the file or the server it came from).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,14 +20,17 @@ from actors.queue import JobQueue
 from actors.storage import Storage
 from actors.warehouse import open_warehouse
 
+log = logging.getLogger("catalog_report.readiness")
+
 CHECK_SECONDS = 5.0
 REUSE_SECONDS = 10.0  # a report this fresh is answered again: probes come every few seconds
 _checks = ThreadPoolExecutor(max_workers=6, thread_name_prefix="readiness")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """What went wrong in one line (an exception with no message: its type)."""
     text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")[:300]
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _warehouse(url: str) -> None:
@@ -56,7 +60,7 @@ def check_backends(queue: JobQueue, storage: Storage, warehouse_url: str,
         except FutureTimeout:
             report[name] = f"no answer within {timeout:g} s"
         except Exception as exc:
-            report[name] = _first_line(exc)
+            report[name] = first_line(exc)
     return report
 
 
@@ -76,4 +80,7 @@ class BackendChecks:
         with self._lock:  # callers at the same moment share one check
             if time.monotonic() - self._at >= self._reuse:
                 self._report, self._at = check_backends(*self._args), time.monotonic()
+                for name, why in self._report.items():  # once per check, not once per probe
+                    if why:
+                        log.warning("backend %s unavailable: %s", name, why)
             return dict(self._report)

@@ -246,7 +246,7 @@ def test_a_consumer_starts_without_its_warehouse_and_fails_the_job_with_one_noti
     loop = ConsumerLoop(settings.model_dump(mode="json"), render_workers=1, name=f"missing-{tmp_path.name}")
     try:
         report = loop.backends()
-        assert report["warehouse"].startswith("FileNotFoundError: no DuckDB file at ")
+        assert report["warehouse"].startswith("no DuckDB file at ")
         assert [name for name, why in report.items() if why] == ["warehouse"]
         storage = open_storage(settings)
         job = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
