@@ -343,7 +343,7 @@ def test_lost_partition_is_fetched_again(ray_session, shim, pg_database, setting
     """Three partitions fetched in Ray tasks, one row per round trip so they take a while; one
     task's process is killed, or the server drops its sessions: the lost partitions are fetched
     again on their own (the ranges are planned once) and the sheet is the same."""
-    warehouse = open_warehouse(_url(shim, pg_database, "ssl=false&partitions=3&partition_min_rows=0&fetch_rows=20"))
+    warehouse = open_warehouse(_url(shim, pg_database, "ssl=false&partitions=3&partition_min_rows=0&fetch_rows=1"))
     stop, killed = threading.Event(), []
     saboteur = (lambda: _kill_when_fetching(stop, killed)) if fault == "worker-killed" else (
         lambda: _terminate_sessions_when_fetching(pg_database, stop, killed))
