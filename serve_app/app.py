@@ -180,7 +180,12 @@ class ReportsAPI:
     ):
         who = await self.principal(credentials)
         self.reads.check(who.institution_id)
-        found = await asyncio.to_thread(self.ledger.get, job_id) if _JOB_ID.fullmatch(job_id) else None
+        try:
+            found = await asyncio.to_thread(self.ledger.get, job_id) if _JOB_ID.fullmatch(job_id) else None
+        except Exception as exc:  # the ledger's storage did not answer in time: nothing is known, try again
+            log.warning("job %s: status unavailable (%r)", job_id, exc)
+            raise ApiError(503, "the job ledger did not answer; retry shortly",
+                           {"Retry-After": str(RETRY_AFTER_SECONDS)}) from exc
         if found is None or (found[0].institution_id, found[0].user_id) != (who.institution_id, who.user_id):
             raise ApiError(404, "no such job")
         return {"results": found[0].public()}

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -40,7 +41,7 @@ from actors.settings import ConfigError, load_settings
 from actors.storage import PreconditionFailed, open_storage
 from actors.storage.base import XLSX_TYPE
 from actors.storage.gcs import GcsStorage, content_disposition
-from actors.submit import submit
+from actors.submit import Unavailable, submit
 from actors.warehouse import open_warehouse
 from tests.emulators import BUCKET, SIGNER, FakeGcs
 from tests.workbook import read_both
@@ -424,12 +425,68 @@ def test_a_public_link_is_notified_without_an_expiry(tmp_path, warehouse):
     ("public=yes", {}, "public must be true or false"),
     ("chunk_mib=0", {}, "chunk_mib must be"),
     ("chunk=8", {}, "unknown option 'chunk'"),
+    ("ledger_timeout=0", {}, "ledger_timeout must be"),
+    ("ledger_timeout=soon", {}, "ledger_timeout must be"),
     ("", {"link_ttl_seconds": 8 * 24 * 3600}, "REPORTS_LINK_TTL_SECONDS"),
 ])
 def test_bad_options_fail_at_start_naming_the_variable(tmp_path, query, settings, message):
     with pytest.raises(ConfigError, match=message):
         gcs(tmp_path, query=query, **settings)
     gcs(tmp_path, query="public=true", link_ttl_seconds=30 * 24 * 3600)  # public links have no limit
+
+
+@pytest.fixture
+def silent_server():
+    """A host that accepts connections and never answers: GCS as an outage or a broken network
+    path shows it to a client (the worst case: nothing is refused, everything waits)."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+@pytest.mark.parametrize("outage", ["silent", "refused"])
+def test_a_gcs_outage_refuses_a_job_within_the_ledger_timeout(tmp_path, monkeypatch, silent_server, outage):
+    """The API writes a job's record before publishing it. With GCS not answering, the client's
+    default (two minutes of retries) held the request that long; bounded by ledger_timeout, the
+    request is refused (Unavailable: the API's 503) and no message is published."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        refused = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", silent_server if outage == "silent" else refused)
+    store = gcs(tmp_path, query="ledger_timeout=2")
+    settings = load_settings(data_dir=tmp_path, jwt_secret="x" * 32)
+    queue = open_queue(settings.queue_url)
+    job = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
+                     start_date=date(2025, 1, 1), end_date=date(2025, 12, 31), timezone="UTC", requested_at=utcnow())
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="could not be recorded"):
+        submit(Ledger(store), queue, job)
+    assert time.monotonic() - started < 2 + 3
+    assert queue.pending() == 0
+    started = time.monotonic()
+    with pytest.raises(Exception):
+        Ledger(store).get(job.job_id)  # a status read is bounded too (the API answers 503)
+    assert time.monotonic() - started < 2 + 3
 
 
 # --- the consumer, end to end, on GCS ------------------------------------------------------------

@@ -22,6 +22,10 @@ URL options, in the query string (``gs://bucket/prefix?public=true&chunk_mib=16`
   for anyone who has it for as long as the object exists and the bucket grants read.
 - ``chunk_mib=N`` (default 8): resumable upload chunk size in MiB. Each chunk is held in memory
   and is what one failed request resends.
+- ``ledger_timeout=S`` (default 10): seconds one ledger read, write, listing or delete may take,
+  retries included, before it fails. The client's own default is two minutes of retries; with
+  that, a GCS outage held each report request (whose record is written first) and each heartbeat
+  for minutes. Bounded, a request answers 503 with Retry-After and a heartbeat tries again.
 
 With ``STORAGE_EMULATOR_HOST`` set (tests, local emulators) the client talks to that host without
 credentials and links point at it; a key in ``GOOGLE_APPLICATION_CREDENTIALS`` still signs them.
@@ -51,7 +55,7 @@ from actors.storage.base import LinkUnavailable, PreconditionFailed
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]  # storage, and IAM signBlob
 MAX_SIGNED_TTL = 7 * 24 * 3600  # the V4 limit
-OPTIONS = {"public", "chunk_mib"}
+OPTIONS = {"public", "chunk_mib", "ledger_timeout"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class GcsOptions:
     prefix: str
     public: bool
     chunk_size: int
+    ledger_timeout: float
 
     @classmethod
     def from_url(cls, url: str, link_ttl_seconds: int) -> GcsOptions:
@@ -71,24 +76,33 @@ class GcsOptions:
         if not parts.netloc:
             raise ValueError("gs:// needs a bucket name (gs://bucket/prefix)")
         if unknown := sorted(options.keys() - OPTIONS):
-            raise ValueError(f"unknown option {unknown[0]!r} (known: public, chunk_mib)")
+            raise ValueError(f"unknown option {unknown[0]!r} (known: {', '.join(sorted(OPTIONS))})")
         public = options.get("public", "false").lower()
         chunk_mib = options.get("chunk_mib", "8")
         if public not in ("true", "false"):
             raise ValueError(f"public must be true or false, not {public!r}")
         if not chunk_mib.isdigit() or int(chunk_mib) < 1:
             raise ValueError("chunk_mib must be a whole number of MiB, at least 1")
+        try:
+            ledger_timeout = float(options.get("ledger_timeout", "10"))
+        except ValueError:
+            ledger_timeout = 0.0
+        if not 0 < ledger_timeout <= 600:
+            raise ValueError("ledger_timeout must be a number of seconds above 0, at most 600")
         if public == "false" and link_ttl_seconds > MAX_SIGNED_TTL:
             raise ValueError(f"signed GCS links last at most {MAX_SIGNED_TTL} seconds: lower "
                              "REPORTS_LINK_TTL_SECONDS or make links public (?public=true)")
         # chunk_size: a multiple of 256 KiB, as GCS requires
-        return cls(parts.netloc, parts.path.strip("/"), public == "true", int(chunk_mib) * 1024 * 1024)
+        return cls(parts.netloc, parts.path.strip("/"), public == "true", int(chunk_mib) * 1024 * 1024,
+                   ledger_timeout)
 
 
 class GcsStorage:
     def __init__(self, settings) -> None:
         options = GcsOptions.from_url(settings.storage_url, settings.link_ttl_seconds)
         self.public, self.chunk_size, self.prefix = options.public, options.chunk_size, options.prefix
+        # Ledger calls: retried for at most ledger_timeout in all, each HTTP request as long at most.
+        self._ledger = {"retry": DEFAULT_RETRY.with_timeout(options.ledger_timeout), "timeout": options.ledger_timeout}
         # The emulator takes no credentials: the client then uses anonymous ones by itself.
         emulated = bool(os.environ.get("STORAGE_EMULATOR_HOST"))
         self.client = storage.Client(project=None, credentials=None if emulated else self._credentials)
@@ -153,7 +167,7 @@ class GcsStorage:
     def keys_written_since(self, prefix: str, since: datetime) -> Iterator[str]:
         """One listing of ``prefix/`` (names and update times only, paged by the client)."""
         under = f"{self.prefix}/{prefix}/" if self.prefix else f"{prefix}/"
-        for blob in self.client.list_blobs(self.bucket, prefix=under, delimiter="/", retry=DEFAULT_RETRY,
+        for blob in self.client.list_blobs(self.bucket, prefix=under, delimiter="/", **self._ledger,
                                            fields="items(name,updated),nextPageToken"):
             if blob.updated >= since:
                 yield f"{prefix}/{blob.name.removeprefix(under)}"
@@ -161,7 +175,7 @@ class GcsStorage:
     def read_json(self, key: str) -> tuple[dict, str] | None:
         blob = self._blob(key)
         try:
-            raw = blob.download_as_bytes(retry=DEFAULT_RETRY)
+            raw = blob.download_as_bytes(**self._ledger)
         except exceptions.NotFound:
             return None
         # The download's X-Goog-Generation header: content and generation from the same response.
@@ -174,21 +188,20 @@ class GcsStorage:
         blob.cache_control = "no-store"  # publicly readable objects are edge-cached by default
         raw = json.dumps(value, sort_keys=True, default=str).encode()
         try:
-            blob.upload_from_string(raw, content_type="application/json", retry=DEFAULT_RETRY,
+            blob.upload_from_string(raw, content_type="application/json", **self._ledger,
                                     if_generation_match=None if if_generation is None else int(if_generation))
         except exceptions.PreconditionFailed as exc:
             raise PreconditionFailed(key) from exc
         return str(blob.generation)
 
-
     def list(self, prefix: str, limit: int) -> list[tuple[str, datetime]]:
         start = self._blob(prefix).name
-        blobs = self.bucket.list_blobs(prefix=start, max_results=limit, retry=DEFAULT_RETRY)
+        blobs = self.bucket.list_blobs(prefix=start, max_results=limit, **self._ledger)
         return [(blob.name.removeprefix(start), blob.updated) for blob in blobs]
 
     def delete(self, key: str, if_generation: str | None = None) -> None:
         try:
-            self._blob(key).delete(retry=DEFAULT_RETRY,
+            self._blob(key).delete(**self._ledger,
                                    if_generation_match=None if if_generation is None else int(if_generation))
         except exceptions.NotFound:
             if if_generation is not None:
