@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
@@ -263,8 +264,9 @@ class JobRunner:
         jlog.info("job %s %s and notified (%s rows)", state.id, state.status.value, state.rows)
 
     def _produce_and_store(self, job: CatalogJob, claim: _Claim) -> Produced:
+        # The zone the request was accepted with (a version-1 message: this service's default).
         query = CatalogQuery.for_dates(job.institution_id, job.start_date, job.end_date,
-                                       self.settings.zone, job.school_ids)
+                                       ZoneInfo(job.timezone), job.school_ids)
         with tempfile.TemporaryDirectory(prefix="catalog-") as tmp:
             out = Path(tmp) / job.file_name
             produced = produce_report(self.warehouse, query, subdomain=job.subdomain,

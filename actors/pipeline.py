@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -51,7 +52,7 @@ def produce_report(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     progress(0.0, "query")
-    fetched = fetch(warehouse, query, settings.zone)
+    fetched = fetch(warehouse, query, ZoneInfo(query.zone))
     names = warehouse.school_names(query)
     timings["query"] = time.perf_counter() - t
 

@@ -18,6 +18,8 @@ from actors.queue import open_queue
 from actors.storage import open_storage
 from actors.submit import submit
 from actors.warehouse import open_warehouse
+from tests.conftest import ADMIN, STUDENT
+from tests.data import expected_report
 from tests.workbook import read_both
 
 
@@ -83,6 +85,23 @@ def test_job_runs_to_done_with_file_link_and_notification(env):
     [path] = files(settings)
     assert len(read_both(path)["Catálogo"]) == 17
     assert queue.pending() == 0
+
+
+def test_the_report_is_in_the_time_zone_its_message_carries(env):
+    """The zone is the request's, carried in the message: a consumer configured for UTC still
+    counts the period and shows the dates of a São Paulo request in São Paulo."""
+    settings, queue, storage, runner, _ = env
+    assert settings.timezone == "UTC"
+    job_id = accept(queue, storage, timezone="America/Sao_Paulo")
+    assert runner().run_once(wait_seconds=0)
+    assert Ledger(storage).get(job_id)[0].status is Status.done
+    [path] = files(settings)
+    rows = [r + [None] * (10 - len(r)) for r in read_both(path)["Catálogo"][1:]]
+    expected = expected_report(1, date(2025, 1, 1), date(2025, 12, 31), subdomain="demo", student=STUDENT,
+                               admin=ADMIN, tz="America/Sao_Paulo")
+    assert rows == expected
+    assert rows != expected_report(1, date(2025, 1, 1), date(2025, 12, 31), subdomain="demo", student=STUDENT,
+                                   admin=ADMIN)
 
 
 def test_duplicate_delivery_gives_one_file_and_one_notification(env):

@@ -57,6 +57,7 @@ class CatalogQuery:
     period_end: datetime  # naive UTC, exclusive
     school_ids: tuple[int, ...] | None = None
     ids: IdRange | None = None  # one partition's courses; None: all of them
+    zone: str = "UTC"  # the report's time zone: its period above, and the dates it shows
 
     @classmethod
     def for_dates(
@@ -69,7 +70,7 @@ class CatalogQuery:
             return local.astimezone(timezone.utc).replace(tzinfo=None)
 
         ids = tuple(sorted(set(school_ids))) if school_ids else None
-        return cls(institution_id, utc(start), utc(end + timedelta(days=1)), ids)
+        return cls(institution_id, utc(start), utc(end + timedelta(days=1)), ids, zone=zone.key)
 
     def part(self, ids: IdRange) -> "CatalogQuery":
         return replace(self, ids=ids)
