@@ -40,6 +40,7 @@ log = logging.getLogger("catalog_report.consumer")
 
 HEARTBEAT_SECONDS = 1.0  # progress is written at most this often
 MAX_BACKOFF = 60.0
+DRAIN_SECONDS = 600  # a replica being stopped finishes its running jobs for at most this long
 STALE_MARGIN = 0.5  # seconds past a claim's staleness before it is retried (clocks and rounding)
 
 PHASE_ERRORS = {
@@ -109,19 +110,45 @@ class _Retry(Exception):
     """The delivery was handed back to the queue; do not ack it."""
 
 
+class InstitutionShare:
+    """How many jobs each institution is running in this consumer: shared by its job slots, so
+    one institution's burst cannot take every slot while another institution's request waits."""
+
+    def __init__(self, per_institution: int):
+        self.per_institution = per_institution
+        self._lock = threading.Lock()
+        self._running: dict[int, int] = {}
+
+    def take(self, institution_id: int) -> bool:
+        with self._lock:
+            if self._running.get(institution_id, 0) >= self.per_institution:
+                return False
+            self._running[institution_id] = self._running.get(institution_id, 0) + 1
+            return True
+
+    def give_back(self, institution_id: int) -> None:
+        with self._lock:
+            self._running[institution_id] -= 1
+            if not self._running[institution_id]:
+                del self._running[institution_id]
+
+
 class JobRunner:
     """Everything a consumer does, with no Ray in sight (the actor shell adds the loop)."""
 
     def __init__(self, settings, queue: JobQueue, storage: Storage, warehouse: Warehouse,
                  notifier: Notifier, render: Renderer = render_serially, worker_id: str | None = None,
-                 fetch: Fetcher = fetch_here):
+                 fetch: Fetcher = fetch_here, share: InstitutionShare | None = None):
         self.settings, self.queue, self.storage = settings, queue, storage
         self.warehouse, self.notifier, self.render, self.fetch = warehouse, notifier, render, fetch
+        self.share = share
+        self.deferred = False  # the last delivery went to the back of the queue (its institution's share was full)
         self.ledger = Ledger(storage)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     def run_once(self, wait_seconds: float = 1.0) -> bool:
         """Handle at most one delivery; False when the queue had nothing."""
+        self.deferred = False
         got = self.queue.pull(1, self.settings.lease_seconds, wait_seconds)
         for delivery in got:
             try:
@@ -169,6 +196,32 @@ class JobRunner:
             jlog.info("job %s is held by %s; retry in %.1f s", job_id, state.worker, wait)
             self.queue.nack(delivery, delay_seconds=wait)
             return
+        if self.share is None:
+            self._claim_and_run(job, delivery, state, gen)
+        elif not self.share.take(job.institution_id):
+            self._defer(job, delivery)
+        else:
+            try:
+                self._claim_and_run(job, delivery, state, gen)
+            finally:
+                self.share.give_back(job.institution_id)
+
+    def _defer(self, job: CatalogJob, delivery: Delivery) -> None:
+        """To the back of the queue, as a fresh message for the same job (its ledger record is
+        untouched): a nack would count a delivery attempt towards the dead-letter limit."""
+        job_log(job.job_id).info("job %s: institution %s has %d jobs running here; sent to the back of the queue",
+                                 job.job_id, job.institution_id, self.share.per_institution)
+        try:
+            self.queue.publish(job.to_bytes())
+        except Exception:
+            self.queue.nack(delivery, delay_seconds=1)
+        else:
+            self.queue.ack(delivery)
+        self.deferred = True
+        metrics.deferred_jobs().inc()
+
+    def _claim_and_run(self, job: CatalogJob, delivery: Delivery, state: JobState, gen: str) -> None:
+        job_id, jlog = job.job_id, job_log(job.job_id)
         finished = state.status in (Status.done, Status.failed)
         claim_update = {"worker": self.worker_id, "heartbeat": utcnow()}
         if not finished:
@@ -297,16 +350,14 @@ class ConsumerLoop:
     """The actor shell: builds the backends from settings and runs :class:`JobRunner` in a
     thread, so the actor's event loop stays free for health checks and stats calls."""
 
-    def __init__(self, settings_values: dict, render_workers: int | None = None, name: str = "catalog"):
-        import ray
-
+    def __init__(self, settings_values: dict, render_workers: int | None = None):
         from actors.fetch import fetch_on_ray
         from actors.niceness import as_background
         from actors.notify import open_notifier
         from actors.queue import open_queue
         from actors.readiness import BackendChecks
         from actors.reconciler import Reconciler
-        from actors.render import RenderPool
+        from actors.render import RayRenderer
         from actors.settings import load_settings
         from actors.storage import open_storage
         from actors.warehouse.on_demand import OnDemandWarehouse
@@ -316,29 +367,38 @@ class ConsumerLoop:
         # process sorts and cuts the report while the render actors are idle: let it use the node.
         pa.set_cpu_count(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
         self.settings = load_settings(**settings_values)
-        workers = render_workers or self.settings.render_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self.pool = RenderPool(workers, name_prefix=f"{name}-render")
+        renderer = RayRenderer(render_workers or self.settings.render_workers)
         # Nothing here needs a backend to answer: a consumer that is down cannot say what is
         # wrong, and its jobs would wait unseen. A backend that is down fails the jobs that need
         # it (retried, then failed and notified) and shows in backends().
         queue, storage = open_queue(self.settings.queue_url), open_storage(self.settings)
-        self.runner = JobRunner(self.settings, queue, storage, OnDemandWarehouse(self.settings.warehouse_url),
-                                open_notifier(self.settings), render=self.pool.render, fetch=fetch_on_ray)
-        self.reconciler = Reconciler(self.settings, queue, storage, holder=self.runner.worker_id)
+        warehouse, notifier = OnDemandWarehouse(self.settings.warehouse_url), open_notifier(self.settings)
+        share = InstitutionShare(self.settings.institution_jobs)
+        base = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        # One runner per job slot, each its own claimant: two slots must never both hold a job.
+        self.runners = [JobRunner(self.settings, queue, storage, warehouse, notifier, render=renderer.render,
+                                  worker_id=f"{base}/{slot}", fetch=fetch_on_ray, share=share)
+                        for slot in range(self.settings.consumer_jobs)]
+        self.reconciler = Reconciler(self.settings, queue, storage, holder=base)
         self.checks = BackendChecks(queue, storage, self.settings.warehouse_url,
                                     self.settings.readiness_reuse_seconds)
-        self.handled = 0
+        self.handled, self._count_lock = 0, threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="consumer-loop")
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._loop, args=(runner,), daemon=True, name=f"consumer-slot-{i}")
+                         for i, runner in enumerate(self.runners)]
+        for thread in self._threads:
+            thread.start()
         threading.Thread(target=self._reconcile, daemon=True, name="reconciler").start()
 
-    def _loop(self) -> None:
+    def _loop(self, runner: JobRunner) -> None:
         failures = 0
         while not self._stop.is_set():
             try:
-                if self.runner.run_once(wait_seconds=1.0):
-                    self.handled += 1
+                if runner.run_once(wait_seconds=1.0):
+                    with self._count_lock:
+                        self.handled += 1
+                if runner.deferred:  # only its institution's further jobs may be waiting: not a busy loop
+                    self._stop.wait(0.25)
                 failures = 0
             except Exception:
                 # e.g. the queue or the ledger is down: said once per attempt, ever less often
@@ -360,11 +420,15 @@ class ConsumerLoop:
                 log.exception("reconciler pass failed; the next one is in %s s", self.settings.reconcile_seconds)
 
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return all(thread.is_alive() for thread in self._threads)
 
     def stop(self) -> None:
+        """Take no new job; wait for the running ones to finish (a drain: Serve gives a replica
+        that is scaled down ``graceful_shutdown_timeout_s``; past it, the lease protocol hands
+        its jobs to another consumer)."""
         self._stop.set()
-        self._thread.join(timeout=30)
+        for thread in self._threads:
+            thread.join()
 
 
 def consumer_deployment():
@@ -373,12 +437,12 @@ def consumer_deployment():
     from ray import serve
 
     @serve.deployment(name="JobConsumer", num_replicas=1, ray_actor_options={"num_cpus": 0},
-                      health_check_period_s=5, logging_config={"encoding": "JSON"})
+                      health_check_period_s=5, logging_config={"encoding": "JSON"},
+                      graceful_shutdown_timeout_s=DRAIN_SECONDS)
     class JobConsumer:
         def __init__(self, settings_values: dict):
             use_serve_log_files()
-            tag = serve.get_replica_context().replica_tag
-            self.loop = ConsumerLoop(settings_values, name=f"catalog-{tag}")
+            self.loop = ConsumerLoop(settings_values)
 
         def check_health(self) -> None:
             if not self.loop.alive():

@@ -57,3 +57,9 @@ def jobs_redriven() -> Counter:
 @cache
 def jobs_pending() -> Gauge:
     return Gauge("catalog_jobs_pending", "Jobs accepted and not yet notified, at the last reconciler pass.")
+
+
+@cache
+def deferred_jobs() -> Counter:
+    return Counter("catalog_jobs_deferred",
+                   "Jobs sent to the back of the queue because their institution had its share of a consumer's job slots.")

@@ -1,19 +1,26 @@
-"""Render chunks of the report into deflated sheet XML, in parallel on a pool of Ray actors.
+"""Render chunks of the report into deflated sheet XML, in parallel as Ray tasks.
 
-The actors are thin: :func:`assemble` and :func:`render_part` are pure, and are what tests and
+The tasks are thin: :func:`assemble` and :func:`render_part` are pure, and are what tests and
 the single-process path call directly. A report's rows stay where they were fetched, as Arrow IPC
 streams in the object store (one per warehouse partition); each chunk is a few index arrays
-saying which of those rows it holds, so no process ever gathers the whole report. An actor maps
+saying which of those rows it holds, so no process ever gathers the whole report. A task maps
 the partitions (zero-copy), takes its chunk's rows into memory of its own, and lets go of the
 partitions' pages *before* it renders: the pages a take touched all over the partitions are not
-held while the XML is built, so its peak is the larger of the two, not their sum. (A separate
-task per chunk doing the take, tried before, cost ~95 ms a chunk in scheduling and copies and
-left the actors waiting: 2 actors rendered slower than one process.) Each actor is kept two
-chunks deep, so it never waits.
+held while the XML is built, so its peak is the larger of the two, not their sum.
+
+Render capacity is the cluster's, not a consumer's: each chunk is a task asking for one CPU,
+placed by Ray on whichever node has one (spread over the nodes), so every job of every consumer
+draws on the same CPUs, a node added by hand or by Ray's autoscaler (which sees the tasks
+waiting) is used by the next chunk, and a chunk lost with its node is run again elsewhere. No
+setting can leave a job waiting for workers that never start: a chunk waits only for a CPU to
+free. A job keeps a bounded number of chunks submitted, and the jobs of one process share that
+fairly (:class:`RayRenderer`), so a small report is not queued behind a big one's chunks.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -26,8 +33,7 @@ from actors.partition import Chunk, ChunkRows
 from actors.xlsx.deflate import DeflatedPart, PartWriter
 from actors.xlsx.rows import Column, render_rows
 
-DEPTH = 2  # chunks queued on each actor at once
-BATCH_ROWS = 32_768  # rows turned into XML at a time: an actor's working set, whatever the chunk size
+BATCH_ROWS = 32_768  # rows turned into XML at a time: a worker's working set, whatever the chunk size
 
 
 def render_chunk(report: pa.Table, chunk: Chunk, columns: list[Column] | None = None) -> DeflatedPart:
@@ -68,7 +74,7 @@ def _forget_column(column: pa.ChunkedArray) -> None:
 
 
 def ipc(rows: pa.Table) -> pa.Buffer:
-    """``rows`` as one Arrow IPC stream: what an actor can map without copying."""
+    """``rows`` as one Arrow IPC stream: what a worker can map without copying."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, rows.schema) as writer:
         writer.write_table(rows)
@@ -79,24 +85,22 @@ def read_ipc(buffer: pa.Buffer) -> pa.Table:
     return pa.ipc.open_stream(buffer).read_all()  # zero-copy over the buffer
 
 
-@ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=3)
-class RenderWorker:
-    """One render process; restarted and its task retried if it (or its node) dies."""
+def render_here(rows: ChunkRows, first_row: int, columns: list[Column] | None, *partitions: pa.Buffer) -> DeflatedPart:
+    """What a render task does in its worker process. ``partitions``: the IPC streams ``rows``
+    picks from, mapped from the object store."""
+    as_background()
+    # Each column's pages are let go of as soon as it is taken: the take touched pages all
+    # over the partition, and holding them all at once cost ~80 MB of resident memory.
+    table = assemble(dict(zip(rows.partitions, map(read_ipc, partitions), strict=True)), rows, _forget_column)
+    part = render_part(table, first_row, columns)
+    del table
+    trim_private()  # an idle worker holds little of the chunks' XML
+    forget_object_store()  # nor the pages of earlier chunks' rows and results
+    return part
 
-    def __init__(self):
-        as_background()
 
-    def render(self, rows: ChunkRows, first_row: int, columns: list[Column] | None,
-               *partitions: pa.Buffer) -> DeflatedPart:
-        """``partitions``: the IPC streams ``rows`` picks from, mapped from the object store."""
-        # Each column's pages are let go of as soon as it is taken: the take touched pages all
-        # over the partition, and holding them all at once cost ~80 MB of resident memory.
-        table = assemble(dict(zip(rows.partitions, map(read_ipc, partitions), strict=True)), rows, _forget_column)
-        part = render_part(table, first_row, columns)
-        del table
-        trim_private()  # an idle actor holds little of the chunks' XML
-        forget_object_store()  # nor the pages of earlier chunks' rows and results
-        return part
+# Retried (up to 3 times) when its worker or node dies; an error in the code is not retried.
+render_task = ray.remote(num_cpus=1, max_retries=3, scheduling_strategy="SPREAD")(render_here)
 
 
 Renderer = Callable[[list, list[Chunk], list[ChunkRows], list[Column], Callable[[int], None]], list[DeflatedPart]]
@@ -113,58 +117,89 @@ def render_serially(partitions: list[pa.Buffer], plan: list[Chunk], rows: list[C
     return parts
 
 
-class RenderPool:
-    """A fixed set of :class:`RenderWorker` actors reused across jobs, spread over the cluster's
-    nodes (Ray's SPREAD strategy) so one node's loss takes only its share of the pool."""
+class _FairSlots:
+    """The chunks this process may have submitted at once, shared by the jobs rendering at once:
+    while several render, each may hold at most an equal share, so a small job's chunk waits for
+    at most one of a big job's chunks to finish, never for the big job."""
 
-    def __init__(self, workers: int, name_prefix: str | None = None, cpus_per_actor: float = 1):
-        self.actors = []
-        for i in range(workers):
-            opts: dict = {"num_cpus": cpus_per_actor, "scheduling_strategy": "SPREAD"}
-            if name_prefix:
-                opts |= {"name": f"{name_prefix}-{i}", "get_if_exists": True}
-            self.actors.append(RenderWorker.options(**opts).remote())
-        self._placed = {actor.__ray_ready__.remote(): actor for actor in self.actors}
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.held: dict[object, int] = {}  # job → slots it holds; a key per job inside render()
 
-    def _working(self) -> list:
-        """The actors the cluster has placed (at least one, waiting for it if need be): an actor
-        still pending for want of resources must not be handed chunks it would never render."""
-        refs = list(self._placed)
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-        if not ready:
-            ready, _ = ray.wait(refs, num_returns=1)
-        return [self._placed[ref] for ref in ready]
+    def enter(self, job: object) -> None:
+        with self._lock:
+            self.held[job] = 0
+
+    def leave(self, job: object) -> None:
+        with self._lock:
+            del self.held[job]
+
+    def take(self, job: object, total: int) -> bool:
+        with self._lock:
+            share = max(1, total // len(self.held))
+            if sum(self.held.values()) >= total or self.held[job] >= share:
+                return False
+            self.held[job] += 1
+            return True
+
+    def give_back(self, job: object) -> None:
+        with self._lock:
+            self.held[job] -= 1
+
+
+class RayRenderer:
+    """The :data:`Renderer` on Ray tasks. ``in_flight`` chunks at most are submitted at once by
+    this process (0: one more than the cluster has CPUs, counted when a job starts rendering, so
+    a node that joined counts): enough to keep every CPU busy with no gap between chunks, few
+    enough that another job's chunk is not queued behind a long line of this one's. Several
+    jobs may render at once, from several threads: they share those slots fairly."""
+
+    def __init__(self, in_flight: int = 0, cpus_per_chunk: float = 1):
+        self.in_flight, self.cpus_per_chunk = in_flight, cpus_per_chunk
+        self._slots = _FairSlots()
+
+    def _budget(self) -> int:
+        if self.in_flight:
+            return self.in_flight
+        return max(1, int(ray.cluster_resources().get("CPU", 1) / self.cpus_per_chunk)) + 1
 
     def render(self, partitions: list, plan: list[Chunk], rows: list[ChunkRows], columns: list[Column],
                on_done: Callable[[int], None]) -> list[DeflatedPart]:
-        """The :data:`Renderer` on the pool: parts in plan order; ``partitions``: object refs (or
-        buffers) of the fetched partitions' IPC streams; ``on_done(k)`` after k chunks finish."""
+        """Parts in plan order; ``partitions``: object refs (or buffers) of the fetched
+        partitions' IPC streams; ``on_done(k)`` after k chunks finish."""
         refs = [p if isinstance(p, ray.ObjectRef) else ray.put(p) for p in partitions]
-        todo = iter(enumerate(zip(plan, rows, strict=True)))
-        running: dict = {}  # ObjectRef → (actor, chunk index)
-
-        def feed(actor) -> None:
-            """Queue the next chunk, if any, on ``actor``."""
-            if (item := next(todo, None)) is not None:
-                index, (chunk, chunk_rows) = item
-                parts = (refs[p] for p in chunk_rows.partitions)
-                running[actor.render.remote(chunk_rows, chunk.first_row, columns, *parts)] = (actor, index)
-
-        for actor in self._working():
-            for _ in range(DEPTH):
-                feed(actor)
+        task = render_task.options(num_cpus=self.cpus_per_chunk, name="render-chunk")
+        budget = self._budget()
+        running: dict = {}  # ObjectRef → chunk index
         parts: list = [None] * len(plan)
-        for done in range(1, len(plan) + 1):
-            [ref], _ = ray.wait(list(running), num_returns=1)
-            actor, index = running.pop(ref)
-            parts[index] = ray.get(ref)
-            feed(actor)
-            on_done(done)
+        submitted = done = 0
+        me = object()
+        self._slots.enter(me)
+        try:
+            while done < len(plan):
+                while submitted < len(plan) and self._slots.take(me, budget):
+                    chunk, chunk_rows = plan[submitted], rows[submitted]
+                    ref = task.remote(chunk_rows, chunk.first_row, columns, *(refs[p] for p in chunk_rows.partitions))
+                    running[ref] = submitted
+                    submitted += 1
+                if not running:  # every slot is another job's: one frees within a chunk's time
+                    time.sleep(0.02)
+                    continue
+                # Alone, wait for our own chunks; beside other jobs, look again soon, since a slot
+                # another job frees does not wake us.
+                ready, _ = ray.wait(list(running), num_returns=1,
+                                    timeout=None if len(self._slots.held) == 1 else 0.05)
+                for ref in ready:
+                    index = running.pop(ref)
+                    self._slots.give_back(me)
+                    parts[index] = ray.get(ref)
+                    done += 1
+                    on_done(done)
+        finally:
+            for ref in running:  # a failed job's other chunks are not wanted any more
+                ray.cancel(ref)
+            self._slots.leave(me)
         return parts
-
-    def shutdown(self) -> None:
-        for actor in self.actors:
-            ray.kill(actor)
 
 
 def table_chunks(report: pa.Table, plan: list[Chunk]) -> tuple[list[pa.Buffer], list[ChunkRows]]:

@@ -64,7 +64,11 @@ class Settings(BaseSettings):
     read_limit_per_minute: int = Field(600, ge=1)  # status polls per institution, in each HTTP replica
     rate_limit_storage_url: str = ""  # a `limits` storage (redis://…): the counts outlive the limiter
     link_ttl_seconds: int = Field(604800, ge=60)
-    render_workers: int = Field(0, ge=0)
+    render_workers: int = Field(0, ge=0)  # chunks a consumer has rendering at once; 0: the cluster's CPUs + 1
+    # Jobs one consumer replica runs at once, sharing its render workers fairly; at most
+    # institution_jobs of them for one institution (its further jobs go to the back of the queue).
+    consumer_jobs: int = Field(4, ge=1, le=64)
+    institution_jobs: int = Field(2, ge=1)
     chunk_rows: int = Field(50_000, ge=1)
     max_delivery_attempts: int = Field(5, ge=1)
     lease_seconds: float = Field(20.0, ge=1)  # a dead consumer's job is taken over one lease after its last heartbeat

@@ -60,7 +60,7 @@ WATCHED = {
     "JobConsumer replica": f"ServeReplica:{APP_NAME}:JobConsumer",
     "ReportsAPI replica": f"ServeReplica:{APP_NAME}:ReportsAPI",
     "Serve HTTP proxy": "ProxyActor",
-    "render workers (sum)": "RenderWorker",
+    "task workers (sum; render chunks run there)": "ray::IDLE",  # idle when looked up, after the warm-up
     "rate limiter actor": "ray::RateLimiter",
 }
 TICK = os.sysconf("SC_CLK_TCK")
@@ -523,7 +523,7 @@ def run_serve(args, toks: dict[int, str], warehouse_path: Path) -> dict:
     # address="local": a fresh instance even when another `ray start` cluster runs on this machine
     # (address=None would attach to the one named in /tmp/ray/ray_current_cluster). Workers at the
     # priority `catalog-report serve` gives them (API replicas and proxy at 0, like uvicorn and
-    # the load generator here; consumer and render actors at 10), unless RAY_worker_niceness is set.
+    # the load generator here; consumer and render workers at 10), unless RAY_worker_niceness is set.
     workers_at_normal_priority()
     use_in_proxy()  # the proxy as `catalog-report serve` runs it
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -536,7 +536,7 @@ def run_serve(args, toks: dict[int, str], warehouse_path: Path) -> dict:
         base = f"http://127.0.0.1:{port}"
         wait_until_health(base, 60)
 
-        # warm-up (not counted): a few jobs through the whole path, so render actors are up
+        # warm-up (not counted): a few jobs through the whole path, so render workers are up
         warm = sequential(base, {i: toks[i] for i in list(toks)[:5]}, 5)
         wait_done(jobs_dir, [r.job_id for r in warm if r.job_id], args.drain_timeout)
 

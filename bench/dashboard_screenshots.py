@@ -1,14 +1,14 @@
-"""Screenshots of the Ray dashboard's Serve and Actors pages while a 1M-row report is rendered,
-for the README: what a user sees of the service in the dashboard.
+"""Screenshots of the Ray dashboard's Serve page and of the service's Ray job page while 1M-row
+reports are rendered, for the README: what a user sees of the service in the dashboard.
 
     .venv/bin/python bench/synthetic.py --courses 1000000        # once: the warehouse (prints its path)
     .venv/bin/python bench/dashboard_screenshots.py --warehouse bench/out/cache/<that file>.duckdb
 
 Starts ``catalog-report serve`` (its own Ray with the dashboard, stopped again at the end),
 logs headless Chromium in with the token the way ``serve`` says, asks for ``--jobs`` reports of
-institution 1 at once (the consumer runs them one after the other), captures the Serve page,
-then the Actors page every ``--every`` seconds until the jobs are done, and keeps the capture in
-which the render workers' CPU (as the dashboard shows it) is highest. Needs Debian's
+institution 1 at once, captures the Serve page, then the page of the Ray job ``serve`` runs (its
+"Ray Core Overview": the render-chunk tasks running and finished) every ``--every`` seconds until
+the reports are done, and keeps the capture in which the most tasks were running. Needs Debian's
 ``chromium`` and ``npm ci`` in tests/browser.
 """
 
@@ -34,18 +34,12 @@ from tests.dashboard_browser import DashboardBrowser, missing  # noqa: E402
 from tests.emulators import free_port  # noqa: E402
 from tests.serve_process import ServeProcess  # noqa: E402
 
-# In an Actors-page row the CPU column is the number just before the memory column ("135.6MB/23.5GB").
-CPU = re.compile(r" (\d+(?:\.\d+)?) [\d.]+[KMGT]?B/")
-# The whole Actors table in one capture: its CPU and memory columns are far right.
-ACTORS_VIEW = {"width": 2400, "height": 820, "zoom": 0.7}
+# The job page's task summary, e.g. "Total: 41 Finished: 37 Running: 4".
+RUNNING = re.compile(r"Running: (\d+)")
+JOB_VIEW = {"width": 1400, "height": 560}
 # The Serve page down to its deployments table (its log viewer below needs the dashboard agent's
 # port 52365, which on a machine with several Rays may belong to another one).
 SERVE_VIEW = {"width": 1400, "height": 660}
-
-
-def render_cpu(rows: list[str]) -> float:
-    """The render workers' CPU per cent, summed, as the dashboard shows it."""
-    return sum(float(m.group(1)) for r in rows if "RenderWorker" in r and (m := CPU.search(r)))
 
 
 def main() -> None:
@@ -53,7 +47,7 @@ def main() -> None:
     p.add_argument("--warehouse", type=Path, required=True, help="DuckDB file with the report's schema")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "dashboard")
     p.add_argument("--jobs", type=int, default=3, help="reports asked at once")
-    p.add_argument("--every", type=float, default=2.0, help="seconds between Actors-page captures")
+    p.add_argument("--every", type=float, default=2.0, help="seconds between job-page captures")
     a = p.parse_args()
     if why := missing():
         sys.exit(why)
@@ -72,7 +66,7 @@ def main() -> None:
                                    check=True).stdout
             browser = DashboardBrowser(server.dashboard_url, token)
             try:
-                shoot(server, browser, secret, a)
+                shoot(server, browser, token, secret, a)
             finally:
                 browser.close()
         finally:
@@ -81,7 +75,7 @@ def main() -> None:
         shutil.rmtree(data, ignore_errors=True)
 
 
-def shoot(server: ServeProcess, browser: DashboardBrowser, secret: str, a) -> None:
+def shoot(server: ServeProcess, browser: DashboardBrowser, token: str, secret: str, a) -> None:
     user = jwt.encode({"institutionId": 1, "userId": 7, "subdomain": "rede-aprender",
                        "exp": int(time.time()) + 3600}, secret, algorithm="HS256")
     auth = {"Authorization": f"Bearer {user}"}
@@ -91,27 +85,30 @@ def shoot(server: ServeProcess, browser: DashboardBrowser, secret: str, a) -> No
 
     started = time.monotonic()
     jobs = [ask("/institution/reports/catalog", start_date="2025-01-01", end_date="2026-12-31")["id"]
-            for _ in range(a.jobs)]  # queued at once: the render actors never wait for a request
+            for _ in range(a.jobs)]  # queued at once
     serve = browser.page("serve", until=["catalog-report", "RUNNING"], **SERVE_VIEW)
     print(f"serve page: {serve['rows'][1:4]}, {browser.screenshot(a.out / 'serve.png')} bytes")
-    best, now, best_cpu = a.out / ".actors-best.png", a.out / ".actors-now.png", -1.0
-    while True:  # the dashboard's CPU figures lag by a few seconds: capture throughout, keep the busiest
+    login = httpx.post(f"{server.dashboard_url}/api/authenticate", headers={"Authorization": f"Bearer {token}"})
+    [driver] = [j for j in httpx.get(f"{server.dashboard_url}/api/jobs/", cookies=login.cookies).json()
+                if "catalog-report" in (j.get("entrypoint") or "") and j["status"] == "RUNNING"]
+    best, now, most = a.out / ".job-best.png", a.out / ".job-now.png", -1
+    while True:  # the dashboard's figures lag by a few seconds: capture throughout, keep the busiest
         states = [ask(f"/institution/reports/jobs/{job}") for job in jobs]
         if all(s["status"] in ("done", "failed") for s in states):
             break
-        rows = browser.page("actors", until=["RenderWorker"], seconds=5, **ACTORS_VIEW)["rows"]
+        text = browser.page(f"jobs/{driver['job_id']}", until=["Running:"], seconds=5, whole=True,
+                            **JOB_VIEW)["rows"]
         browser.screenshot(now)
-        cpu = render_cpu(rows)
-        print(f"  {[(s['status'], s['progress']) for s in states]}: render workers' CPU {cpu:.0f}%")
-        if cpu > best_cpu:
-            best_cpu = cpu
+        running = max((int(m.group(1)) for t in text if (m := RUNNING.search(t))), default=0)
+        print(f"  {[(s['status'], s['progress']) for s in states]}: {running} tasks running")
+        if running > most:
+            most = running
             now.replace(best)
         time.sleep(a.every)
     print(f"{[(s['status'], s['rows']) for s in states]} in {time.monotonic() - started:.1f} s")
-    best.replace(a.out / "actors.png")
+    best.replace(a.out / "job.png")
     now.unlink(missing_ok=True)
-    print(f"actors page, render workers' CPU {best_cpu:.0f}%: {a.out / 'actors.png'}, "
-          f"{(a.out / 'actors.png').stat().st_size} bytes")
+    print(f"job page, {most} tasks running: {a.out / 'job.png'}, {(a.out / 'job.png').stat().st_size} bytes")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ one warm process running the same query in DuckDB and writing with rustpy-xlsxwr
 
 The warehouse is bench/synthetic.py's realistic catalogue (institution 1 of it, cached in
 bench/out/cache); ``--shape legacy`` is ``catalog-report demo-data`` output, whose titles come from
-two short word lists. Ours is the real service: Ray Serve app + consumer + 2 render actors, driven
+two short word lists. Ours is the real service: Ray Serve app + consumer + render tasks on 2 CPUs, driven
 over HTTP, phases read from the job ledger; its clock runs from sending the request to the
 ledger's ``finished_at`` (the moment the status turns ``done``, same machine clock), so the
 client's status polls (every 0.25 s) neither round the time up nor take CPU from the job while it
@@ -39,10 +39,10 @@ OUT = ROOT / "bench" / "out"
 SECRET = "bench-secret-0123456789-0123456789-abcdef"
 APP_NAME = "catalog-report"
 # Processes whose peak RSS is reported: kind → what their /proc cmdline contains. Any other Ray
-# worker but Serve's own and the rate limiter is a "task worker" (partitioned fetches run there).
+# worker but Serve's own and the rate limiter is a "task worker": render chunks and partitioned
+# fetches run there.
 PROCESS_KINDS = {
     "consumer": f"ServeReplica:{APP_NAME}:JobConsumer",
-    "render actor": "RenderWorker",
     "API replica": f"ServeReplica:{APP_NAME}:ReportsAPI",
 }
 PHASE_ORDER = ("query", "prepare", "render", "merge", "store")  # the pipeline's, as the ledger has them
@@ -261,7 +261,7 @@ def main() -> None:
     from serve_app.front import use_in_proxy
 
     # Everything measured runs at one priority: the peer here, and our Ray (its workers inherit
-    # this niceness; our consumer and render actors would lower themselves to it anyway), so a
+    # this niceness; our consumer and render workers would lower themselves to it anyway), so a
     # busy neighbour on the shared machine slows both sides alike.
     os.nice(BACKGROUND)
     workers_at_normal_priority()
@@ -292,7 +292,7 @@ def main() -> None:
         "Data: " + "; ".join(about) + ".\n",
         "| seconds | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),
-        f"| ours: HTTP → queue → consumer → 2 render actors → file{f' ({args.warehouse_options})' if options else ''} | "
+        f"| ours: HTTP → queue → consumer → render tasks (2 CPUs) → file{f' ({args.warehouse_options})' if options else ''} | "
         + " | ".join(cell(ours, k) for k in columns) + " |",
         "| peer: one warm process, DuckDB + rustpy-xlsxwriter | "
         + " | ".join(cell(peer_runs, k) for k in columns) + " |",

@@ -15,12 +15,13 @@ imports) resident; "Δ" is that peak minus the RSS just before the clock started
 variants write the full file twice in that process: the 1st job after start-up (reported apart)
 and the 2nd, the steady state of a long-lived service (the main figure); peaks cover both.
 
-Ray contenders: ``ray.init(num_cpus=2)`` and the ``RenderPool`` are created before the clock (the
-service keeps its actors), and ``plan_chunks`` + ``table_chunks`` (the table as one Arrow IPC
-partition, as a fetch hands it over) + ``RenderPool.render`` (incl. its ``ray.put``) +
-``merge_xlsx`` are timed. Each actor's peak RSS is read inside the actor through
-``__ray_call__``: VmHWM counts the object-store pages of the shared table the actor touched, so
-the private (anonymous) peak, sampled every 5 ms by a thread in the actor, is shown beside it.
+Ray contenders: ``ray.init(num_cpus=N)`` (N = 2 or 1) is started and its worker processes warmed
+up before the clock (the service's Ray keeps them), and ``plan_chunks`` + ``table_chunks`` (the
+table as one Arrow IPC partition, as a fetch hands it over) + ``RayRenderer.render`` (render
+tasks, one CPU each, incl. its ``ray.put``) + ``merge_xlsx`` are timed. The render workers' peak
+RSS is read from /proc: VmHWM counts the object-store pages of the shared table a worker
+touched, so the private (anonymous) peak, sampled every 5 ms by a thread of the bench, is shown
+beside it.
 
 Peers write the same cells: numbers as numbers, dates as date cells formatted dd/mm/yyyy, text
 as (inline or shared) strings, a bold header, plus the cheap extras of our sheet (frozen header,
@@ -40,6 +41,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import tempfile
 import time
 from pathlib import Path
@@ -56,8 +58,8 @@ RESULT_MARK = "@@RESULT@@ "
 
 # name → (label, is ours)
 CONTENDERS = {
-    "ours-ray-2": ("ours, Ray, 2 actors", True),
-    "ours-ray-1": ("ours, Ray, 1 actor", True),
+    "ours-ray-2": ("ours, Ray tasks, 2 CPUs", True),
+    "ours-ray-1": ("ours, Ray tasks, 1 CPU", True),
     "ours-inline": ("ours, 1 process, no Ray (reference)", True),
     "rustpy": ("rustpy-xlsxwriter (Arrow table in)", False),
     "xlsxwriter": ("XlsxWriter constant_memory", False),
@@ -88,31 +90,61 @@ def _reset_peak() -> None:
         fh.write("5")
 
 
-def _actor_probe(actor_self, action: str):
-    """Runs inside a render actor via ``__ray_call__``: reset/read its memory counters."""
-    import threading
+class _WorkerMemory:
+    """The Ray worker processes below this one (not actors), watched from outside: their peak
+    RSS (VmHWM, reset before the clock) and private memory sampled every 5 ms."""
 
-    state = getattr(actor_self, "_bench_mem", None)
-    if state is None:
-        state = actor_self._bench_mem = {"anon": 0, "stop": False}
+    def __init__(self):
+        from bench.backpressure_bench import _descendants
 
-        def sample():
-            while not state["stop"]:
-                with open("/proc/self/status") as fh:
-                    for line in fh:
-                        if line.startswith("RssAnon:"):
-                            state["anon"] = max(state["anon"], int(line.split()[1]) * 1024)
-                            break
-                time.sleep(0.005)
+        self.pids = []
+        for pid in _descendants(os.getpid()):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if cmd.startswith(("ray::IDLE", "ray::render")):
+                self.pids.append(pid)
+        self.anon: dict[int, int] = {}
+        self._stop = threading.Event()
 
-        threading.Thread(target=sample, daemon=True).start()
-    if action == "reset":
-        _reset_peak()
-        state["anon"] = 0
-        return {"pid": os.getpid(), "anon_base": _status()["RssAnon"]}
-    st = _status()
-    return {"pid": os.getpid(), "hwm": st["VmHWM"], "anon_peak": max(state["anon"], st["RssAnon"]),
-            "rss": st["VmRSS"], "shmem": st["RssShmem"]}
+    @staticmethod
+    def _read(pid: int) -> dict[str, int]:
+        out = {}
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                for line in fh:
+                    key, _, rest = line.partition(":")
+                    if key in ("VmHWM", "VmRSS", "RssAnon", "RssShmem"):
+                        out[key] = int(rest.split()[0]) * 1024
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        return out
+
+    def start(self) -> None:
+        self.base = {}
+        for pid in self.pids:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+            self.base[pid] = self._read(pid).get("RssAnon", 0)
+        self.anon = dict(self.base)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            for pid in self.pids:
+                self.anon[pid] = max(self.anon[pid], self._read(pid).get("RssAnon", 0))
+
+    def stop(self) -> list[dict]:
+        self._stop.set()
+        self._thread.join()
+        out = []
+        for pid in self.pids:
+            st = self._read(pid)
+            out.append({"pid": pid, "hwm": st.get("VmHWM", 0), "anon_peak": max(self.anon[pid], st.get("RssAnon", 0)),
+                        "anon_base": self.base[pid], "rss": st.get("VmRSS", 0), "shmem": st.get("RssShmem", 0)})
+        return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -133,39 +165,39 @@ def _widths(table):
 
 
 class Ours:
-    def __init__(self, workers: int | None, chunk_rows: int):
-        self.workers, self.chunk_rows = workers, chunk_rows
-        self.pool = None
+    def __init__(self, cpus: int | None, chunk_rows: int):
+        self.cpus, self.chunk_rows = cpus, chunk_rows
+        self.renderer = None
 
     def setup(self, table, args):
         from actors.catalog import HEADERS
         from actors.merge import merge_xlsx
         from actors.partition import SHEET_DATA_ROWS, plan_chunks
-        from actors.render import RenderPool, render_chunk, table_chunks
+        from actors.render import RayRenderer, render_chunk, table_chunks
         from actors.xlsx.sheet import longest_values
 
         self.HEADERS, self.merge_xlsx, self.plan_chunks = HEADERS, merge_xlsx, plan_chunks
         self.SHEET_DATA_ROWS, self.render_chunk = SHEET_DATA_ROWS, render_chunk
         self.table_chunks, self.longest_values = table_chunks, longest_values
-        if self.workers:
+        if self.cpus:
             import ray
 
             self.ray = ray
             self.ray_dir = tempfile.mkdtemp(prefix="rb_ray_", dir="/tmp")
-            ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=self.ray_dir,
+            ray.init(address="local", num_cpus=self.cpus, include_dashboard=False, _temp_dir=self.ray_dir,
                      log_to_driver=False, configure_logging=False)
-            self.pool = RenderPool(self.workers)
-            # warm-up: actors started and their imports done, as in the long-lived service
+            self.renderer = RayRenderer()
+            # warm-up: workers started and their imports done, as in the long-lived service
             warm = table.slice(0, 4 * WARMUP_ROWS)
             self._render(warm, plan_chunks(warm["school"], WARMUP_ROWS // 2))
-            ray.get([a.__ray_call__.remote(_actor_probe, "reset") for a in self.pool.actors])
+            self.memory = _WorkerMemory()
 
     def _render(self, table, plan):
-        """The chunks' parts: on the pool (the table as the one partition the service's renderer
-        takes), or one after the other in this process."""
-        if self.pool:
+        """The chunks' parts: as render tasks (the table as the one partition the service's
+        renderer takes), or one after the other in this process."""
+        if self.renderer:
             partitions, rows = self.table_chunks(table, plan)
-            return self.pool.render(partitions, plan, rows, table.column_names, lambda done: None)
+            return self.renderer.render(partitions, plan, rows, table.column_names, lambda done: None)
         return [self.render_chunk(table, chunk) for chunk in plan]
 
     def write(self, table, path):
@@ -176,18 +208,16 @@ class Ours:
         return {"chunks": len(plan)}
 
     def before_clock(self):
-        if self.pool:
-            self.base = self.ray.get([a.__ray_call__.remote(_actor_probe, "reset")
-                                      for a in self.pool.actors])
+        if self.renderer:
+            self.memory.start()
 
     def after_clock(self):
-        if not self.pool:
+        if not self.renderer:
             return {}
-        reads = self.ray.get([a.__ray_call__.remote(_actor_probe, "read") for a in self.pool.actors])
-        return {"actors": [{**b, **r} for b, r in zip(self.base, reads)]}
+        return {"workers": self.memory.stop()}
 
     def teardown(self):
-        if self.pool:
+        if self.renderer:
             self.ray.shutdown()
             shutil.rmtree(self.ray_dir, ignore_errors=True)
 
@@ -382,7 +412,7 @@ def child_main(args) -> None:
 
     from actors.niceness import BACKGROUND, workers_at_normal_priority
 
-    # Every contender at our render actors' priority (a Ray started here passes it on to its
+    # Every contender at our render workers' priority (a Ray started here passes it on to its
     # workers), so a busy neighbour on the shared machine slows all of them alike.
     os.nice(BACKGROUND)
     workers_at_normal_priority()
@@ -471,7 +501,7 @@ def _median(runs, key):
 
 def build_table(results: dict, sizes: list[int], names: list[str], skipped: dict) -> str:
     lines = [
-        "| Contender | Rows | Steady-state s, median (min–max) | Rows/s | 1st job in fresh process s | Peak RSS MB (Δ) | Render actor peak MB: VmHWM / private (+Δ) | File MB | Ours-2-actors speed-up |",
+        "| Contender | Rows | Steady-state s, median (min–max) | Rows/s | 1st job in fresh process s | Peak RSS MB (Δ) | Render worker peak MB: VmHWM / private (+Δ) | File MB | Ours-2-CPUs speed-up |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for rows in sizes:
@@ -499,10 +529,10 @@ def build_table(results: dict, sizes: list[int], names: list[str], skipped: dict
             peak = _median(runs, "rss_peak")
             delta = statistics.median(r["rss_peak"] - r["rss_base"] for r in runs)
             actors = "—"
-            if runs[0].get("actors"):
-                hwm = max(a["hwm"] for r in runs for a in r["actors"])
-                anon = max(a["anon_peak"] for r in runs for a in r["actors"])
-                grow = max(a["anon_peak"] - a["anon_base"] for r in runs for a in r["actors"])
+            if runs[0].get("workers"):
+                hwm = max(a["hwm"] for r in runs for a in r["workers"])
+                anon = max(a["anon_peak"] for r in runs for a in r["workers"])
+                grow = max(a["anon_peak"] - a["anon_base"] for r in runs for a in r["workers"])
                 actors = f"{_mb(hwm)} / {_mb(anon)} (+{_mb(grow)})"
             speed = "1.0× (ref.)" if name == REFERENCE else (f"{med / ref:.2f}×" if ref else "—")
             note = f" ⚠ {len(errors)} failed" if errors else ""
@@ -582,10 +612,10 @@ def parent_main(args) -> None:
                         log(f"   {name} rep {rep}: ERROR {res['error']}")
                     else:
                         extra = ""
-                        if res.get("actors"):
-                            extra = " actors " + ", ".join(
+                        if res.get("workers"):
+                            extra = " workers " + ", ".join(
                                 f"{_mb(a['hwm'])}/{_mb(a['anon_peak'])} (+{_mb(a['anon_peak'] - a['anon_base'])}) MB"
-                                for a in res["actors"])
+                                for a in res["workers"])
                         log(f"   {name} rep {rep}: {res['seconds']:.2f} s (1st job "
                             f"{res['first_job_seconds']:.2f} s), peak {_mb(res['rss_peak'])} MB"
                             f"{extra}, setup {res['setup_seconds']:.1f} s")
@@ -615,16 +645,16 @@ def parent_main(args) -> None:
         f"ray.init(num_cpus=2); total bench time {total / 60:.1f} min.\n"
     )
     notes = (
-        "\n\nSteady-state: ours = a 2nd full-size job in the same process (the service's actors "
+        "\n\nSteady-state: ours = a 2nd full-size job in the same process (the service's workers "
         "are long-lived), run right after the 1st one (timed apart: it pays for fresh object-store "
         "and allocator pages); peers = their only run, after the same 1,000-row warm-up. "
         "Peak RSS: the process's VmHWM during the timed write(s) (table and imports resident); "
         "Δ = peak − RSS at clock start. For Ray rows it is the driver (the table's IPC copy and ray.put's "
         "copy of it into shared memory are counted there too); raylet/GCS/object-store processes are not counted. "
-        "Render actor peak (worst actor, worst run): VmHWM, which includes the shared object-store "
-        "pages of the table the actor read / its private (anonymous) peak, sampled every 5 ms "
-        "(+ its growth over the warmed-up actor's private RSS at clock start). "
-        "Speed-up: contender median ÷ ours-2-actors median at the same size (≈ from the estimate).\n"
+        "Render worker peak (worst worker, worst run): VmHWM, which includes the shared object-store "
+        "pages of the table the worker read / its private (anonymous) peak, sampled every 5 ms "
+        "(+ its growth over the warmed-up worker's private RSS at clock start). "
+        "Speed-up: contender median ÷ ours-2-CPUs median at the same size (≈ from the estimate).\n"
     )
     text = head + "\n" + table_md + notes + "\nChecks:\n" + "\n".join(f"- {c}" for c in checks) + "\n"
     print("\n" + text)

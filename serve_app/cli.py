@@ -227,12 +227,12 @@ def render(
     end_date: Annotated[str, typer.Option("--end-date")],
     out: Annotated[Path, typer.Option()],
     school_ids: Annotated[str | None, typer.Option("--school-ids")] = None,
-    workers: Annotated[int | None, typer.Option(help="render actors [default: CPUs]")] = None,
+    workers: Annotated[int | None, typer.Option(help="chunks rendering at once [default: CPUs + 1]")] = None,
 ):
     """query → partition → parallel render → merge on Ray, written to OUT; no queue or upload."""
     from actors.fetch import fetch_on_ray
     from actors.pipeline import produce_report
-    from actors.render import RenderPool
+    from actors.render import RayRenderer
     from actors.warehouse import CatalogQuery, open_warehouse
     from serve_app.errors import ApiError
     from serve_app.params import parse
@@ -244,14 +244,12 @@ def render(
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from None
     _start_ray()
-    import ray
-
-    pool = RenderPool(workers or settings.render_workers or max(1, int(ray.cluster_resources()["CPU"])))
+    renderer = RayRenderer(workers or settings.render_workers)
     warehouse = open_warehouse(settings.warehouse_url)
     query = CatalogQuery.for_dates(institution_id, req.start_date, req.end_date, settings.zone, req.school_ids)
     started = time.perf_counter()
     produced = produce_report(warehouse, query, subdomain=subdomain, settings=settings, out=out,
-                              fetch=fetch_on_ray, render=pool.render)
+                              fetch=fetch_on_ray, render=renderer.render)
     elapsed = time.perf_counter() - started
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in produced.timings.items())
     print(f"{produced.rows} rows in {elapsed:.2f}s ({phases}) → {out}")

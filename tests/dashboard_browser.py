@@ -45,7 +45,8 @@ class DashboardBrowser:
 
     def page(self, name: str, until: list[str] = (), seconds: float = 60, **view) -> dict:
         """Open ``#/name`` and wait until one table row holds every string of ``until``;
-        ``view``: width, height (the window, CSS pixels) and zoom."""
+        ``view``: width, height (the window, CSS pixels), zoom, and whole=True to match the
+        page's whole text instead of table rows (a detail page)."""
         return self._ask(page=name, until=list(until), seconds=seconds, **view)
 
     def screenshot(self, path: Path) -> int:

@@ -22,6 +22,24 @@ from tests.serve_process import ServeProcess
 GOOD = {"start_date": "2025-01-01", "end_date": "2025-12-31"}
 
 
+def one_report(served) -> str:
+    """Request a report through the API and wait until it is done; its job id."""
+    import jwt
+
+    token = jwt.encode({"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": int(time.time()) + 600},
+                       SECRET, algorithm="HS256")
+    auth = {"Authorization": f"Bearer {token}"}
+    job = httpx.get(f"{served.api_url}/institution/reports/catalog", params=GOOD, headers=auth, timeout=30)
+    job_id = job.json()["results"]["id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{served.api_url}/institution/reports/jobs/{job_id}", headers=auth, timeout=30)
+        if status.json()["results"]["status"] == "done":
+            return job_id
+        time.sleep(0.5)
+    raise AssertionError(status.text)
+
+
 @pytest.fixture(scope="module")
 def served(warehouse, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
@@ -80,11 +98,20 @@ def test_the_dashboard_in_a_browser_shows_the_service(served):
         assert serve["found"], serve["rows"]
         for deployment in ("ReportsAPI", "JobConsumer"):
             assert any(r.startswith(deployment) and "HEALTHY" in r for r in serve["rows"]), serve["rows"]
-        actors = browser.page("actors", until=["RenderWorker", "ALIVE"])
-        workers = [r for r in actors["rows"] if "RenderWorker" in r and "ALIVE" in r]
-        assert len(workers) == 2, actors["rows"]
+        actors = browser.page("actors", until=["JobConsumer", "ALIVE"])
+        assert actors["found"], actors["rows"]
         jobs = browser.page("jobs", until=["catalog-report serve", "RUNNING"])  # serve's driver is a Ray job
         assert jobs["found"], jobs["rows"]
+        # A report's chunks are render-chunk tasks of that job; each has its page under it.
+        one_report(served)
+        login = httpx.post(f"{served.dashboard_url}/api/authenticate", headers={"Authorization": f"Bearer {token}"},
+                           timeout=30)
+        tasks = httpx.get(f"{served.dashboard_url}/api/v0/tasks", cookies=login.cookies, timeout=30, params={
+            "filter_keys": "name", "filter_predicates": "=", "filter_values": "render-chunk", "limit": 10}).json()
+        [task, *_] = tasks["data"]["result"]["result"]
+        shown = browser.page(f"jobs/{task['job_id']}/tasks/{task['task_id']}", whole=True,
+                             until=["render-chunk", "render_here", "FINISHED", '"CPU": 1'])
+        assert shown["found"], shown["rows"]
     finally:
         browser.close()
 
@@ -99,21 +126,7 @@ def test_prometheus_scrapes_the_service_metrics(served, tmp_path):
                                    f"--storage.tsdb.path={tmp_path / 'tsdb'}"],
                                   stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "w"))
     try:
-        import jwt
-
-        token = jwt.encode({"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": int(time.time()) + 600},
-                           SECRET, algorithm="HS256")
-        auth = {"Authorization": f"Bearer {token}"}
-        job = httpx.get(f"{served.api_url}/institution/reports/catalog", params=GOOD, headers=auth, timeout=30)
-        job_id = job.json()["results"]["id"]
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            status = httpx.get(f"{served.api_url}/institution/reports/jobs/{job_id}", headers=auth, timeout=30)
-            if status.json()["results"]["status"] == "done":
-                break
-            time.sleep(0.5)
-        assert status.json()["results"]["status"] == "done", status.text
-
+        one_report(served)
         query = f"http://127.0.0.1:{port}/api/v1/query"
         deadline, result = time.monotonic() + 120, []
         while time.monotonic() < deadline and not result:

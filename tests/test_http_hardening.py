@@ -243,7 +243,7 @@ def test_a_consumer_starts_without_its_warehouse_and_fails_the_job_with_one_noti
 
     settings = settings_factory(tmp_path, warehouse_url=f"duckdb://{tmp_path}/missing.duckdb",
                                 max_delivery_attempts=2, reconcile_seconds=60)
-    loop = ConsumerLoop(settings.model_dump(mode="json"), render_workers=1, name=f"missing-{tmp_path.name}")
+    loop = ConsumerLoop(settings.model_dump(mode="json"), render_workers=1)
     try:
         report = loop.backends()
         assert report["warehouse"].startswith("no DuckDB file at ")
@@ -261,5 +261,3 @@ def test_a_consumer_starts_without_its_warehouse_and_fails_the_job_with_one_noti
         assert Ledger(storage).get(job.job_id)[0].status is Status.failed
     finally:
         loop.stop()
-        for actor in loop.pool.actors:  # they hold a CPU each
-            ray_session.kill(actor)

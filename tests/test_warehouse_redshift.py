@@ -32,7 +32,7 @@ from pg_shim import PgShim
 from actors import demo_data
 from actors.fetch import fetch_here, fetch_on_ray, partition_queries
 from actors.pipeline import produce_report
-from actors.render import RenderPool, render_serially
+from actors.render import RayRenderer, render_serially
 from actors.warehouse import CatalogQuery, CatalogRows, open_warehouse
 from actors.warehouse.duckdb import DuckDBWarehouse
 from actors.warehouse.redshift import RedshiftWarehouse, WarehouseConnectionError
@@ -351,11 +351,8 @@ def test_lost_partition_is_fetched_again(ray_session, shim, pg_database, setting
     shim.parsed_sql.clear()
     thread.start()
     try:
-        pool = RenderPool(2, cpus_per_actor=0.5)
-        try:
-            sheet = _sheet(settings_factory(tmp_path, chunk_rows=300), warehouse, YEAR_2025, fetch_on_ray, pool.render)
-        finally:
-            pool.shutdown()
+        renderer = RayRenderer(2, cpus_per_chunk=0.5)
+        sheet = _sheet(settings_factory(tmp_path, chunk_rows=300), warehouse, YEAR_2025, fetch_on_ray, renderer.render)
     finally:
         stop.set()
         thread.join()
@@ -365,19 +362,27 @@ def test_lost_partition_is_fetched_again(ray_session, shim, pg_database, setting
     assert sum(sql.startswith("DECLARE catalog_ranges") for sql in shim.parsed_sql) == 1
 
 
-def test_partitions_are_fetched_while_render_actors_hold_every_cpu(ray_session, shim, pg_database, settings_factory,
-                                                                   tmp_path, one_piece_sheet):
-    """Render actors reserve the cluster's CPUs while idle; a partition fetch must still start."""
-    pool = RenderPool(1, cpus_per_actor=ray_session.available_resources()["CPU"])
+def test_partitions_are_fetched_while_every_cpu_is_taken(ray_session, shim, pg_database):
+    """Other work (other jobs' render tasks, any actor) may hold every CPU of the cluster; a
+    partition fetch asks for none, so it still starts."""
+    class Holder:  # an actor that holds the CPUs it was given (defined here: shipped by value)
+        pass
+
+    hog = ray_session.remote(num_cpus=ray_session.available_resources()["CPU"])(Holder).remote()
+    ray_session.get(hog.__ray_ready__.remote())
     warehouse = open_warehouse(_url(shim, pg_database, "ssl=false&partitions=2&partition_min_rows=0"))
-    result: list = []
-    job = threading.Thread(target=lambda: result.append(
-        _sheet(settings_factory(tmp_path, chunk_rows=300), warehouse, YEAR_2025, fetch_on_ray, pool.render)),
+    fetched: list = []
+    job = threading.Thread(target=lambda: fetched.append(
+        fetch_on_ray(warehouse, YEAR_2025, UTC)),
         daemon=True)
     try:
         job.start()
         job.join(timeout=120)
-        assert result == [one_piece_sheet], "the partitions never ran"
+        assert len(fetched) == 1 and len(fetched[0]) == 2, "the partitions never ran"
     finally:
-        pool.shutdown()
+        ray_session.kill(hog)
+    try:
+        expected = sum(f.summary.ids.size for f in fetch_here(warehouse, YEAR_2025, UTC))
+    finally:
         warehouse.close()
+    assert sum(f.summary.ids.size for f in fetched[0]) == expected > 0

@@ -1,6 +1,6 @@
 """The sheet writer under stress: generated tables with arbitrary text read back exactly (after
 the SPEC's rules) in openpyxl and python-calamine (every other reader: test_reader_matrix.py);
-equal bytes for any pool size."""
+equal bytes however many chunks render at once."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from datetime import date, timedelta
 
 import pyarrow as pa
 import pytest
+import ray
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.catalog import HEADERS, SHEET_SCHEMA
 from actors.merge import merge_xlsx
 from actors.partition import SHEET_DATA_ROWS, plan_chunks
-from actors.render import RenderPool, render_serially, table_chunks
+from actors.render import RayRenderer, render_here, render_serially, table_chunks
 from actors.memory import ANON_BUDGET, private_bytes, trim_private
 from actors.xlsx.rows import Link, render_rows
 from actors.xlsx.sheet import longest_values
@@ -66,9 +67,9 @@ def write(table: pa.Table, path, chunk_rows=3, sheet_rows=SHEET_DATA_ROWS, rende
     return path
 
 
-def render_on(pool: RenderPool, table: pa.Table, plan) -> list:
+def render_on(renderer: RayRenderer, table: pa.Table, plan) -> list:
     partitions, rows = table_chunks(table, plan)
-    return pool.render(partitions, plan, rows, table.column_names, lambda done: None)
+    return renderer.render(partitions, plan, rows, table.column_names, lambda done: None)
 
 
 def expected(table: pa.Table) -> list[list]:
@@ -131,8 +132,9 @@ def test_a_link_renders_as_the_strings_it_stands_for(parts, ids):
 LINKS = [Link(("https://demo.lxp/course/", ""), "id"), Link(("https://demo.lxp/admin/courses/", "/edit?a=1&b=2"), "id")]
 
 
-def test_bytes_do_not_depend_on_the_number_of_actors(ray_session, tmp_path):
-    """Same bytes from 1, 2 and 5 actors, serially, and with the URL columns spelled out."""
+def test_bytes_do_not_depend_on_the_number_of_chunks_rendering_at_once(ray_session, tmp_path):
+    """Same bytes with 1, 2 and 5 chunks rendering at once, serially, and with the URL columns
+    spelled out."""
     cells = sample_table(20_000)
     cells = cells.set_column(2, "student_url", LINKS[0].values(cells))
     cells = cells.set_column(4, "admin_url", LINKS[1].values(cells))
@@ -140,12 +142,9 @@ def test_bytes_do_not_depend_on_the_number_of_actors(ray_session, tmp_path):
     columns = ["id", "title", LINKS[0], "status", LINKS[1], "views", "enrollments", "completions", "published",
                "school"]
     digests = set()
-    for workers in (1, 2, 5):
-        pool = RenderPool(workers, cpus_per_actor=0.5)  # five fit on the 4-CPU test cluster
-        try:
-            path = write(table, tmp_path / f"w{workers}.xlsx", chunk_rows=1500, render=pool.render, columns=columns)
-        finally:
-            pool.shutdown()
+    for in_flight in (1, 2, 5):
+        renderer = RayRenderer(in_flight, cpus_per_chunk=0.5)  # five fit on the 4-CPU test cluster
+        path = write(table, tmp_path / f"w{in_flight}.xlsx", chunk_rows=1500, render=renderer.render, columns=columns)
         digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
     serial = write(table, tmp_path / "serial.xlsx", chunk_rows=1500, columns=columns)
     spelled = write(cells, tmp_path / "spelled.xlsx", chunk_rows=1500)
@@ -171,28 +170,42 @@ def test_a_full_sheet_continues_on_a_second_one(tmp_path):
         range(SHEET_DATA_ROWS + 1, rows + 1))
 
 
-def test_a_render_actor_does_not_keep_the_chunks_it_read(ray_session):
-    """After a job the actor holds neither the chunks' object-store pages nor more private
-    memory than its budget: it does not grow with each report it renders (actors/memory.py)."""
+def test_a_render_worker_does_not_keep_the_chunks_it_read(ray_session):
+    """After a job the worker process holds neither the chunks' object-store pages nor more
+    private memory than its budget: it does not grow with each report it renders (actors/memory.py).
+    The chunks are rendered by :func:`render_here`, what a render task runs, in one process that
+    reports its memory afterwards (a task's process cannot be chosen)."""
     table = sample_table(60_000)
     plan = plan_chunks(table["school"], 10_000)
-    pool = RenderPool(1, cpus_per_actor=0.5)
 
-    def status(self):
-        with open("/proc/self/status") as fh:
-            return {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in fh)
-                    if k in ("RssShmem", "RssAnon")}
+    @ray_session.remote(num_cpus=0.5)
+    class Probe:
+        def render(self, refs: list, rows: list, first_rows: list[int], columns: list):
+            partitions = ray.get(refs)  # mapped from the object store, as a task's arguments are
+            return [render_here(r, first, columns, *(partitions[p] for p in r.partitions))
+                    for r, first in zip(rows, first_rows, strict=True)]
 
+        def status(self):
+            with open("/proc/self/status") as fh:
+                return {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in fh)
+                        if k in ("RssShmem", "RssAnon")}
+
+    def render_in(probe, rendered: pa.Table, chunks) -> list:
+        partitions, rows = table_chunks(rendered, chunks)
+        refs = [ray_session.put(p) for p in partitions]  # inside a list they reach the probe unresolved
+        return ray_session.get(probe.render.remote(refs, rows, [c.first_row for c in chunks], rendered.column_names))
+
+    probe = Probe.remote()
     try:
         warm = table.slice(0, 100)
-        render_on(pool, warm, plan_chunks(warm["school"], 50))  # imports, warm-up
-        before = ray_session.get(pool.actors[0].__ray_call__.remote(status))
-        parts = render_on(pool, table, plan)
-        after = ray_session.get(pool.actors[0].__ray_call__.remote(status))
+        render_in(probe, warm, plan_chunks(warm["school"], 50))  # imports, warm-up
+        before = ray_session.get(probe.status.remote())
+        parts = render_in(probe, table, plan)
+        after = ray_session.get(probe.status.remote())
     finally:
-        pool.shutdown()
+        ray_session.kill(probe)
     read = table.nbytes  # what the chunks weighed in the object store
-    shipped = sum(len(p.data) for p in parts)  # the actor's own results, written there by it
+    shipped = sum(len(p.data) for p in parts)  # the worker's own results, written there by it
     assert after["RssShmem"] - before["RssShmem"] < shipped + read / 4, (before, after, read, shipped)
     assert after["RssAnon"] <= ANON_BUDGET, (before, after)
 

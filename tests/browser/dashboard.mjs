@@ -41,11 +41,13 @@ async function logIn() {
   return true;
 }
 
-async function rows() {
-  return (await page.locator('tr').allInnerTexts()).map((r) => r.replace(/\s+/g, ' ').trim());
+async function rows(whole) {
+  // A table's rows, or (`whole`) the page's text as one row: a detail page has no table.
+  const texts = whole ? [await page.locator('body').innerText()] : await page.locator('tr').allInnerTexts();
+  return texts.map((r) => r.replace(/\s+/g, ' ').trim());
 }
 
-async function open({ page: name, until = [], seconds = 60, width = 1400, height = 900, zoom = 1 }) {
+async function open({ page: name, until = [], seconds = 60, width = 1400, height = 900, zoom = 1, whole = false }) {
   // Each page polls the dashboard's API every few seconds, so a page already open is not reloaded;
   // wait until one table row holds every string of `until`. A zoom below 1 fits a wide table
   // (the Actors page's CPU and memory columns are far right) into one capture.
@@ -54,7 +56,7 @@ async function open({ page: name, until = [], seconds = 60, width = 1400, height
   await page.evaluate((z) => { document.body.style.zoom = String(z); }, zoom);
   const deadline = Date.now() + seconds * 1000;
   for (;;) {
-    const seen = await rows();
+    const seen = await rows(whole);
     const found = seen.some((r) => until.every((s) => r.includes(s)));
     if (found || Date.now() > deadline) return { page: name, found, rows: seen };
     await page.waitForTimeout(1000);
