@@ -18,12 +18,14 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from actors import metrics
+from actors.consumer_scaling import Backlog
 from actors.job import CatalogJob, JobState, Status, read_message, utcnow
 from actors.logs import job_log, use_serve_log_files
 from actors.ledger import Ledger
@@ -142,15 +144,22 @@ class JobRunner:
         self.settings, self.queue, self.storage = settings, queue, storage
         self.warehouse, self.notifier, self.render, self.fetch = warehouse, notifier, render, fetch
         self.share = share
+        self.busy = False  # handling a delivery now
         self.deferred = False  # the last delivery went to the back of the queue (its institution's share was full)
         self.ledger = Ledger(storage)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
-    def run_once(self, wait_seconds: float = 1.0) -> bool:
-        """Handle at most one delivery; False when the queue had nothing."""
+    def run_once(self, wait_seconds: float = 1.0, stopping: Callable[[], bool] = lambda: False) -> bool:
+        """Handle at most one delivery; False when the queue had nothing. A delivery that
+        arrives once ``stopping()`` is true is handed straight back for another consumer."""
         self.deferred = False
         got = self.queue.pull(1, self.settings.lease_seconds, wait_seconds)
+        if got and stopping():
+            for delivery in got:
+                self.queue.nack(delivery, delay_seconds=0)
+            return False
         for delivery in got:
+            self.busy = True
             try:
                 self.handle(delivery)
             except Exception:
@@ -158,6 +167,8 @@ class JobRunner:
                 # the queue client keep renewing a lease nobody works on.
                 self.queue.nack(delivery, delay_seconds=min(MAX_BACKOFF, 2.0 ** delivery.attempt))
                 raise
+            finally:
+                self.busy = False
         return bool(got)
 
     def handle(self, delivery: Delivery) -> None:
@@ -394,7 +405,7 @@ class ConsumerLoop:
         failures = 0
         while not self._stop.is_set():
             try:
-                if runner.run_once(wait_seconds=1.0):
+                if runner.run_once(wait_seconds=1.0, stopping=self._stop.is_set):
                     with self._count_lock:
                         self.handled += 1
                 if runner.deferred:  # only its institution's further jobs may be waiting: not a busy loop
@@ -406,6 +417,12 @@ class ConsumerLoop:
                 pause = min(MAX_BACKOFF / 2, 2.0 ** (failures - 1))
                 log.exception("consumer loop error (%d in a row); next try in %.0f s", failures, pause)
                 self._stop.wait(pause)
+
+    def load(self) -> dict[str, float]:
+        """What the autoscaling policy weighs (actors/consumer_scaling.py)."""
+        backlog = Backlog.read(self.runners[0].ledger)
+        return {"pending": backlog.pending, "oldest_queued_s": backlog.oldest_queued_s,
+                "running": sum(runner.busy for runner in self.runners), "slots": len(self.runners)}
 
     def backends(self) -> dict[str, str | None]:
         """Each backend's name → None when usable, else why not (``/readyz``)."""
@@ -448,6 +465,12 @@ def consumer_deployment():
             if not self.loop.alive():
                 raise RuntimeError("consumer loop stopped")
 
+        async def record_autoscaling_stats(self) -> dict[str, float]:
+            """For the backlog policy, when the deployment autoscales (serve_app.app.build_app)."""
+            import asyncio
+
+            return await asyncio.to_thread(self.loop.load)
+
         def handled(self) -> int:
             return self.loop.handled
 
@@ -456,8 +479,11 @@ def consumer_deployment():
 
             return await asyncio.to_thread(self.loop.backends)
 
-        def __del__(self):
+        async def __del__(self):
+            """Serve's graceful shutdown (a scale-down too): the running jobs finish first."""
+            import asyncio
+
             if loop := getattr(self, "loop", None):  # absent when __init__ failed
-                loop.stop()
+                await asyncio.to_thread(loop.stop)
 
     return JobConsumer

@@ -222,14 +222,30 @@ class ReportsAPI:
         return {"status": "ok", "backends": {name: "ok" for name in sorted(report)}}
 
 
+BACKLOG_POLICY = "actors.consumer_scaling:BacklogPolicy"
+
+
 def build_app(args: dict | None = None):
-    """The Serve application; ``args`` override settings (as a Serve config's ``args:``), and
-    ``api_replicas`` sets how many HTTP replicas run."""
+    """The Serve application; ``args`` override settings (as a Serve config's ``args:``),
+    ``api_replicas`` sets how many HTTP replicas run, and ``consumer_autoscaling`` (Serve's
+    ``autoscaling_config``: ``min_replicas``, ``max_replicas``, ``upscale_delay_s`` …, and the
+    backlog policy's ``age_target_s``) lets the consumer replicas follow the backlog."""
     args = dict(args or {})
     replicas = int(args.pop("api_replicas", 1))
+    scaling = args.pop("consumer_autoscaling", None)
     settings = load_settings(**args)
     values = settings.model_dump(mode="json")
     limiter = DeploymentActorConfig(name=ACTOR_NAME, actor_class=RateLimiter,
                                     init_kwargs={"settings_values": values}, actor_options={"num_cpus": 0})
-    consumer = consumer_deployment().bind(values)
+    consumer = consumer_deployment()
+    if scaling:
+        consumer = consumer.options(autoscaling_config=consumer_autoscaling(scaling))
+    consumer = consumer.bind(values)
     return ReportsAPI.options(num_replicas=replicas, deployment_actors=[limiter]).bind(values, consumer)
+
+
+def consumer_autoscaling(given: dict) -> dict:
+    """Serve's autoscaling_config for the consumer, with the backlog policy and its options."""
+    config = dict(given)
+    options = {key: config.pop(key) for key in ("age_target_s",) if key in config}
+    return {**config, "policy": {"policy_function": BACKLOG_POLICY, "policy_kwargs": options}}

@@ -8,6 +8,8 @@ import threading
 import time
 from statistics import median
 
+import pytest
+
 from actors.consumer import InstitutionShare, JobRunner
 from actors.job import Status
 from actors.ledger import Ledger
@@ -81,3 +83,95 @@ def test_an_institution_past_its_share_goes_to_the_back_of_the_queue(tmp_path, s
     assert [(s.status, s.attempts, s.notified) for s in states] == [(Status.done, 1, True)] * 2
     notes = settings.outbox_path.read_text().splitlines()
     assert len(notes) == 3 and queue.dead_letters() == []
+
+
+@pytest.fixture(scope="module")
+def mid_warehouse(tmp_path_factory):
+    """One institution with 40,000 courses: a job that takes a second or two to render."""
+    from actors.demo_data import generate
+
+    return generate(tmp_path_factory.mktemp("mid") / "wh.duckdb", institutions=1, courses=40_000, schools=20,
+                    views=200_000, enrollments=50_000)
+
+
+def test_a_consumer_told_to_stop_finishes_its_running_job_first(ray_session, mid_warehouse, tmp_path):
+    """What Serve's graceful shutdown of a replica (a scale-down) runs: no new job is taken, and
+    the running one ends done and notified, once, instead of waiting a lease for a takeover."""
+    from actors.consumer import ConsumerLoop
+    from actors.settings import load_settings
+    from actors.submit import submit
+    from tests.conftest import base_settings
+    from tests.test_consumer import job
+
+    values = base_settings(tmp_path, mid_warehouse, consumer_jobs=1, chunk_rows=500)
+    settings = load_settings(**values)
+    queue, storage = open_queue(settings.queue_url), open_storage(settings)
+    ledger = Ledger(storage)
+    running, waiting = job(institution_id=1), job(institution_id=1, user_id=8)
+    loop = ConsumerLoop(values)
+    stopping = threading.Thread(target=loop.stop)
+    try:
+        submit(ledger, queue, running)
+        deadline = time.monotonic() + 60
+        while ledger.get(running.job_id)[0].progress < 0.25 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stopping.start()  # returns once the running job is over
+        while stopping.is_alive() and not loop._stop.is_set():
+            time.sleep(0.01)
+        submit(ledger, queue, waiting)  # arrives after the stop: left for another consumer
+        assert ledger.get(running.job_id)[0].status is Status.running
+    finally:
+        if stopping.ident is None:  # failed before the stop
+            stopping.start()
+        stopping.join()
+    state = ledger.get(running.job_id)[0]
+    assert (state.status, state.notified, state.attempts) == (Status.done, True, 1)
+    assert ledger.get(waiting.job_id)[0].status is Status.queued and queue.pending() == 1
+
+
+def test_consumer_replicas_follow_the_backlog_and_drain_before_stopping(service, ray_session, mid_warehouse,
+                                                                         tmp_path):
+    """With the backlog policy, a burst of jobs brings the consumer replicas up to the maximum;
+    once the queue is drained they go back to the minimum, and no job is abandoned on the way
+    (each ran once: a replica stopped mid-job would leave it to be taken over, a second run)."""
+    from ray import serve
+
+    from actors.settings import load_settings
+    from actors.submit import submit
+    from serve_app.app import build_app
+    from tests.conftest import base_settings
+    from tests.test_consumer import job
+
+    values = base_settings(tmp_path / "data", mid_warehouse, consumer_jobs=1, chunk_rows=5_000)
+    scaling = {"min_replicas": 1, "max_replicas": 3, "metrics_interval_s": 0.5, "look_back_period_s": 1,
+               "upscale_delay_s": 0.5, "downscale_delay_s": 3}
+    serve.run(build_app({**values, "consumer_autoscaling": scaling}), name="scaling", route_prefix="/scaling")
+    settings = load_settings(**values)
+    queue, storage = open_queue(settings.queue_url), open_storage(settings)
+
+    def replicas() -> int:
+        deployment = serve.status().applications["scaling"].deployments["JobConsumer"]
+        return deployment.replica_states.get("RUNNING", 0)
+
+    try:
+        assert replicas() == 1
+        jobs = [job(institution_id=1, user_id=100 + i) for i in range(16)]
+        for accepted in jobs:
+            submit(Ledger(storage), queue, accepted)
+        most, deadline = 1, time.monotonic() + 240
+        ledger = Ledger(storage)
+        while time.monotonic() < deadline:
+            most = max(most, replicas())
+            if all(ledger.get(j.job_id)[0].notified for j in jobs):
+                break
+            time.sleep(0.2)
+        states = [ledger.get(j.job_id)[0] for j in jobs]
+        assert [(s.status, s.attempts, s.notified) for s in states] == [(Status.done, 1, True)] * len(jobs)
+        assert most == 3, most
+        while time.monotonic() < deadline and replicas() > 1:
+            time.sleep(0.5)
+        assert replicas() == 1
+        notes = settings.outbox_path.read_text().splitlines()
+        assert len(notes) == len(jobs) and queue.pending() == 0
+    finally:
+        serve.delete("scaling")
