@@ -375,7 +375,7 @@ class ConsumerLoop:
 
         as_background()
         # Ray gives workers OMP_NUM_THREADS=1, which Arrow takes as its thread-pool size; this
-        # process sorts and cuts the report while the render actors are idle: let it use the node.
+        # process sorts and cuts the report while no chunk of it renders yet: let it use the node.
         pa.set_cpu_count(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
         self.settings = load_settings(**settings_values)
         renderer = RayRenderer(render_workers or self.settings.render_workers)

@@ -4,7 +4,7 @@ Decoding rows is where a report spends its time on a remote warehouse (``redshif
 turns every value into a Python object), so a big report is cut into id ranges of nearly equal
 size and each range is fetched, decoded and prepared (:func:`~actors.catalog.prepare_partition`)
 in a task of its own: on several cores, and on a cluster several nodes. A partition's rows stay
-in the object store, where the render actors read them; the consumer gets back only what orders
+in the object store, where the render tasks read them; the consumer gets back only what orders
 the report (ids, title keys, school links). A small report is fetched in one piece in the
 consumer itself: a task and a second session would cost more than they save (the warehouse
 URL's ``partition_min_rows``).
@@ -53,8 +53,9 @@ def fetch_prepared(warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo) ->
                                longest_values(cells))
 
 
-# No CPU reserved: the render actors hold the cluster's CPUs while they wait for these rows, so a
-# fetch that asked for one could never start on a cluster they fill (measured: a job stuck at 0%).
+# No CPU reserved: other jobs' render tasks may hold every CPU of the cluster, and a fetch that
+# asked for one would wait behind them (with the earlier render actors, which held their CPUs
+# while idle, a job stuck at 0%).
 @ray.remote(num_cpus=0, scheduling_strategy="SPREAD", max_retries=3, retry_exceptions=[ConnectionError])
 def _fetch_task(url: str, query: CatalogQuery, zone: str) -> tuple[pa.Buffer, Summary]:
     """One partition on its own session; retried alone if its session or its worker is lost."""

@@ -1,9 +1,9 @@
-"""Keep a long-lived render actor's resident set to what it is working on.
+"""Keep a long-lived render worker's resident set to what it is working on.
 
-An actor reads each chunk straight from the object store (zero-copy): the pages it touched stay
+A worker reads each chunk straight from the object store (zero-copy): the pages it touched stay
 mapped in its address space after the object is freed, and the store places the next chunks
 elsewhere, so without this its RSS grows job after job by the object-store memory it has read
-(measured at 1M rows, 2 actors: 148, 234, 280 MB of shared pages after one, two, three jobs).
+(measured at 1M rows, 2 workers: 148, 234, 280 MB of shared pages after one, two, three jobs).
 ``MADV_DONTNEED`` on a shared mapping drops only this process's view: the store keeps the
 bytes, and a later read would fault them back in.
 """
@@ -49,7 +49,7 @@ def forget_object_store() -> None:
         _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED)
 
 
-ANON_BUDGET = 112 << 20  # private memory an idle render actor may keep for its next chunk
+ANON_BUDGET = 112 << 20  # private memory an idle render worker may keep for its next chunk
 
 
 def private_bytes() -> int:

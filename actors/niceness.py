@@ -3,7 +3,7 @@
 Ray starts every worker process at one niceness (``RAY_worker_niceness``, 15 unless set), so by
 default the API replicas and the proxy run as low as the actors that render reports, and lose
 to any other busy process on the machine. The service starts its Ray with workers at 0 and the
-processes that do bulk work (the job consumer, the render actors) lower themselves to
+processes that do bulk work (the job consumer, the render workers) lower themselves to
 :data:`BACKGROUND`: under a burst of jobs, requests are answered first and reports use what is left.
 """
 

@@ -73,7 +73,7 @@ def sheet_count(rows: int, sheet_rows: int = SHEET_DATA_ROWS) -> int:
 @dataclass(frozen=True)
 class ChunkRows:
     """Where one chunk's rows are: which rows of which fetched partitions, in what order, and
-    their school texts. A render actor assembles the chunk from the partitions with this."""
+    their school texts. A render task assembles the chunk from the partitions with this."""
 
     picks: list[tuple[int, np.ndarray]]  # (partition, its row indices), partitions ascending
     order: np.ndarray | None  # row k of the chunk is row order[k] of the picks laid end to end

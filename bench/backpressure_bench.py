@@ -9,7 +9,7 @@ What is measured, all over loopback (127.0.0.1), with one httpx.AsyncClient per 
 
 * enqueue latency (request sent → ``200`` with a job id parsed), p50 / p99 / max:
   - idle: ``--baseline`` sequential requests; against Serve each next request waits until the
-    previous job is ``done``, so the consumer and render actors are really idle;
+    previous job is ``done``, so the consumer and render workers are really idle;
   - burst: every institution sends ``--per-institution`` requests back to back, all institutions
     at once, at most ``--concurrency`` in flight; ``--repeat`` bursts, percentiles over all of them.
 * queue drain (Serve only): first request of a burst → last of its jobs ``done`` (the ledger files

@@ -113,7 +113,7 @@ class Service:
 
 @pytest.fixture(scope="session")
 def service(ray_session, warehouse, tmp_path_factory) -> Service:
-    """The real Serve app (2 HTTP replicas, the consumer, render actors) on a free port."""
+    """The real Serve app (2 HTTP replicas, the consumer, render tasks) on a free port."""
     from ray import serve
 
     from actors.settings import load_settings

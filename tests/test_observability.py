@@ -95,20 +95,35 @@ def test_actors_have_names_that_say_what_they_are(service, ray_session):
 
 
 def test_bulk_work_yields_the_cpu_to_the_http_path(service, ray_session):
-    """API replicas run at normal priority; the consumer and render actors below them, so a
+    """API replicas run at normal priority; the consumer and render workers below them, so a
     burst of jobs cannot starve the requests (see actors/niceness.py)."""
     import os
 
+    import pyarrow as pa
+
     from actors.niceness import BACKGROUND
+    from actors.partition import plan_chunks
+    from actors.render import render_here, table_chunks
+    from tests.test_xlsx_properties import sample_table
 
     def niceness(actor):
         return ray_session.get(actor.__ray_call__.remote(lambda self: os.nice(0)))
 
     found = {}
     for info in ray_session.util.list_named_actors(all_namespaces=True):
-        kind = "render" if re.fullmatch(r"catalog-.+-render-\d+", info["name"]) else \
-            "api" if "ReportsAPI" in info["name"] else "consumer" if "JobConsumer" in info["name"] else None
+        kind = "api" if "ReportsAPI" in info["name"] else "consumer" if "JobConsumer" in info["name"] else None
         if kind:
             found.setdefault(kind, set()).add(
                 niceness(ray_session.get_actor(info["name"], namespace=info["namespace"])))
+
+    # What a render task runs, in a task worker of its own: it lowers that process.
+    table = sample_table(10)
+    [chunk] = plan_chunks(table["school"], 10)
+    [partition], [rows] = table_chunks(table, [chunk])
+
+    def render_then_niceness(buffer: pa.Buffer) -> int:
+        render_here(rows, chunk.first_row, table.column_names, buffer)
+        return os.nice(0)
+
+    found["render"] = {ray_session.get(ray_session.remote(num_cpus=1)(render_then_niceness).remote(partition))}
     assert found == {"api": {0}, "consumer": {BACKGROUND}, "render": {BACKGROUND}}, found

@@ -1,7 +1,7 @@
 """Stitch deflated sheet parts and the small fixed parts into one .xlsx (a zip file).
 
 Hand-written because no zip library accepts pre-compressed data: the sheet members are the
-render actors' deflate fragments laid end to end, CRC-32 combined, never re-compressed.
+render tasks' deflate fragments laid end to end, CRC-32 combined, never re-compressed.
 Timestamps are fixed so equal input gives equal bytes; ZIP64 records appear only when a size or
 offset needs them (Excel dislikes gratuitous ZIP64 fields).
 """
@@ -45,7 +45,7 @@ STYLES = (
 
 @dataclass(frozen=True)
 class Sheet:
-    """One worksheet as the render actors left it: name, rows written, ordered deflated parts."""
+    """One worksheet as the render tasks left it: name, rows written, ordered deflated parts."""
 
     name: str
     data_rows: int

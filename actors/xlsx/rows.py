@@ -137,7 +137,7 @@ def _shown(day: date) -> str:
 class Link:
     """A text column spelled out from literal text around an integer column's digits (the
     course URLs): rendered as pieces around those digits, so its strings are never built,
-    shipped to a render actor or scanned."""
+    shipped to a render task or scanned."""
 
     parts: tuple[str, ...]  # the literal text before, between and after the key's digits
     key: str  # an integer column of the table
