@@ -46,8 +46,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--warehouse", type=Path, required=True, help="DuckDB file with the report's schema")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "dashboard")
-    p.add_argument("--jobs", type=int, default=3, help="reports asked at once")
-    p.add_argument("--every", type=float, default=2.0, help="seconds between job-page captures")
+    p.add_argument("--jobs", type=int, default=6, help="reports asked at once")
+    p.add_argument("--every", type=float, default=0.5, help="seconds between job-page captures")
     a = p.parse_args()
     if why := missing():
         sys.exit(why)

@@ -269,8 +269,7 @@ def main() -> None:
     path, about = data(args)
     data_dir = Path(tempfile.mkdtemp(prefix="job_bench_"))
     options = f"?{args.warehouse_options}" if args.warehouse_options else ""
-    values = {"data_dir": str(data_dir), "warehouse_url": f"duckdb://{path}{options}", "jwt_secret": SECRET,
-              "render_workers": 2}
+    values = {"data_dir": str(data_dir), "warehouse_url": f"duckdb://{path}{options}", "jwt_secret": SECRET}
     settings = load_settings(**values)
 
     peer_runs = []

@@ -251,7 +251,7 @@ def main() -> None:
                 url = f"redshift://{PG_USER}@{PG_HOST}:{shim.port}/{database}?ssl=false&partitions={k}"
                 print(f"service: {url}", flush=True)
                 values = {"data_dir": tempfile.mkdtemp(prefix="redshift_bench_"), "warehouse_url": url,
-                          "jwt_secret": SECRET, "render_workers": 2}
+                          "jwt_secret": SECRET}
                 try:
                     res.jobs[k], res.peaks[k] = our_jobs(values, args.repeat, peers if k == 1 else lambda: None)
                 except Exception as exc:  # the other K and the peers are still worth reporting
