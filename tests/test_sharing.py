@@ -175,3 +175,28 @@ def test_consumer_replicas_follow_the_backlog_and_drain_before_stopping(service,
         assert len(notes) == len(jobs) and queue.pending() == 0
     finally:
         serve.delete("scaling")
+
+
+def test_the_backlog_policy_gives_every_pending_job_a_slot():
+    """The policy alone, on what replicas report: replicas for every pending job's slot, one
+    more while a job has waited past the age target; Serve applies the bounds and delays."""
+    from types import SimpleNamespace
+
+    from actors.consumer_scaling import BacklogPolicy
+
+    def decide(current: int, reports: list[dict], age_target_s: float = 30) -> int:
+        metrics = {key: {f"replica-{i}": r[key] for i, r in enumerate(reports)} for key in reports[0]}
+        ctx = SimpleNamespace(current_num_replicas=current, aggregated_metrics=metrics, policy_state={})
+        return BacklogPolicy(age_target_s)(ctx)[0]
+
+    def report(pending, oldest=0.0, running=0, slots=4):
+        return {"pending": pending, "oldest_queued_s": oldest, "running": running, "slots": slots}
+
+    assert decide(1, [report(0)]) == 0  # Serve keeps min_replicas
+    assert decide(1, [report(9)]) == 3
+    assert decide(3, [report(9), report(7)]) == 3  # replicas read the ledger at different moments
+    assert decide(3, [report(2)]) == 1  # Serve waits downscale_delay_s before acting on it
+    assert decide(2, [report(8, oldest=45)]) == 3  # full, and a job has waited too long
+    assert decide(2, [report(3, oldest=5)]) == 1
+    ctx = SimpleNamespace(current_num_replicas=2, aggregated_metrics={}, policy_state={})
+    assert BacklogPolicy()(ctx)[0] == 2  # nobody reported yet: no change

@@ -386,3 +386,29 @@ def test_partitions_are_fetched_while_every_cpu_is_taken(ray_session, shim, pg_d
     finally:
         warehouse.close()
     assert sum(f.summary.ids.size for f in fetched[0]) == expected > 0
+
+
+def test_a_fetch_does_not_wait_for_another_threads_fetch(shim, pg_database):
+    """A consumer runs several jobs at once: each fetch has a session of its own (one is opened
+    when none is idle), so a small report's query runs beside a big one's, not after it, and
+    both sessions are kept for the next fetches."""
+    warehouse = open_warehouse(_url(shim, pg_database, "ssl=false&fetch_rows=1"))  # a long fetch
+    finished: dict[str, float] = {}
+
+    def big():
+        warehouse.fetch(YEAR_2025)
+        finished["big"] = time.monotonic()
+
+    try:
+        shim.parsed_sql.clear()
+        thread = threading.Thread(target=big)
+        thread.start()
+        while not any(sql.startswith("FETCH") for sql in list(shim.parsed_sql)):
+            time.sleep(0.005)
+        names = warehouse.school_names(YEAR_2025)
+        finished["small"] = time.monotonic()
+        thread.join()
+        assert finished["small"] < finished["big"] and names.num_rows > 0
+        assert len(warehouse._idle) == 2
+    finally:
+        warehouse.close()

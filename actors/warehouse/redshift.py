@@ -67,8 +67,10 @@ class WarehouseConnectionError(ConnectionError):
 
 
 class RedshiftWarehouse:
-    """One Redshift session, shared by the caller's threads one fetch at a time (a session runs
-    one statement at a time). A lost session is reopened by the next fetch."""
+    """Redshift sessions for the caller's threads: a session runs one statement at a time, so
+    each fetch takes an idle session or opens one, and gives it back after (a consumer running
+    several jobs at once fetches a small report beside a big one, not after it). A lost session
+    is closed; the next fetch opens another."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -96,7 +98,7 @@ class RedshiftWarehouse:
             "timeout": int(options["timeout"]) if "timeout" in options else None,
         }
         self._lock = threading.Lock()
-        self._con: redshift_connector.Connection | None = self._connect()  # fail fast on bad config
+        self._idle: list[redshift_connector.Connection] = [self._connect()]  # fail fast on bad config
 
     def fetch(self, query: CatalogQuery) -> CatalogRows:
         courses, links = self._read(("catalog_courses", *query.courses_sql(), COURSES_SCHEMA),
@@ -112,31 +114,37 @@ class RedshiftWarehouse:
     def _read(self, *cursors: tuple[str, str, list, pa.Schema]) -> list[pa.Table]:
         """Each (cursor name, SQL, parameters, schema) streamed in turn, in one read-only transaction."""
         with self._lock:
-            if self._con is None:
-                self._con = self._connect()
-            con = self._con
-            cur = con.cursor()
-            cur.paramstyle = "qmark"  # the shared SQL's placeholders; the driver rewrites them to $n
-            try:
-                cur.execute(_BEGIN)
-                tables = [self._stream(cur, *spec) for spec in cursors]
-                con.commit()
-            except _WIRE_ERRORS as exc:
-                self._drop()
-                raise WarehouseConnectionError(f"lost the Redshift session {self._where}: {exc}") from exc
-            except Exception:
-                self._rollback(con)  # the server refused a statement: the session itself is fine
-                raise
-            except BaseException:
-                self._drop()  # interrupted mid-message: the wire can no longer be trusted
-                raise
-            finally:
-                cur.close()
+            con = self._idle.pop() if self._idle else None
+        con = con or self._connect()
+        cur = con.cursor()
+        cur.paramstyle = "qmark"  # the shared SQL's placeholders; the driver rewrites them to $n
+        try:
+            cur.execute(_BEGIN)
+            tables = [self._stream(cur, *spec) for spec in cursors]
+            con.commit()
+        except _WIRE_ERRORS as exc:
+            self._close(con)
+            raise WarehouseConnectionError(f"lost the Redshift session {self._where}: {exc}") from exc
+        except Exception:
+            cur.close()
+            self._rollback(con)  # the server refused a statement: the session itself is fine
+            raise
+        except BaseException:
+            self._close(con)  # interrupted mid-message: the wire can no longer be trusted
+            raise
+        cur.close()  # before another thread may take the session
+        self._give_back(con)
         return tables
 
     def close(self) -> None:
         with self._lock:
-            self._drop()
+            idle, self._idle = self._idle, []
+        for con in idle:
+            self._close(con)
+
+    def _give_back(self, con: redshift_connector.Connection) -> None:
+        with self._lock:
+            self._idle.append(con)
 
     def _connect(self) -> redshift_connector.Connection:
         try:
@@ -168,16 +176,17 @@ class RedshiftWarehouse:
         try:
             con.rollback()
         except (redshift_connector.Error, OSError):
-            self._drop()
+            self._close(con)
+        else:
+            self._give_back(con)
 
-    def _drop(self) -> None:
-        """Forget the session. Closing it also makes the server roll back and free the cursor."""
-        con, self._con = self._con, None
-        if con is not None:
-            try:
-                con.close()
-            except (redshift_connector.Error, OSError):
-                pass  # already dead; nothing left to release on our side
+    @staticmethod
+    def _close(con: redshift_connector.Connection) -> None:
+        """Forget a session. Closing it also makes the server roll back and free the cursor."""
+        try:
+            con.close()
+        except (redshift_connector.Error, OSError):
+            pass  # already dead; nothing left to release on our side
 
 
 def _to_batch(rows: Sequence[Sequence[object]], schema: pa.Schema) -> pa.RecordBatch:
