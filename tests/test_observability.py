@@ -89,10 +89,6 @@ def test_logs_are_json_lines_with_the_job_id(service, ray_session):
     assert any("notified" in r["message"] for r in records)
 
 
-def test_actors_have_names_that_say_what_they_are(service, ray_session):
-    names = {a["name"] for a in ray_session.util.list_named_actors(all_namespaces=True)}
-    assert any(re.fullmatch(r"catalog-.+-render-\d+", n) for n in names), names
-
 
 def test_bulk_work_yields_the_cpu_to_the_http_path(service, ray_session):
     """API replicas run at normal priority; the consumer and render workers below them, so a
