@@ -103,7 +103,7 @@ def test_a_consumer_told_to_stop_finishes_its_running_job_first(ray_session, mid
     from tests.conftest import base_settings
     from tests.test_consumer import job
 
-    values = base_settings(tmp_path, mid_warehouse, consumer_jobs=1, chunk_rows=500)
+    values = base_settings(tmp_path, mid_warehouse, consumer_jobs=1, chunk_rows=200)  # seconds of rendering
     settings = load_settings(**values)
     queue, storage = open_queue(settings.queue_url), open_storage(settings)
     ledger = Ledger(storage)
@@ -113,13 +113,13 @@ def test_a_consumer_told_to_stop_finishes_its_running_job_first(ray_session, mid
     try:
         submit(ledger, queue, running)
         deadline = time.monotonic() + 60
-        while ledger.get(running.job_id)[0].progress < 0.25 and time.monotonic() < deadline:
+        while (state := ledger.get(running.job_id)[0]).progress < 0.25 and time.monotonic() < deadline:
             time.sleep(0.02)
         stopping.start()  # returns once the running job is over
+        assert state.status is Status.running and state.progress < 0.8, state  # stopped mid-render
         while stopping.is_alive() and not loop._stop.is_set():
             time.sleep(0.01)
         submit(ledger, queue, waiting)  # arrives after the stop: left for another consumer
-        assert ledger.get(running.job_id)[0].status is Status.running
     finally:
         if stopping.ident is None:  # failed before the stop
             stopping.start()
