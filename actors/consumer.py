@@ -358,8 +358,9 @@ class JobRunner:
 
 
 class ConsumerLoop:
-    """The actor shell: builds the backends from settings and runs :class:`JobRunner` in a
-    thread, so the actor's event loop stays free for health checks and stats calls."""
+    """The actor shell: builds the backends from settings and runs one :class:`JobRunner` per
+    job slot, each in a thread, so the actor's event loop stays free for health checks, stats
+    and autoscaling reports."""
 
     def __init__(self, settings_values: dict, render_workers: int | None = None):
         from actors.fetch import fetch_on_ray
