@@ -129,52 +129,42 @@ def test_a_consumer_told_to_stop_finishes_its_running_job_first(ray_session, mid
     assert ledger.get(waiting.job_id)[0].status is Status.queued and queue.pending() == 1
 
 
+def _check_scaling(result: dict, jobs: int = 16) -> None:
+    # Each job ran once: a replica stopped mid-job would leave it to a takeover, a second run.
+    assert result["outcomes"] == [[True, 1, True]] * jobs and result["notes"] == jobs, result
+    assert (result["before"], result["most"], result["after"]) == (1, 3, 1), result
+
+
 def test_consumer_replicas_follow_the_backlog_and_drain_before_stopping(service, ray_session, mid_warehouse,
                                                                          tmp_path):
     """With the backlog policy, a burst of jobs brings the consumer replicas up to the maximum;
-    once the queue is drained they go back to the minimum, and no job is abandoned on the way
-    (each ran once: a replica stopped mid-job would leave it to be taken over, a second run)."""
-    from ray import serve
+    once the queue is drained they go back to the minimum, and no job is abandoned on the way."""
+    from tests.scaling_scenario import run
 
-    from actors.settings import load_settings
-    from actors.submit import submit
-    from serve_app.app import build_app
-    from tests.conftest import base_settings
-    from tests.test_consumer import job
+    _check_scaling(run(tmp_path / "data", mid_warehouse))
 
-    values = base_settings(tmp_path / "data", mid_warehouse, consumer_jobs=1, chunk_rows=5_000)
-    scaling = {"min_replicas": 1, "max_replicas": 3, "metrics_interval_s": 0.5, "look_back_period_s": 1,
-               "upscale_delay_s": 0.5, "downscale_delay_s": 3}
-    serve.run(build_app({**values, "consumer_autoscaling": scaling}), name="scaling", route_prefix="/scaling")
-    settings = load_settings(**values)
-    queue, storage = open_queue(settings.queue_url), open_storage(settings)
 
-    def replicas() -> int:
-        deployment = serve.status().applications["scaling"].deployments["JobConsumer"]
-        return deployment.replica_states.get("RUNNING", 0)
+def test_consumer_replicas_follow_a_pubsub_backlog(pubsub_emulator_closing_streams, mid_warehouse, tmp_path):
+    """The same on the Pub/Sub emulator (replicas that stop close their streams: the emulator
+    repaired to notice), in a Ray of its own started with the emulator in its workers'
+    environment; the policy reads the ledger, the same for every queue."""
+    import json
+    import subprocess
+    import sys
+    import uuid
+    from pathlib import Path
 
-    try:
-        assert replicas() == 1
-        jobs = [job(institution_id=1, user_id=100 + i) for i in range(16)]
-        for accepted in jobs:
-            submit(Ledger(storage), queue, accepted)
-        most, deadline = 1, time.monotonic() + 240
-        ledger = Ledger(storage)
-        while time.monotonic() < deadline:
-            most = max(most, replicas())
-            if all(ledger.get(j.job_id)[0].notified for j in jobs):
-                break
-            time.sleep(0.2)
-        states = [ledger.get(j.job_id)[0] for j in jobs]
-        assert [(s.status, s.attempts, s.notified) for s in states] == [(Status.done, 1, True)] * len(jobs)
-        assert most == 3, most
-        while time.monotonic() < deadline and replicas() > 1:
-            time.sleep(0.5)
-        assert replicas() == 1
-        notes = settings.outbox_path.read_text().splitlines()
-        assert len(notes) == len(jobs) and queue.pending() == 0
-    finally:
-        serve.delete("scaling")
+    from actors.queue.pubsub_admin import ensure_topology
+
+    name = uuid.uuid4().hex[:12]
+    url = f"pubsub://catalog-test/jobs-{name}?subscription=worker-{name}&max_delivery_attempts=5"
+    ensure_topology(url, ack_deadline_seconds=10, retry_policy=False)
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("scaling_scenario.py")), str(tmp_path / "data"),
+                           str(mid_warehouse), url], capture_output=True, text=True, timeout=400,
+                          cwd=Path(__file__).parent.parent)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-5000:]
+    _check_scaling(json.loads(lines[-1].removeprefix("RESULT ")))
 
 
 def test_the_backlog_policy_gives_every_pending_job_a_slot():
