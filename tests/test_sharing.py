@@ -47,11 +47,13 @@ def test_a_small_job_renders_beside_a_big_one_not_after_it(ray_session):
     small_parts = _render(renderer.render, small, 100)
     small_done = time.monotonic()
     worker.join()
-    big_chunks_meanwhile = sum(started <= t <= small_done for t in finished)
+    meanwhile = sum(started <= t <= small_done for t in finished)
+    left = sum(t >= started for t in finished)  # the big job's chunks still to render when the small one came
     chunk_time = median(b - a for a, b in zip(finished, finished[1:]))
     assert len(finished) > 20 and finished[-1] > small_done, "the small job waited for the big one"
-    # Its 3 chunks wait for at most the big job's 4 already submitted, then alternate with it.
-    assert big_chunks_meanwhile <= 4 + 3, (big_chunks_meanwhile, chunk_time)
+    # Queued behind the big job it would see all of them finish first; sharing, a few (the
+    # chunks already submitted, and those finishing while it polls: chunks here take ~20 ms).
+    assert meanwhile <= left / 2, (meanwhile, left, chunk_time)
     assert small_parts == _render(render_serially, small, 100)
     assert big_parts == _render(render_serially, big, 3_000)
 
