@@ -65,9 +65,16 @@ def ray_session():
 
     workers_at_normal_priority()  # as `catalog-report serve` starts its Ray
     use_in_proxy()
-    port = free_port()
-    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False, _metrics_export_port=port,
-             _system_config={"metrics_report_interval_ms": 500})
+    for attempt in range(3):  # Ray 2.60's head sometimes never sees its raylet register (30 s): start again
+        port = free_port()
+        try:
+            ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
+                     _metrics_export_port=port, _system_config={"metrics_report_interval_ms": 500})
+            break
+        except Exception as exc:
+            ray.shutdown()
+            if "timed out during startup" not in str(exc) or attempt == 2:
+                raise
     ray.metrics_url = f"http://127.0.0.1:{port}/metrics"
     yield ray
     ray.shutdown()
