@@ -5,13 +5,12 @@ file byte-identical to the same report made in one process, render work on every
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from tests.scenario import run_script, show_timeline
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +28,10 @@ def four_institutions(tmp_path_factory) -> Path:
 ])
 def test_forty_mixed_jobs_on_three_nodes(four_institutions, tmp_path, capsys, consumers, render_workers,
                                          consumer_jobs, kill):
-    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("mixed_load_scenario.py")), str(tmp_path),
-                           str(four_institutions), str(consumers), str(render_workers), str(consumer_jobs), kill],
-                          capture_output=True, text=True, timeout=600, cwd=Path(__file__).parent.parent)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-5000:]
-    result = json.loads(lines[-1].removeprefix("RESULT "))
-    with capsys.disabled():
-        print(f"\n{consumers} consumers, render_workers={render_workers}, {consumer_jobs} jobs each, {kill}:")
-        for at, event in result["timeline"]:
-            print(f"  {at:7.2f}s  {event}")
-        print(f"  render tasks by node: {result['render_tasks_by_node']}")
+    result = run_script("mixed_load_scenario.py", tmp_path, four_institutions, consumers, render_workers,
+                        consumer_jobs, kill, timeout=600)
+    show_timeline(capsys, f"{consumers} consumers, render_workers={render_workers}, {consumer_jobs} jobs each, {kill}",
+                  result["timeline"], f"render tasks by node: {result['render_tasks_by_node']}")
     results, expected = result["results"], result["expected"]
     assert [r["status"] for r in results] == ["done"] * 40
     assert [(r["rows"], r["sha"]) for r in results] == [(e["rows"], e["sha"]) for e in expected]

@@ -6,14 +6,12 @@ Each scenario runs a real three-node Ray cluster on this machine in a subprocess
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from tests.scenario import run_script, show_timeline
 from tests.workbook import read_calamine
 
 
@@ -29,16 +27,8 @@ def run_scenario(mode: str, warehouse: Path, tmp_path: Path, capsys) -> dict:
     data_dir = tmp_path / mode
     data_dir.mkdir()
     (data_dir / "warehouse.duckdb").symlink_to(warehouse)
-    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("node_failure_scenario.py")), mode,
-                           str(data_dir)], capture_output=True, text=True, timeout=420,
-                          cwd=Path(__file__).parent.parent)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-5000:]
-    result = json.loads(lines[-1].removeprefix("RESULT "))
-    with capsys.disabled():
-        print(f"\n{mode} timeline:")
-        for at, event in result["timeline"]:
-            print(f"  {at:7.2f}s  {event}")
+    result = run_script("node_failure_scenario.py", mode, data_dir, timeout=420)
+    show_timeline(capsys, f"{mode} timeline", result["timeline"])
     return result
 
 

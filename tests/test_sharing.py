@@ -150,23 +150,15 @@ def test_consumer_replicas_follow_a_pubsub_backlog(pubsub_emulator_closing_strea
     """The same on the Pub/Sub emulator (replicas that stop close their streams: the emulator
     repaired to notice), in a Ray of its own started with the emulator in its workers'
     environment; the policy reads the ledger, the same for every queue."""
-    import json
-    import subprocess
-    import sys
     import uuid
-    from pathlib import Path
 
     from actors.queue.pubsub_admin import ensure_topology
+    from tests.scenario import run_script
 
     name = uuid.uuid4().hex[:12]
     url = f"pubsub://catalog-test/jobs-{name}?subscription=worker-{name}&max_delivery_attempts=5"
     ensure_topology(url, ack_deadline_seconds=10, retry_policy=False)
-    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("scaling_scenario.py")), str(tmp_path / "data"),
-                           str(mid_warehouse), url], capture_output=True, text=True, timeout=400,
-                          cwd=Path(__file__).parent.parent)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-5000:]
-    _check_scaling(json.loads(lines[-1].removeprefix("RESULT ")))
+    _check_scaling(run_script("scaling_scenario.py", tmp_path / "data", mid_warehouse, url, timeout=400))
 
 
 def test_the_backlog_policy_gives_every_pending_job_a_slot():
