@@ -95,7 +95,7 @@ def lat(values: list[float]) -> str:
 
 
 def warehouse(institutions: int) -> Path:
-    from actors.demo_data import generate
+    from actors.warehouse.demo import generate
 
     n = max(50, institutions)
     dims = {"institutions": n, "courses": 40 * n, "schools": 2 * n, "views": 400 * n, "enrollments": 100 * n}
@@ -510,7 +510,7 @@ def run_serve(args, toks: dict[int, str], warehouse_path: Path) -> dict:
     import ray
     from ray import serve
 
-    from actors.niceness import workers_at_normal_priority
+    from actors.runtime.priority import workers_at_normal_priority
     from serve_app.app import build_app
     from serve_app.front import use_in_proxy
 

@@ -9,7 +9,7 @@ logs headless Chromium in with the token the way ``serve`` says, asks for ``--jo
 institution 1 at once, captures the Serve page, then the page of the Ray job ``serve`` runs (its
 "Ray Core Overview": the render-chunk tasks running and finished) every ``--every`` seconds until
 the reports are done, and keeps the capture in which the most tasks were running. Needs Debian's
-``chromium`` and ``npm ci`` in tests/browser.
+``chromium`` and ``npm ci`` in tests/support/browser.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import jwt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.dashboard_browser import DashboardBrowser, missing  # noqa: E402
-from tests.emulators import free_port  # noqa: E402
-from tests.serve_process import ServeProcess  # noqa: E402
+from tests.support.dashboard_browser import DashboardBrowser, missing  # noqa: E402
+from tests.support.emulators import free_port  # noqa: E402
+from tests.support.serve_process import ServeProcess  # noqa: E402
 
 # The job page's task summary, e.g. "Total: 41 Finished: 37 Running: 4".
 RUNNING = re.compile(r"Running: (\d+)")

@@ -86,7 +86,7 @@ def peer_job(settings, out: Path) -> dict[str, float]:
     """The reference: one warm process, same query, rustpy-xlsxwriter."""
     import rustpy_xlsxwriter
 
-    from actors.catalog import HEADERS, build_report
+    from actors.report.catalog import HEADERS, build_report
     from actors.warehouse import CatalogQuery, open_warehouse
     from bench.render_bench import DATE_FORMAT, SHEET, _widths
     from bench.synthetic import INSTITUTION, PERIOD
@@ -170,7 +170,7 @@ def our_jobs(values: dict, repeat: int, between: Callable[[], None] = lambda: No
     import ray
     from ray import serve
 
-    from actors.job import JobState
+    from actors.job.message import JobState
     from bench.synthetic import PERIOD
     from serve_app.app import build_app
     from serve_app.auth import mint_token
@@ -256,8 +256,8 @@ def main() -> None:
                    help="the warehouse URL's options for ours, e.g. partitions=2 (the peer is one query)")
     args = p.parse_args()
 
-    from actors.niceness import BACKGROUND, workers_at_normal_priority
-    from actors.settings import load_settings
+    from actors.runtime.priority import BACKGROUND, workers_at_normal_priority
+    from actors.config.settings import load_settings
     from serve_app.front import use_in_proxy
 
     # Everything measured runs at one priority: the peer here, and our Ray (its workers inherit

@@ -54,10 +54,22 @@ def child(args) -> dict:
     import httpx
     from ray import serve
 
-    from actors.ledger import Ledger
-    from actors.niceness import workers_at_normal_priority
-    from actors.settings import load_settings
-    from actors.storage import open_storage
+    try:  # the code's layout since actors/ was grouped into packages
+        from actors.config.settings import load_settings
+        from actors.job.ledger import Ledger
+        from actors.runtime.priority import workers_at_normal_priority
+        from actors.storage import open_storage
+
+        def open_ledger(settings):
+            return Ledger(open_storage(settings.storage_url, settings.links))
+    except ImportError:  # a --baseline commit from before
+        from actors.ledger import Ledger
+        from actors.niceness import workers_at_normal_priority
+        from actors.settings import load_settings
+        from actors.storage import open_storage
+
+        def open_ledger(settings):
+            return Ledger(open_storage(settings))
     from bench.job_bench import free_port, start_ray
     from bench.synthetic import PERIOD
     from serve_app.app import build_app
@@ -68,7 +80,7 @@ def child(args) -> dict:
     use_in_proxy()
     data_dir = Path(tempfile.mkdtemp(prefix="mixed_bench_"))
     values = {"data_dir": str(data_dir), "warehouse_url": f"duckdb://{args.warehouse}", "jwt_secret": SECRET}
-    ledger = Ledger(open_storage(load_settings(**values)))
+    ledger = open_ledger(load_settings(**values))
     start_ray()
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})

@@ -4,7 +4,7 @@ plain FastAPI app under uvicorn (one process, no Ray).
 Same work per request as ``serve_app.app.ReportsAPI.request_catalog``: the same HTTPBearer
 dependency and Encore error handlers, :class:`serve_app.auth.Authenticator`, ``params.parse``,
 a 60/min moving-window limit per institution (the ``limits`` library, in-process instead of in
-a Ray actor), :func:`actors.submit.submit` (a ledger write with :class:`actors.ledger.Ledger`
+a Ray actor), :func:`actors.job.submit.submit` (a ledger write with :class:`actors.job.ledger.Ledger`
 over :class:`actors.storage.local.LocalStorage`, then a publish to
 :class:`actors.queue.local.LocalQueue`) in a worker thread as the Serve app does, and the same in-flight counting / no-store middleware. The job
 status and ``/healthz`` routes are copied too, for the bench's responsiveness probe.
@@ -28,12 +28,12 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from actors.job import CatalogJob, new_job_id, utcnow
-from actors.ledger import Ledger
+from actors.job.message import CatalogJob, new_job_id, utcnow
+from actors.job.ledger import Ledger
 from actors.queue.local import LocalQueue
-from actors.settings import load_settings
+from actors.config.settings import load_settings
 from actors.storage.local import LocalStorage
-from actors.submit import submit
+from actors.job.submit import submit
 from serve_app import errors, params
 from serve_app.auth import Authenticator
 from serve_app.errors import ApiError, error_response

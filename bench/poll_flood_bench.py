@@ -145,7 +145,7 @@ def run_service(args, front: bool) -> Run:
     import ray
     from ray import serve
 
-    from actors.niceness import workers_at_normal_priority
+    from actors.runtime.priority import workers_at_normal_priority
     from serve_app.app import build_app
     from serve_app.front import PROXY_CALLBACK_ENV, use_in_proxy
 

@@ -13,7 +13,7 @@ b. ``psql`` pulling them to a client (``COPY (…) TO STDOUT``, output to /dev/n
    through the test proxy below (what the proxy alone costs);
 c. the service's whole job (HTTP → ``done``, as bench/job_bench.py runs it, phases from the job
    ledger) with ``REPORTS_WAREHOUSE_URL=redshift://…?ssl=false&partitions=K`` for each K of
-   --partitions. The driver reaches PostgreSQL through tests/pg_shim.py's loopback proxy (it
+   --partitions. The driver reaches PostgreSQL through tests/support/pg_shim.py's loopback proxy (it
    rewrites the two startup messages stock PostgreSQL and the driver disagree on), run in a
    process of its own.
 
@@ -62,7 +62,7 @@ INDEXES = {
 # The proxy in a process of its own: prints its port, runs until its stdin closes.
 SHIM_MAIN = """
 import sys
-from pg_shim import PgShim
+from tests.support.pg_shim import PgShim
 shim = PgShim(sys.argv[1], int(sys.argv[2]))
 print(shim.start(), flush=True)
 sys.stdin.read()
@@ -99,7 +99,7 @@ def load(duckdb_path: Path, database: str) -> dict[str, float]:
     """Create ``database`` with the warehouse's rows, indexes and statistics; seconds per step."""
     import duckdb
 
-    from actors.demo_data import SCHEMA
+    from actors.warehouse.demo import SCHEMA
 
     steps = {}
     csv_dir = Path(tempfile.mkdtemp(prefix="redshift_bench_"))
@@ -178,10 +178,10 @@ def pull(database: str, statements: list[str], port: int = PG_PORT) -> dict:
 
 
 class Shim:
-    """tests/pg_shim.py's proxy in a child process."""
+    """tests/support/pg_shim.py's proxy in a child process."""
 
     def __enter__(self) -> "Shim":
-        env = dict(os.environ, PYTHONPATH=str(ROOT / "tests"))
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen([sys.executable, "-c", SHIM_MAIN, PG_HOST, str(PG_PORT)], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.port = int(self.proc.stdout.readline())
@@ -219,7 +219,7 @@ def main() -> None:
     p.add_argument("--partitions", default="1,2,4", help="comma-separated K values")
     args = p.parse_args()
 
-    from actors.niceness import workers_at_normal_priority
+    from actors.runtime.priority import workers_at_normal_priority
 
     workers_at_normal_priority()
     path, about = data(args)
@@ -293,7 +293,7 @@ def table(args, about: list[str], res: Results) -> str:
         f"| 1.00× | {parts(res.floors, RESULTS)} |",
         f"| b. psql pulls them (COPY … TO STDOUT, -o /dev/null) | {spread(res.pulls, 'total')} | {ratio(res.pulls)} "
         f"| {parts(res.pulls, RESULTS)} |",
-        f"| b′. the same through the test proxy (tests/pg_shim.py) | {spread(res.proxied, 'total')} "
+        f"| b′. the same through the test proxy (tests/support/pg_shim.py) | {spread(res.proxied, 'total')} "
         f"| {ratio(res.proxied)} | {parts(res.proxied, RESULTS)} |",
     ]
     for k, runs in res.jobs.items():

@@ -158,8 +158,8 @@ def _py_batches(table, batch_rows: int = 65_536):
 
 
 def _widths(table):
-    from actors.catalog import HEADERS
-    from actors.xlsx.sheet import column_widths, longest_values
+    from actors.report.catalog import HEADERS
+    from actors.report.xlsx.sheet import column_widths, longest_values
 
     return column_widths(longest_values(table), HEADERS, table.column_names)
 
@@ -170,11 +170,11 @@ class Ours:
         self.renderer = None
 
     def setup(self, table, args):
-        from actors.catalog import HEADERS
-        from actors.merge import merge_xlsx
-        from actors.partition import SHEET_DATA_ROWS, plan_chunks
-        from actors.render import RayRenderer, render_chunk, table_chunks
-        from actors.xlsx.sheet import longest_values
+        from actors.report.catalog import HEADERS
+        from actors.report.merge import merge_xlsx
+        from actors.report.partition import SHEET_DATA_ROWS, plan_chunks
+        from actors.report.render import RayRenderer, render_chunk, table_chunks
+        from actors.report.xlsx.sheet import longest_values
 
         self.HEADERS, self.merge_xlsx, self.plan_chunks = HEADERS, merge_xlsx, plan_chunks
         self.SHEET_DATA_ROWS, self.render_chunk = SHEET_DATA_ROWS, render_chunk
@@ -224,7 +224,7 @@ class Ours:
 
 class Peer:
     def setup(self, table, args):
-        from actors.catalog import HEADERS
+        from actors.report.catalog import HEADERS
 
         self.HEADERS = HEADERS
         self.imports()
@@ -410,7 +410,7 @@ def check_file(path: Path, table, headers: list[str]) -> dict:
 def child_main(args) -> None:
     import pyarrow as pa
 
-    from actors.niceness import BACKGROUND, workers_at_normal_priority
+    from actors.runtime.priority import BACKGROUND, workers_at_normal_priority
 
     # Every contender at our render workers' priority (a Ray started here passes it on to its
     # workers), so a busy neighbour on the shared machine slows all of them alike.
@@ -587,7 +587,7 @@ def parent_main(args) -> None:
         for rows in sizes:
             t_gen = time.perf_counter()
             table, path = cached_report_table(rows, cache, shape=args.shape)
-            n_chunks = len(__import__("actors.partition", fromlist=["plan_chunks"])
+            n_chunks = len(__import__("actors.report.partition", fromlist=["plan_chunks"])
                            .plan_chunks(table["school"], args.chunk_rows))
             del table
             log(f"== {rows:,} rows: table ready in {time.perf_counter() - t_gen:.1f} s ({path.name}), "
@@ -678,19 +678,19 @@ def log(msg: str) -> None:
 
 def profile_main(args) -> None:
     """Per-step wall time of the single-process render path, by pyarrow.compute function and by
-    the function of actors/xlsx that called it, then a cProfile top list."""
+    the function of actors/report/xlsx that called it, then a cProfile top list."""
     import cProfile
     import io
     import pstats
 
     import pyarrow.compute as pc
 
-    from actors.catalog import HEADERS
-    from actors.merge import merge_xlsx
-    from actors.partition import SHEET_DATA_ROWS, plan_chunks
-    from actors.render import render_chunk
-    from actors.xlsx import rows as xrows
-    from actors.xlsx.sheet import longest_values
+    from actors.report.catalog import HEADERS
+    from actors.report.merge import merge_xlsx
+    from actors.report.partition import SHEET_DATA_ROWS, plan_chunks
+    from actors.report.render import render_chunk
+    from actors.report.xlsx import rows as xrows
+    from actors.report.xlsx.sheet import longest_values
     from bench.synthetic import cached_report_table
 
     rows = args.profile
@@ -730,13 +730,13 @@ def profile_main(args) -> None:
                  "fill_null", "any", "if_else", "equal", "binary_join_element_wise",
                  "match_substring_regex", "cast", "add"]:
         wrap(pc, attr, f"pc.{attr}")
-    import actors.merge as merge_mod
-    import actors.render as render_mod
-    from actors.xlsx import package as package_mod
+    import actors.report.merge as merge_mod
+    import actors.report.render as render_mod
+    from actors.report.xlsx import package as package_mod
 
     wrap(xrows, "_rare_bytes", "_rare_bytes (byte scan)")
     wrap(render_mod, "render_rows", "render_rows (all XML)")
-    from actors.xlsx.deflate import PartWriter
+    from actors.report.xlsx.deflate import PartWriter
 
     wrap(PartWriter, "write", "isal PartWriter.write")
     wrap(merge_mod, "write_xlsx", "write_xlsx (zip out)")
@@ -770,7 +770,7 @@ def profile_main(args) -> None:
     w(f"## Profile: ours, 1 process, {rows:,} rows, chunk_rows={args.chunk_rows:,}\n\n")
     w(f"plain run {plain:.2f} s ({rows / plain:,.0f} rows/s; per 1M rows {plain * 1e6 / rows:.2f} s); "
       f"instrumented run {instrumented:.2f} s\n\n")
-    w("| step (pyarrow.compute fn ← caller in actors/xlsx) | calls | s | s per 1M rows | % of run |\n")
+    w("| step (pyarrow.compute fn ← caller in actors/report/xlsx) | calls | s | s per 1M rows | % of run |\n")
     w("|---|---:|---:|---:|---:|\n")
     for (label, caller), (secs, calls) in sorted(timings.items(), key=lambda kv: -kv[1][0]):
         w(f"| {label} ← {caller} | {calls} | {secs:.3f} | {secs * 1e6 / rows:.3f} | "
@@ -821,7 +821,7 @@ def main() -> None:
     p.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.chunk_rows is None:
-        from actors.settings import Settings
+        from actors.config.settings import Settings
 
         args.chunk_rows = Settings.model_fields["chunk_rows"].default
     if args.child:

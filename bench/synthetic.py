@@ -139,7 +139,7 @@ def warehouse(courses: int = 1_000_000, views: int | None = None, enrollments: i
         return path, None
     started = time.perf_counter()
     if shape == "legacy":
-        from actors.demo_data import generate
+        from actors.warehouse.demo import generate
 
         generate(path, institutions=1, courses=courses, schools=300, views=views,
                  enrollments=enrollments, seed=seed)
@@ -303,7 +303,7 @@ def write_duckdb(tables: dict[str, pa.Table], path: Path) -> Path:
     """Create the SPEC §4 tables and fill them in the given row order (atomically)."""
     import duckdb
 
-    from actors.demo_data import SCHEMA
+    from actors.warehouse.demo import SCHEMA
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
@@ -324,8 +324,8 @@ def write_duckdb(tables: dict[str, pa.Table], path: Path) -> Path:
 
 def report_table(path: Path) -> pa.Table:
     """Institution 1's report over ``PERIOD`` as the service computes it, every cell a value
-    (``actors.catalog.SHEET_SCHEMA``): the render benchmark's input."""
-    from actors.catalog import build_report
+    (``actors.report.catalog.SHEET_SCHEMA``): the render benchmark's input."""
+    from actors.report.catalog import build_report
     from actors.warehouse import CatalogQuery, open_warehouse
 
     utc = ZoneInfo("UTC")

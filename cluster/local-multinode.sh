@@ -30,7 +30,7 @@ export REPORTS_DATA_DIR=$BASE/data
 export REPORTS_JWT_SECRET=${REPORTS_JWT_SECRET:-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')}
 export REPORTS_CHUNK_ROWS=${REPORTS_CHUNK_ROWS:-100}   # small chunks, so both nodes get render work
 export RAY_ADDRESS=127.0.0.1:$GCS_PORT
-export RAY_worker_niceness=0   # API at normal priority; bulk work lowers itself (actors/niceness.py)
+export RAY_worker_niceness=0   # API at normal priority; bulk work lowers itself (actors/runtime/priority.py)
 export RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=serve_app.front.proxy_middlewares  # JSON + fair share in the proxy
 # Ray 2.60 enables token authentication by default; give this cluster its own token, shared by
 # both nodes, the service and the `ray list` calls (all started from this shell's environment).

@@ -18,16 +18,16 @@ from pydantic import BaseModel
 from ray import serve
 from ray.serve.config import DeploymentActorConfig
 
-from actors import metrics
-from actors.consumer import consumer_deployment
-from actors.job import JOB_ID_PATTERN, CatalogJob, new_job_id, utcnow
-from actors.ledger import Ledger
-from actors.logs import ROOT, use_serve_log_files
+from actors.observability import metrics
+from actors.job.consumer import consumer_deployment
+from actors.job.message import JOB_ID_PATTERN, CatalogJob, new_job_id, utcnow
+from actors.job.ledger import Ledger
+from actors.observability.logs import ROOT, use_serve_log_files
 from actors.queue import QueueUnavailable, open_queue
-from actors.settings import Settings, load_settings
+from actors.config.settings import Settings, load_settings
 from actors.storage import open_storage
 from actors.storage.local import LocalStorage
-from actors.submit import Unavailable, submit
+from actors.job.submit import Unavailable, submit
 from serve_app import downloads, errors, params, shedding
 from serve_app.auth import Authenticator, Principal
 from serve_app.errors import ERROR_RESPONSES, ApiError, error_response
@@ -120,7 +120,7 @@ class ReportsAPI:
         self.authenticate = Authenticator(self.settings.jwt_public_key or self.settings.jwt_secret,
                                           self.settings.jwt_algorithms, self.settings.jwt_leeway_seconds)
         self.queue = open_queue(self.settings.queue_url)
-        self.storage = open_storage(self.settings)
+        self.storage = open_storage(self.settings.storage_url, self.settings.links)
         self.ledger = Ledger(self.storage)
         self._limiter = None
         self.reads = ReadLimit(self.settings.read_limit_per_minute)
@@ -222,7 +222,7 @@ class ReportsAPI:
         return {"status": "ok", "backends": {name: "ok" for name in sorted(report)}}
 
 
-BACKLOG_POLICY = "actors.consumer_scaling:BacklogPolicy"
+BACKLOG_POLICY = "actors.job.autoscaling:BacklogPolicy"
 
 
 def build_app(args: dict | None = None):

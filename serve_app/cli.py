@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from actors.settings import ConfigError, Settings, load_settings
+from actors.config.settings import ConfigError, Settings, load_settings
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True, soft_wrap=True)  # a message stays one line, however narrow the terminal
@@ -37,7 +37,7 @@ def _settings() -> Settings:
 
 
 def _preflight(settings: Settings) -> None:
-    from actors.preflight import preflight
+    from actors.config.preflight import preflight
 
     try:
         preflight(settings)
@@ -46,7 +46,7 @@ def _preflight(settings: Settings) -> None:
 
 
 def _generate(out: Path, **sizes) -> None:
-    from actors.demo_data import generate
+    from actors.warehouse.demo import generate
 
     with Progress(TextColumn("{task.description:<15}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as bar:
@@ -128,7 +128,7 @@ def _start_ray(dashboard_host: str | None = None, dashboard_port: int | None = N
     when one is given. Returns the dashboard's ``host:port`` ("" when there is none)."""
     import ray
 
-    from actors.niceness import workers_at_normal_priority
+    from actors.runtime.priority import workers_at_normal_priority
     from serve_app.front import use_in_proxy
 
     logs = ray.LoggingConfig(encoding="JSON")  # structured log lines, job id as a field
@@ -230,9 +230,9 @@ def render(
     workers: Annotated[int | None, typer.Option(help="chunks rendering at once [default: CPUs + 1]")] = None,
 ):
     """query → partition → parallel render → merge on Ray, written to OUT; no queue or upload."""
-    from actors.fetch import fetch_on_ray
-    from actors.pipeline import produce_report
-    from actors.render import RayRenderer
+    from actors.report.fetch import fetch_on_ray
+    from actors.report.pipeline import produce_report
+    from actors.report.render import RayRenderer
     from actors.warehouse import CatalogQuery, open_warehouse
     from serve_app.errors import ApiError
     from serve_app.params import parse
@@ -248,7 +248,7 @@ def render(
     warehouse = open_warehouse(settings.warehouse_url)
     query = CatalogQuery.for_dates(institution_id, req.start_date, req.end_date, settings.zone, req.school_ids)
     started = time.perf_counter()
-    produced = produce_report(warehouse, query, subdomain=subdomain, settings=settings, out=out,
+    produced = produce_report(warehouse, query, subdomain=subdomain, options=settings.report, out=out,
                               fetch=fetch_on_ray, render=renderer.render)
     elapsed = time.perf_counter() - started
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in produced.timings.items())

@@ -26,9 +26,9 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from actors.job import utcnow
-from actors.ledger import Ledger
-from actors.settings import load_settings
+from actors.job.message import utcnow
+from actors.job.ledger import Ledger
+from actors.config.settings import load_settings
 from actors.storage import open_storage
 
 ACTOR_NAME = "rate-limiter"
@@ -44,7 +44,7 @@ class RateLimiter:
             self.limiter = MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage_url))
         else:
             self.limiter = MovingWindowRateLimiter(MemoryStorage())
-            self._count_again(Ledger(open_storage(settings)))
+            self._count_again(Ledger(open_storage(settings.storage_url, settings.links)))
 
     def _count_again(self, ledger: Ledger) -> None:
         """The jobs of the last minute, from the ledger: what the previous actor had counted."""

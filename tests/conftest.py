@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.data import write_warehouse
-from tests.emulators import (  # noqa: F401 (shared fixtures)
+from tests.support.data import write_warehouse
+from tests.support.emulators import (  # noqa: F401 (shared fixtures)
     _pubsub_emulator_process,
     free_port,
     gcs_emulator,
@@ -47,7 +47,7 @@ def base_settings(data_dir: Path, warehouse: Path, **extra) -> dict:
 
 @pytest.fixture(scope="session")
 def settings_factory(warehouse):
-    from actors.settings import load_settings
+    from actors.config.settings import load_settings
 
     def make(data_dir: Path, **extra):
         return load_settings(**base_settings(data_dir, warehouse, **extra))
@@ -60,7 +60,7 @@ def ray_session():
     """One Ray for the session; its Prometheus endpoint on a known port, reported every 0.5 s."""
     import ray
 
-    from actors.niceness import workers_at_normal_priority
+    from actors.runtime.priority import workers_at_normal_priority
     from serve_app.front import use_in_proxy
 
     workers_at_normal_priority()  # as `catalog-report serve` starts its Ray
@@ -123,7 +123,7 @@ def service(ray_session, warehouse, tmp_path_factory) -> Service:
     """The real Serve app (2 HTTP replicas, the consumer, render tasks) on a free port."""
     from ray import serve
 
-    from actors.settings import load_settings
+    from actors.config.settings import load_settings
     from serve_app.app import build_app
 
     port = free_port()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actors.registry import backend_for
-from actors.storage.base import LinkUnavailable, PreconditionFailed, Storage
+from actors.storage.base import LinkOptions, LinkUnavailable, PreconditionFailed, Storage
 
 # scheme → "module:class"; adding a backend is one file and one line here.
 BACKENDS = {
@@ -12,13 +12,13 @@ BACKENDS = {
 }
 
 
-def open_storage(settings) -> Storage:
-    return backend_for(settings.storage_url, BACKENDS)(settings)
+def open_storage(url: str, links: LinkOptions | None = None) -> Storage:
+    return backend_for(url, BACKENDS)(url, links or LinkOptions())
 
 
-def check_url(url: str, link_ttl_seconds: int) -> None:
+def check_url(url: str, links: LinkOptions) -> None:
     """Raise ValueError saying what is wrong with a storage URL or its options, opening nothing."""
-    backend_for(url, BACKENDS).check_url(url, link_ttl_seconds)
+    backend_for(url, BACKENDS).check_url(url, links)
 
 
-__all__ = ["LinkUnavailable", "PreconditionFailed", "Storage", "check_url", "open_storage"]
+__all__ = ["BACKENDS", "LinkOptions", "LinkUnavailable", "PreconditionFailed", "Storage", "check_url", "open_storage"]

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -19,7 +21,22 @@ class LinkUnavailable(Exception):
     """Download links cannot be made as configured; the message says what is missing."""
 
 
+class LinkOptions(BaseModel):
+    """What download links need: how long they last, and for storage that serves its own files
+    (``file://``), the secret that signs them and the service's public address."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ttl_seconds: int = 604800
+    secret: str = ""
+    public_base_url: str = "http://127.0.0.1:8000"
+
+
 class Storage(Protocol):
+    # True when the service itself serves this storage's files behind its signed links (the
+    # download route); False when links point at the storage (a signed or public GCS URL).
+    serves_downloads: ClassVar[bool]
+
     def put_file(self, key: str, path: Path, content_type: str, file_name: str) -> None: ...
 
     def link(self, key: str, ttl_seconds: int) -> tuple[str, datetime | None]:

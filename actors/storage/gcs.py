@@ -51,7 +51,7 @@ from google.auth.transport.requests import Request
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from actors.storage.base import LinkUnavailable, PreconditionFailed
+from actors.storage.base import LinkOptions, LinkUnavailable, PreconditionFailed
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]  # storage, and IAM signBlob
 MAX_SIGNED_TTL = 7 * 24 * 3600  # the V4 limit
@@ -98,8 +98,10 @@ class GcsOptions:
 
 
 class GcsStorage:
-    def __init__(self, settings) -> None:
-        options = GcsOptions.from_url(settings.storage_url, settings.link_ttl_seconds)
+    serves_downloads = False
+
+    def __init__(self, url: str, links: LinkOptions) -> None:
+        options = GcsOptions.from_url(url, links.ttl_seconds)
         self.public, self.chunk_size, self.prefix = options.public, options.chunk_size, options.prefix
         # Ledger calls: retried for at most ledger_timeout in all, each HTTP request as long at most.
         self._ledger = {"retry": DEFAULT_RETRY.with_timeout(options.ledger_timeout), "timeout": options.ledger_timeout}
@@ -109,8 +111,8 @@ class GcsStorage:
         self.bucket = self.client.bucket(options.bucket)
 
     @staticmethod
-    def check_url(url: str, link_ttl_seconds: int) -> None:
-        GcsOptions.from_url(url, link_ttl_seconds)
+    def check_url(url: str, links: LinkOptions) -> None:
+        GcsOptions.from_url(url, links.ttl_seconds)
 
     @cached_property
     def _credentials(self) -> Credentials:

@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit
 
 from itsdangerous import BadSignature, Signer
 
-from actors.storage.base import PreconditionFailed
+from actors.storage.base import LinkOptions, PreconditionFailed
 
 DOWNLOAD_PATH = "/institution/reports/files/"
 
@@ -49,14 +49,16 @@ class LinkSigner:
 
 
 class LocalStorage:
-    def __init__(self, settings):
-        self.root = Path(urlsplit(settings.storage_url).path)
+    serves_downloads = True
+
+    def __init__(self, url: str, links: LinkOptions):
+        self.root = Path(urlsplit(url).path)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.base_url = settings.public_base_url
-        self.signer = LinkSigner(settings.link_secret)
+        self.base_url = links.public_base_url
+        self.signer = LinkSigner(links.secret)
 
     @staticmethod
-    def check_url(url: str, link_ttl_seconds: int) -> None:
+    def check_url(url: str, links: LinkOptions) -> None:
         parts = urlsplit(url)
         if parts.netloc or not parts.path.startswith("/") or parts.query:
             raise ValueError(f"expected file:///absolute/directory (no host, no options), got {url!r}")

@@ -1,0 +1,98 @@
+"""Fetch a report's rows in partitions, each on its own warehouse session in its own Ray task.
+
+Decoding rows is where a report spends its time on a remote warehouse (``redshift-connector``
+turns every value into a Python object), so a big report is cut into id ranges of nearly equal
+size and each range is fetched, decoded and prepared (:func:`~actors.report.catalog.prepare_partition`)
+in a task of its own: on several cores, and on a cluster several nodes. A partition's rows stay
+in the object store, where the render tasks read them; the consumer gets back only what orders
+the report (ids, title keys, school links). A small report is fetched in one piece in the
+consumer itself: a task and a second session would cost more than they save (the warehouse
+URL's ``partition_min_rows``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+import ray
+
+from actors.report.catalog import prepare_partition
+from actors.runtime.priority import as_background
+from actors.report.render import ipc
+from actors.warehouse import CatalogQuery, Warehouse, open_warehouse
+from actors.report.xlsx.sheet import longest_values
+
+@dataclass(frozen=True)
+class Summary:
+    """What the report-wide ordering needs from one partition (its rows stay where they are)."""
+
+    ids: np.ndarray
+    title_keys: pa.Array
+    links: pa.Table
+    longest: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One fetched partition: its prepared rows as an Arrow IPC stream (or an object ref to one)."""
+
+    rows: pa.Buffer | ray.ObjectRef
+    summary: Summary
+
+
+def fetch_prepared(warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo) -> tuple[pa.Buffer, Summary]:
+    """Fetch and prepare one partition in this process."""
+    rows = warehouse.fetch(query)
+    prepared = prepare_partition(rows, zone)
+    cells = prepared.drop_columns(["title_key"])
+    return ipc(cells), Summary(prepared["id"].to_numpy(), prepared["title_key"].combine_chunks(), rows.links,
+                               longest_values(cells))
+
+
+# No CPU reserved: other jobs' render tasks may hold every CPU of the cluster, and a fetch that
+# asked for one would wait behind them (with the earlier render actors, which held their CPUs
+# while idle, a job stuck at 0%).
+@ray.remote(num_cpus=0, scheduling_strategy="SPREAD", max_retries=3, retry_exceptions=[ConnectionError])
+def _fetch_task(url: str, query: CatalogQuery, zone: str) -> tuple[pa.Buffer, Summary]:
+    """One partition on its own session; retried alone if its session or its worker is lost."""
+    as_background()
+    warehouse = open_warehouse(url)
+    try:
+        return fetch_prepared(warehouse, query, ZoneInfo(zone))
+    finally:
+        warehouse.close()
+
+
+def partition_queries(warehouse: Warehouse, query: CatalogQuery, cpus: int) -> list[CatalogQuery]:
+    """The report's query as one query per partition (one, unpartitioned, for small reports)."""
+    plan = warehouse.partitioning
+    k = plan.partitions or plan.default_partitions(cpus)
+    if k == 1:
+        return [query]
+    ranges = warehouse.id_ranges(query, k)
+    if not ranges or sum(r.courses for r in ranges) < plan.min_rows:
+        return [query]
+    return [query.part(r) for r in ranges]
+
+
+def fetch_on_ray(warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo) -> list[Fetched]:
+    """Partitions fetched in parallel Ray tasks (one query: here, on the consumer's session);
+    their rows are left in the object store."""
+    queries = partition_queries(warehouse, query, int(ray.cluster_resources().get("CPU", 1)))
+    if len(queries) == 1:
+        rows, summary = fetch_prepared(warehouse, queries[0], zone)
+        return [Fetched(ray.put(rows), summary)]
+    pending = [_fetch_task.options(num_returns=2).remote(warehouse.url, q, zone.key) for q in queries]
+    return [Fetched(rows, ray.get(summary)) for rows, summary in pending]
+
+
+def fetch_here(warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo) -> list[Fetched]:
+    """Partitions fetched one after another in this process (tests, and the pipeline without Ray)."""
+    return [Fetched(*fetch_prepared(warehouse, q, zone)) for q in partition_queries(warehouse, query, cpus=1)]
+
+
+Fetcher = Callable[[Warehouse, CatalogQuery, ZoneInfo], list[Fetched]]

@@ -1,0 +1,87 @@
+"""query → partitions → order → chunk plan → render → merged .xlsx: the job's work, minus delivery.
+
+Shared by the consumer and ``catalog-report render``. The fetcher and renderer are passed in:
+the service fetches partitions in Ray tasks and renders on its actor pool, tests run both in
+one process. Either way the bytes are the same: chunks are cut from the ordered data and the
+chunk size alone, never from the number of partitions or actors.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+
+from actors.report.catalog import HEADERS, order_report, report_columns
+from actors.report.fetch import Fetcher, fetch_here
+from actors.report.merge import merge_xlsx
+from actors.report.partition import SHEET_DATA_ROWS, chunk_rows, plan_chunks
+from actors.report.options import ReportOptions
+from actors.report.render import Renderer, render_serially
+from actors.warehouse import CatalogQuery, Warehouse
+from actors.report.xlsx.sheet import longest_values, widest
+
+
+@dataclass
+class Produced:
+    rows: int
+    size: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# Share of the progress bar each phase covers (rendering dominates).
+_QUERY_DONE, _RENDER_DONE = 0.2, 0.9
+
+
+def produce_report(
+    warehouse: Warehouse,
+    query: CatalogQuery,
+    *,
+    subdomain: str,
+    options: ReportOptions,
+    out: Path,
+    fetch: Fetcher = fetch_here,
+    render: Renderer = render_serially,
+    progress: Callable[[float, str], None] = lambda fraction, phase: None,
+    sheet_rows: int = SHEET_DATA_ROWS,
+) -> Produced:
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    progress(0.0, "query")
+    fetched = fetch(warehouse, query, ZoneInfo(query.zone))
+    names = warehouse.school_names(query)
+    timings["query"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    summaries = [f.summary for f in fetched]
+    sizes = [len(s.ids) for s in summaries]
+    starts = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
+    ordering = order_report(
+        np.concatenate([s.ids for s in summaries]),
+        pa.chunked_array([s.title_keys for s in summaries], pa.string()).combine_chunks(),
+        pa.concat_tables([s.links for s in summaries]),
+        names,
+    )
+    plan = plan_chunks(ordering.school, options.chunk_rows, sheet_rows)
+    rows = [chunk_rows(chunk, ordering.order, starts, ordering.school) for chunk in plan]
+    longest = widest(*(s.longest for s in summaries), longest_values(pa.table({"school": ordering.school})))
+    columns = report_columns(subdomain, options.student_url_template, options.admin_url_template)
+    timings["prepare"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    progress(_QUERY_DONE, "render")
+    span = _RENDER_DONE - _QUERY_DONE
+    parts = render([f.rows for f in fetched], plan, rows, columns,
+                   lambda k: progress(_QUERY_DONE + span * k / len(plan), "render"))
+    timings["render"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    progress(_RENDER_DONE, "merge")
+    size = merge_xlsx(out, longest, HEADERS, plan, parts, sheet_rows, columns)
+    timings["merge"] = time.perf_counter() - t
+    return Produced(sum(sizes), size, timings)

@@ -1,0 +1,1 @@
+"""How the service's processes behave on a Ray node: CPU priority and memory."""
