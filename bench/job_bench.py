@@ -170,7 +170,7 @@ def our_jobs(values: dict, repeat: int, between: Callable[[], None] = lambda: No
     import ray
     from ray import serve
 
-    from actors.job.message import JobState
+    from actors.job.state import JobState
     from bench.synthetic import PERIOD
     from serve_app.app import build_app
     from serve_app.auth import mint_token

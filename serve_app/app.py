@@ -10,32 +10,30 @@ import logging
 import re
 from typing import Annotated
 
-import ray
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from ray import serve
 from ray.serve.config import DeploymentActorConfig
 
-from actors.observability import metrics
-from actors.job.consumer import consumer_deployment
+from actors.job.deployment import JobConsumer
 from actors.job.message import JOB_ID_PATTERN, CatalogJob, new_job_id, utcnow
+from actors.job.state import JobBody
 from actors.job.ledger import Ledger
-from actors.observability.logs import ROOT, use_serve_log_files
+from actors.observability.logs import use_serve_log_files
 from actors.queue import QueueUnavailable, open_queue
 from actors.config.settings import Settings, load_settings
 from actors.storage import open_storage
-from actors.storage.local import LocalStorage
 from actors.job.submit import Unavailable, submit
 from serve_app import downloads, errors, params, shedding
-from serve_app.auth import Authenticator, Principal
+from serve_app.auth import Authenticator
+from serve_app.deps import CurrentPrincipal
 from serve_app.errors import ERROR_RESPONSES, ApiError, error_response
 from serve_app.head import HeadAsGet
-from serve_app.ratelimit import ACTOR_NAME, RateLimiter, retry_after
+from serve_app.ratelimit import ACTOR_NAME, RateLimitClient, RateLimiter
 from serve_app.readlimit import ReadLimit
 
-log = logging.getLogger(f"{ROOT}.http")
+log = logging.getLogger(__name__)
 
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 RETRY_AFTER_SECONDS = 10  # a backend outage: long enough not to hammer it, short enough for a person
@@ -69,8 +67,6 @@ async def shed_load_and_mark_no_store(request: Request, call_next):
         response.headers["Cache-Control"] = "no-store"
     return response
 
-bearer = HTTPBearer(auto_error=False, description="JWT with institutionId, userId, subdomain, exp")
-
 
 class JobId(BaseModel):
     id: str
@@ -80,21 +76,8 @@ class JobAccepted(BaseModel):
     results: JobId
 
 
-class JobStatusBody(BaseModel):
-    id: str
-    type: str
-    status: str
-    progress: float
-    rows: int | None
-    url: str | None
-    expiresAt: str | None
-    error: str | None
-    createdAt: str
-    finishedAt: str | None
-
-
 class JobStatus(BaseModel):
-    results: JobStatusBody
+    results: JobBody
 
 
 class Health(BaseModel):
@@ -117,42 +100,22 @@ class ReportsAPI:
         use_serve_log_files()
         self.settings: Settings = load_settings(**settings_values)
         shedding.state.limit = self.settings.max_in_flight
-        self.authenticate = Authenticator(self.settings.jwt_public_key or self.settings.jwt_secret,
-                                          self.settings.jwt_algorithms, self.settings.jwt_leeway_seconds)
+        if self.settings.dev_jwt_secret:
+            log.warning("REPORTS_JWT_SECRET is not set: tokens are checked with the built-in development secret, so anyone can mint them; never run like this in production")
+        api.state.authenticator = Authenticator(self.settings.jwt_public_key or self.settings.jwt_secret,
+                                                self.settings.jwt_algorithms, self.settings.jwt_leeway_seconds)
         self.queue = open_queue(self.settings.queue_url)
         self.storage = open_storage(self.settings.storage_url, self.settings.links)
         self.ledger = Ledger(self.storage)
-        self._limiter = None
+        self.limit = RateLimitClient(self.settings.rate_limit_per_minute)
         self.reads = ReadLimit(self.settings.read_limit_per_minute)
         self.consumer = consumer  # bound so Serve deploys it with the API
-
-    async def principal(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-        token = f"Bearer {credentials.credentials}" if credentials else None
-        return self.authenticate(token)
-
-    async def _limit(self, institution_id: int) -> None:
-        for attempt in range(2):
-            try:
-                if self._limiter is None:
-                    self._limiter = serve.get_deployment_actor(ACTOR_NAME)
-                wait = await self._limiter.hit.remote(str(institution_id))
-                break
-            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError, ValueError):
-                self._limiter = None  # recreated by Serve (or its store is down); look it up again
-                if attempt:
-                    raise ApiError(503, "rate limiter unavailable; retry shortly", {"Retry-After": "1"})
-                await asyncio.sleep(0.5)
-        if wait:
-            metrics.rate_limit_refusals().inc()
-            raise ApiError(429, "rate limit exceeded: at most "
-                           f"{self.settings.rate_limit_per_minute} report requests per minute per institution",
-                           {"Retry-After": retry_after(wait)})
 
     @api.get("/institution/reports/catalog", response_model=JobAccepted, responses=ERROR_RESPONSES,
              summary="Request the Course Catalog report")
     async def request_catalog(
         self,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        who: CurrentPrincipal,
         start_date: Annotated[str | None, Query(description="Required. First day, YYYY-MM-DD.",
                                                 examples=["2026-01-01"], json_schema_extra={"format": "date"})] = None,
         end_date: Annotated[str | None, Query(description="Required. Last day (included), YYYY-MM-DD.",
@@ -160,9 +123,8 @@ class ReportsAPI:
         school_ids: Annotated[str | None, Query(description="Comma-separated school ids.",
                                                 examples=["10,20"])] = None,
     ):
-        who = await self.principal(credentials)
         req = params.parse(start_date, end_date, school_ids)
-        await self._limit(who.institution_id)
+        await self.limit.check(who.institution_id)
         job = CatalogJob(job_id=new_job_id(), institution_id=who.institution_id, user_id=who.user_id,
                          subdomain=who.subdomain, start_date=req.start_date, end_date=req.end_date,
                          school_ids=req.school_ids, timezone=self.settings.timezone, requested_at=utcnow())
@@ -175,10 +137,7 @@ class ReportsAPI:
 
     @api.get("/institution/reports/jobs/{job_id}", response_model=JobStatus, responses=ERROR_RESPONSES,
              summary="Follow a report job")
-    async def job_status(
-        self, job_id: str, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-    ):
-        who = await self.principal(credentials)
+    async def job_status(self, job_id: str, who: CurrentPrincipal) -> JobStatus:
         self.reads.check(who.institution_id)
         try:
             found = await asyncio.to_thread(self.ledger.get, job_id) if _JOB_ID.fullmatch(job_id) else None
@@ -188,12 +147,12 @@ class ReportsAPI:
                            {"Retry-After": str(RETRY_AFTER_SECONDS)}) from exc
         if found is None or (found[0].institution_id, found[0].user_id) != (who.institution_id, who.user_id):
             raise ApiError(404, "no such job")
-        return {"results": found[0].public()}
+        return JobStatus(results=found[0].public())
 
     @api.get("/institution/reports/files/{key:path}", responses=ERROR_RESPONSES,
              summary="Download a report (embedded storage, signed link)")
     async def download(self, key: str, expires: str | None = None, signature: str | None = None):
-        if not isinstance(self.storage, LocalStorage):
+        if not self.storage.serves_downloads:
             raise ApiError(404, "downloads are served by the configured object storage")
         return downloads.serve_file(self.storage, key, expires, signature)
 
@@ -237,7 +196,7 @@ def build_app(args: dict | None = None):
     values = settings.model_dump(mode="json")
     limiter = DeploymentActorConfig(name=ACTOR_NAME, actor_class=RateLimiter,
                                     init_kwargs={"settings_values": values}, actor_options={"num_cpus": 0})
-    consumer = consumer_deployment()
+    consumer = JobConsumer
     if scaling:
         consumer = consumer.options(autoscaling_config=consumer_autoscaling(scaling))
     consumer = consumer.bind(values)

@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -193,13 +194,15 @@ def serve(
     ray_serve.run(build_app(overrides), name="catalog-report", route_prefix="/")
     example = mint_token(settings.jwt_secret, 1, 7, "demo", 3600) if not settings.jwt_public_key else "<token>"
     today = date.today()
+    if settings.dev_jwt_secret:
+        console.print("[yellow]warning:[/yellow] REPORTS_JWT_SECRET is not set: tokens are checked with the built-in development secret, so anyone can mint them; never run like this in production.", highlight=False)
     print(f"catalog-report is serving at {base}  (docs: {base}/docs)")
     print("try:")
     print(f"  curl -s -H 'Authorization: Bearer {example}' "
           f"'{base}/institution/reports/catalog?start_date={today.year - 1}-01-01&end_date={today}'")
     if ssl_certfile:
         print(f"  (a self-signed certificate? add: --cacert {ssl_certfile.resolve()})")
-    print(f"notifications: {settings.outbox_path if not settings.notify_url else settings.notify_url}")
+    print(f"notifications: {settings.outbox_path or settings.notify_url}")
     if dashboard_address:
         url = browser_url(dashboard_address)
         print("\n".join(how_to_open(url, authentication_mode(url), started_here=not os.environ.get("RAY_ADDRESS"))))
@@ -230,10 +233,8 @@ def render(
     workers: Annotated[int | None, typer.Option(help="chunks rendering at once [default: CPUs + 1]")] = None,
 ):
     """query → partition → parallel render → merge on Ray, written to OUT; no queue or upload."""
-    from actors.report.fetch import fetch_on_ray
-    from actors.report.pipeline import produce_report
-    from actors.report.render import RayRenderer
-    from actors.warehouse import CatalogQuery, open_warehouse
+    from actors.report.pipeline import produce_on_ray
+    from actors.warehouse import CatalogQuery
     from serve_app.errors import ApiError
     from serve_app.params import parse
 
@@ -244,16 +245,20 @@ def render(
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from None
     _start_ray()
-    renderer = RayRenderer(workers or settings.render_workers)
-    warehouse = open_warehouse(settings.warehouse_url)
     query = CatalogQuery.for_dates(institution_id, req.start_date, req.end_date, settings.zone, req.school_ids)
     started = time.perf_counter()
-    produced = produce_report(warehouse, query, subdomain=subdomain, options=settings.report, out=out,
-                              fetch=fetch_on_ray, render=renderer.render)
+    produced = produce_on_ray(settings.warehouse_url, query, subdomain=subdomain, options=settings.report, out=out,
+                              render_workers=workers or settings.render_workers)
     elapsed = time.perf_counter() - started
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in produced.timings.items())
     print(f"{produced.rows} rows in {elapsed:.2f}s ({phases}) → {out}")
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library's warning as one plain line: what it says, not where in the library it was raised."""
+    console.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False)
+
+
 def main() -> None:
+    warnings.showwarning = _one_line_warning
     cli()

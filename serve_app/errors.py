@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-log = logging.getLogger("catalog_report.http")
+log = logging.getLogger(__name__)
 
 CODES = {
     400: "invalid_argument",

@@ -16,6 +16,7 @@ institution a fresh minute:
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import Counter
@@ -25,11 +26,14 @@ import ray
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from ray import serve
 
 from actors.job.message import utcnow
 from actors.job.ledger import Ledger
 from actors.config.settings import load_settings
+from actors.observability import metrics
 from actors.storage import open_storage
+from serve_app.errors import ApiError
 
 ACTOR_NAME = "rate-limiter"
 NAMESPACE = "catalog-report.requests"  # a shared store may hold other applications' windows
@@ -63,3 +67,31 @@ class RateLimiter:
 
 def retry_after(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
+
+
+class RateLimitClient:
+    """What an HTTP replica calls: the deployment's limiter actor, looked up again when Serve has
+    replaced it (or its store is down, then the request gets a 503 to retry)."""
+
+    def __init__(self, per_minute: int):
+        self.per_minute = per_minute
+        self._limiter = None
+
+    async def check(self, institution_id: int) -> None:
+        """Count one report request; raise a 429 with Retry-After when over the limit."""
+        for attempt in range(2):
+            try:
+                if self._limiter is None:
+                    self._limiter = serve.get_deployment_actor(ACTOR_NAME)
+                wait = await self._limiter.hit.remote(str(institution_id))
+                break
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError, ValueError):
+                self._limiter = None
+                if attempt:
+                    raise ApiError(503, "rate limiter unavailable; retry shortly", {"Retry-After": "1"}) from None
+                await asyncio.sleep(0.5)
+        if wait:
+            metrics.rate_limit_refusals().inc()
+            raise ApiError(429, "rate limit exceeded: at most "
+                           f"{self.per_minute} report requests per minute per institution",
+                           {"Retry-After": retry_after(wait)})

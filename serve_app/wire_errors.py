@@ -18,7 +18,7 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from serve_app.errors import MESSAGES, error_body, error_response
 
-log = logging.getLogger("catalog_report.proxy")
+log = logging.getLogger(__name__)
 
 MALFORMED = "malformed HTTP request"
 

@@ -7,7 +7,6 @@ line naming the variable instead of deep inside a job.
 from __future__ import annotations
 
 import logging
-import warnings
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from actors.job.options import ReconcileOptions, RunnerOptions
 from actors.notify.base import NotifyOptions
 from actors.report.options import ReportOptions
 from actors.storage.base import LinkOptions
@@ -159,12 +159,7 @@ class Settings(BaseSettings):
             self.jwt_algorithms = self.jwt_algorithms or ["RS256", "ES256"]
         else:
             self.jwt_algorithms = self.jwt_algorithms or ["HS256"]
-            if not self.jwt_secret:
-                warnings.warn(
-                    "REPORTS_JWT_SECRET is not set: using the built-in development secret. "
-                    "Anyone can mint tokens; never run like this in production.",
-                    stacklevel=2,
-                )
+            if not self.jwt_secret:  # said by what checks tokens (``serve``, the API replicas)
                 self.jwt_secret = DEV_JWT_SECRET
         if "none" in {a.lower() for a in self.jwt_algorithms}:
             raise ValueError("REPORTS_JWT_ALGORITHMS: 'none' is never accepted")
@@ -185,6 +180,11 @@ class Settings(BaseSettings):
         _naming("REPORTS_QUEUE_URL", queue.check_url, self.queue_url)
         _naming("REPORTS_STORAGE_URL", storage.check_url, self.storage_url, self.links)
         return self
+
+    @property
+    def dev_jwt_secret(self) -> bool:
+        """Tokens are checked with the built-in development secret: anyone can mint them."""
+        return self.jwt_secret == DEV_JWT_SECRET and not self.jwt_public_key
 
     @property
     def embedded_warehouse(self) -> bool:
@@ -210,6 +210,17 @@ class Settings(BaseSettings):
     def notify(self) -> NotifyOptions:
         return NotifyOptions(token=self.notify_token, timeout_seconds=self.notify_timeout_seconds,
                              attempts=self.notify_attempts)
+
+    @property
+    def runner(self) -> RunnerOptions:
+        return RunnerOptions(lease_seconds=self.lease_seconds, max_delivery_attempts=self.max_delivery_attempts,
+                             link_ttl_seconds=self.link_ttl_seconds, default_timezone=self.timezone,
+                             report=self.report)
+
+    @property
+    def reconcile(self) -> ReconcileOptions:
+        return ReconcileOptions(pass_seconds=self.reconcile_seconds, redrive_after_seconds=self.redrive_after_seconds,
+                                publish_timeout_seconds=self.publish_timeout_seconds)
 
     @property
     def report(self) -> ReportOptions:

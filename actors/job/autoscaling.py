@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from actors.job.message import Status, utcnow
+from actors.job.message import utcnow
+from actors.job.state import Status
 from actors.job.ledger import Ledger
 
 PENDING_SCAN = 1000  # index entries looked at per report: replicas enough for this many jobs

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from actors.job.message import JOBS_PREFIX, JobState, ledger_key
+from actors.job.state import JOBS_PREFIX, JobState, ledger_key
 from actors.storage import PreconditionFailed, Storage
 
 ABSENT = "0"

@@ -1,17 +1,15 @@
-"""The job message (SPEC §3) and the job state kept in the ledger: the shared vocabulary."""
+"""The job message (SPEC §3): what the HTTP side publishes and a consumer reads."""
 
 from __future__ import annotations
 
 import json
 from datetime import date, datetime, timezone
-from enum import StrEnum
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_serializer, field_validator, model_validator
 from ulid import ULID
 
-TOPIC = "generate-report-catalog-topic"
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 
 
@@ -106,69 +104,3 @@ def read_message(data: bytes, message_id: str, default_timezone: str) -> tuple[C
         return CatalogJob.model_validate(raw), False
     first = CatalogJobV1.model_validate(raw)
     return CatalogJob(job_id=message_id, timezone=default_timezone, **first.model_dump(exclude={"version"})), True
-
-
-class Status(StrEnum):
-    queued = "queued"
-    running = "running"
-    done = "done"
-    failed = "failed"
-
-
-class JobState(BaseModel):
-    """One job's record in ``jobs/{id}.json``: its status and the idempotency facts.
-
-    ``notified`` is what makes a redelivered message a no-op; ``worker``/``heartbeat`` let a
-    second consumer tell a live claim from one whose consumer died; ``job`` is the message, kept
-    so the reconciler can publish it again if the queue loses it (None in records older than that).
-    """
-
-    id: str
-    type: Literal["catalog"] = "catalog"
-    institution_id: int
-    user_id: int
-    status: Status = Status.queued
-    progress: float = 0.0
-    rows: int | None = None
-    object_key: str | None = None
-    url: str | None = None
-    expires_at: datetime | None = None
-    error: str | None = None
-    created_at: datetime
-    finished_at: datetime | None = None
-    notified: bool = False
-    attempts: int = 0
-    worker: str | None = None
-    heartbeat: datetime | None = None
-    timings: dict[str, float] = {}  # seconds per phase of the run that produced the file
-    job: CatalogJob | None = None
-    redriven_at: datetime | None = None  # the reconciler last published it again
-    redrives: int = 0
-
-    @classmethod
-    def accepted(cls, job: CatalogJob) -> "JobState":
-        """The record of a job nobody has started yet."""
-        return cls(id=job.job_id, institution_id=job.institution_id, user_id=job.user_id,
-                   created_at=job.requested_at, job=job)
-
-    def public(self) -> dict:
-        """The shape the status endpoint returns (SPEC §2)."""
-        return {
-            "id": self.id,
-            "type": self.type,
-            "status": self.status.value,
-            "progress": round(self.progress, 4),
-            "rows": self.rows,
-            "url": self.url,
-            "expiresAt": iso(self.expires_at),
-            "error": self.error,
-            "createdAt": iso(self.created_at),
-            "finishedAt": iso(self.finished_at),
-        }
-
-
-JOBS_PREFIX = "jobs"
-
-
-def ledger_key(job_id: str) -> str:
-    return f"{JOBS_PREFIX}/{job_id}.json"

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from actors.job.message import JOBS_PREFIX
+from actors.job.state import JOBS_PREFIX
 from actors.queue import JobQueue
 from actors.storage import Storage
 from actors.warehouse import open_warehouse
 
-log = logging.getLogger("catalog_report.readiness")
+log = logging.getLogger(__name__)
 
 CHECK_SECONDS = 5.0
 REUSE_SECONDS = 10.0  # a report this fresh is answered again: probes come every few seconds

@@ -20,13 +20,15 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel
 
 from actors.observability import metrics
-from actors.job.message import JobState, utcnow
+from actors.job.message import utcnow
+from actors.job.state import JobState
+from actors.job.options import ReconcileOptions
 from actors.job.ledger import Ledger
 from actors.observability.logs import job_log
 from actors.queue import JobQueue, QueueUnavailable
 from actors.storage import PreconditionFailed, Storage
 
-log = logging.getLogger("catalog_report.reconciler")
+log = logging.getLogger(__name__)
 
 LEASE_KEY = "reconciler/lease.json"
 LEASE_PASSES = 3  # a lease lasts this many intervals: a holder that misses one tick keeps it
@@ -69,11 +71,11 @@ class Pass:
 
 
 class Reconciler:
-    def __init__(self, settings, queue: JobQueue, storage: Storage, holder: str):
-        self.settings, self.queue = settings, queue
+    def __init__(self, options: ReconcileOptions, queue: JobQueue, storage: Storage, holder: str):
+        self.options, self.queue = options, queue
         self.ledger = Ledger(storage)
-        self.quiet = timedelta(seconds=settings.redrive_after_seconds)
-        self.lease = Lease(storage, holder, timedelta(seconds=LEASE_PASSES * settings.reconcile_seconds))
+        self.quiet = timedelta(seconds=options.redrive_after_seconds)
+        self.lease = Lease(storage, holder, timedelta(seconds=LEASE_PASSES * options.pass_seconds))
 
     def tick(self) -> Pass | None:
         """One pass if this process holds the lease (None when another does)."""
@@ -111,20 +113,20 @@ class Reconciler:
         state, generation = found
         if state.notified or state.job is None:
             if state.job is None:
-                job_log(job_id).error("job %s has no message on record; it cannot be re-driven", job_id)
+                job_log(log, job_id).error("job %s has no message on record; it cannot be re-driven", job_id)
             self.ledger.unlist(job_id)
             done.unlisted += 1
             return
         if now - _last_sign_of_life(state) < self.quiet:
             return
-        self.queue.publish(state.job.to_bytes(), self.settings.publish_timeout_seconds)
+        self.queue.publish(state.job.to_bytes(), self.options.publish_timeout_seconds)
         try:
-            self.ledger.put(state.model_copy(update={"redriven_at": now, "redrives": state.redrives + 1}), generation)
+            self.ledger.put(state.redriven(now), generation)
         except PreconditionFailed:
             pass  # a consumer moved it meanwhile: the message just sent is a harmless duplicate
         done.redriven += 1
         metrics.jobs_redriven().inc(1, {"status": state.status.value})
-        job_log(job_id).warning("job %s: %s and silent since %s; published again", job_id, state.status.value,
+        job_log(log, job_id).warning("job %s: %s and silent since %s; published again", job_id, state.status.value,
                                 _last_sign_of_life(state).isoformat())
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 
-from actors.job.message import CatalogJob, JobState
+from actors.job.message import CatalogJob
+from actors.job.state import JobState
 from actors.job.ledger import Ledger
 from actors.queue import PUBLISH_TIMEOUT, JobQueue, QueueUnavailable
 
-log = logging.getLogger("catalog_report.submit")
+log = logging.getLogger(__name__)
 
 
 class Unavailable(Exception):

@@ -43,7 +43,7 @@ from google.cloud.pubsub_v1.subscriber.message import Message
 
 from actors.queue.base import PUBLISH_TIMEOUT, Delivery, QueueUnavailable
 
-log = logging.getLogger("catalog_report.queue.pubsub")
+log = logging.getLogger(__name__)
 
 DEFAULT_TOPIC = "generate-report-catalog-topic"
 DEFAULT_SUBSCRIPTION = "catalog-worker"

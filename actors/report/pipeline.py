@@ -18,12 +18,12 @@ import numpy as np
 import pyarrow as pa
 
 from actors.report.catalog import HEADERS, order_report, report_columns
-from actors.report.fetch import Fetcher, fetch_here
+from actors.report.fetch import Fetcher, fetch_here, fetch_on_ray
 from actors.report.merge import merge_xlsx
 from actors.report.partition import SHEET_DATA_ROWS, chunk_rows, plan_chunks
 from actors.report.options import ReportOptions
-from actors.report.render import Renderer, render_serially
-from actors.warehouse import CatalogQuery, Warehouse
+from actors.report.render import RayRenderer, Renderer, render_serially
+from actors.warehouse import CatalogQuery, Warehouse, open_warehouse
 from actors.report.xlsx.sheet import longest_values, widest
 
 
@@ -85,3 +85,11 @@ def produce_report(
     size = merge_xlsx(out, longest, HEADERS, plan, parts, sheet_rows, columns)
     timings["merge"] = time.perf_counter() - t
     return Produced(sum(sizes), size, timings)
+
+
+def produce_on_ray(warehouse_url: str, query: CatalogQuery, *, subdomain: str, options: ReportOptions, out: Path,
+                   render_workers: int = 0) -> Produced:
+    """The whole pipeline on the Ray this process is connected to, written to ``out``: fetched in
+    Ray tasks, rendered by at most ``render_workers`` chunks at once (0: the cluster's CPUs + 1)."""
+    return produce_report(open_warehouse(warehouse_url), query, subdomain=subdomain, options=options, out=out,
+                          fetch=fetch_on_ray, render=RayRenderer(render_workers).render)

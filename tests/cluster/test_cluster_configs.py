@@ -9,8 +9,7 @@ its own temp dir, never port 6379), so they never meet the session's Ray and Ser
   overrides seen in the Serve controller's log;
 - HTTPS terminated by the Serve proxy (``http_options.ssl_certfile`` / ``ssl_keyfile``) with a
   self-signed certificate: a verified TLS request gets 200, plain HTTP and an unverified CA fail;
-  and the same through ``catalog-report serve --ssl-certfile/--ssl-keyfile`` once the CLI has
-  those options (skipped until then).
+  and the same through ``catalog-report serve --ssl-certfile/--ssl-keyfile``.
 
 Checked, not deployed (no Kubernetes cluster, GCP project or Docker engine is reachable here):
 ``cluster/kuberay-rayservice.yaml`` (its serveConfigV2 against ``ServeDeploySchema`` and equal to
@@ -118,7 +117,7 @@ def test_serve_config_validates_against_ray_schema_and_the_app(monkeypatch):
     from ray import serve
     from ray.serve.schema import HTTPOptionsSchema
 
-    from actors.job.consumer import consumer_deployment
+    from actors.job.deployment import JobConsumer
     from actors.config.settings import Settings, load_settings
     from serve_app.app import ReportsAPI, build_app
 
@@ -131,7 +130,7 @@ def test_serve_config_validates_against_ray_schema_and_the_app(monkeypatch):
 
     # Deployment overrides name deployments that exist (a wrong name would fail only at deploy).
     names = {d.name for d in app.deployments}
-    assert names == {ReportsAPI.name, consumer_deployment().name} == {"ReportsAPI", "JobConsumer"}
+    assert names == {ReportsAPI.name, JobConsumer.name} == {"ReportsAPI", "JobConsumer"}
     api = next(d for d in app.deployments if d.name == "ReportsAPI")
     assert api.autoscaling_config["min_replicas"] <= api.autoscaling_config["max_replicas"]
 

@@ -42,14 +42,15 @@ def test_metrics_after_a_job(service, ray_session):
         r"ray_catalog_reconcile_passes_total\{[^}]*\} [1-9]",
         r"ray_catalog_jobs_pending\{",
     ])
-    assert "ray_serve_num_http_requests" in text or "ray_serve_" in text  # Serve's own, alongside
+    # Serve's own metrics, alongside: the API deployment's request count.
+    assert re.search(r'ray_serve_deployment_request_counter(_total)?\{[^}]*deployment="ReportsAPI"', text)
     _the_dashboard_queries_only_what_is_exported(text)
 
 
 def _declared_metrics() -> set[str]:
     """The Prometheus names of the metrics actors/observability/metrics.py declares (some appear only once
     something happened: a redrive, a refusal)."""
-    source = (ROOT / "actors" / "metrics.py").read_text()
+    source = (ROOT / "actors" / "observability" / "metrics.py").read_text()
     suffixes = {"Counter": ["_total"], "Gauge": [""], "Histogram": ["_bucket", "_sum", "_count"]}
     return {f"ray_{name}{suffix}" for kind, name in re.findall(r'(Counter|Gauge|Histogram)\("([a-z_]+)"', source)
             for suffix in suffixes[kind]}

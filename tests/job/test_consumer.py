@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from actors.job.consumer import JobRunner
-from actors.job.message import CatalogJob, CatalogJobV1, Status, new_job_id, utcnow
+from actors.job.message import CatalogJob, CatalogJobV1, new_job_id, utcnow
+from actors.job.state import Status
 from actors.job.ledger import Ledger
 from actors.notify import open_notifier
 from actors.queue import open_queue
@@ -44,7 +45,7 @@ def env(tmp_path, settings_factory):
     storage = open_storage(settings.storage_url, settings.links)
 
     def runner(warehouse=None, worker_id=None):
-        return JobRunner(settings, queue, storage, warehouse or open_warehouse(settings.warehouse_url),
+        return JobRunner(settings.runner, queue, storage, warehouse or open_warehouse(settings.warehouse_url),
                          open_notifier(settings.notify_url, settings.notify), worker_id=worker_id)
 
     def outbox():
@@ -242,7 +243,7 @@ def test_a_dead_consumers_job_is_taken_over_one_lease_after_its_last_heartbeat(t
     state, gen = ledger.get(job_id)
     ledger.put(state.model_copy(update={"status": Status.running, "worker": "dead-one", "heartbeat": utcnow()}), gen)
     last_beat = time.monotonic()
-    survivor = JobRunner(settings, queue, storage, open_warehouse(settings.warehouse_url), open_notifier(settings.notify_url, settings.notify),
+    survivor = JobRunner(settings.runner, queue, storage, open_warehouse(settings.warehouse_url), open_notifier(settings.notify_url, settings.notify),
                          worker_id="survivor")
     while ledger.get(job_id)[0].worker != "survivor" and time.monotonic() - last_beat < 3 * settings.lease_seconds:
         survivor.run_once(0.1)

@@ -68,7 +68,7 @@ def fault_run(settings, api: NotificationAPI, count_files, jobs: int = 200, seed
         while not stop.is_set():
             client = FaultyQueue(open_queue(settings.queue_url), dice, p_lost_ack=0.05,
                                  lease_seconds=settings.lease_seconds)
-            runner = JobRunner(settings, client, storage, warehouse, open_notifier(settings.notify_url, settings.notify), render=render,
+            runner = JobRunner(settings.runner, client, storage, warehouse, open_notifier(settings.notify_url, settings.notify), render=render,
                                worker_id=f"{name}-{generation}")
             try:
                 while not stop.is_set():
@@ -262,9 +262,9 @@ def test_every_stand_in_restarts_in_the_middle_of_a_run(tmp_path, settings_facto
         """A consumer replica: its own queue client, consumer loop and reconciler loop."""
         queue, storage = PubSubQueue(url), open_storage(settings.storage_url, settings.links)
         queues.append(queue)
-        runner = JobRunner(settings, queue, storage, open_warehouse(settings.warehouse_url), open_notifier(settings.notify_url, settings.notify),
+        runner = JobRunner(settings.runner, queue, storage, open_warehouse(settings.warehouse_url), open_notifier(settings.notify_url, settings.notify),
                            render=slow_render, worker_id=name)
-        reconcilers.append(Reconciler(settings, queue, storage, holder=name))
+        reconcilers.append(Reconciler(settings.reconcile, queue, storage, holder=name))
 
         def reconcile() -> None:
             while not stop.wait(settings.reconcile_seconds):

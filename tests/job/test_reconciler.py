@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 
 from actors.job.consumer import JobRunner
-from actors.job.message import CatalogJob, JobState, Status, new_job_id, utcnow
+from actors.job.message import CatalogJob, new_job_id, utcnow
+from actors.job.state import JobState, Status
 from actors.job.ledger import PENDING, Ledger
 from actors.notify import open_notifier
 from actors.queue import open_queue
@@ -38,9 +39,9 @@ def outbox(settings) -> list[dict]:
 def running(settings, queue, storage, notifier=None):
     """The service without Ray: one consumer loop and one reconciler loop, as a replica runs them."""
     stop = threading.Event()
-    runner = JobRunner(settings, queue, storage, open_warehouse(settings.warehouse_url),
+    runner = JobRunner(settings.runner, queue, storage, open_warehouse(settings.warehouse_url),
                        notifier or open_notifier(settings.notify_url, settings.notify))
-    reconciler = Reconciler(settings, queue, storage, holder=runner.worker_id)
+    reconciler = Reconciler(settings.reconcile, queue, storage, holder=runner.worker_id)
 
     def consume():
         while not stop.is_set():
@@ -107,7 +108,7 @@ def test_a_done_job_whose_message_was_lost_while_notifying_is_notified_once(tmp_
     ledger = Ledger(storage)
     lost = job()
     submit(ledger, queue, lost)
-    runner = JobRunner(settings, queue, storage, open_warehouse(settings.warehouse_url),
+    runner = JobRunner(settings.runner, queue, storage, open_warehouse(settings.warehouse_url),
                        FailingFirst(open_notifier(settings.notify_url, settings.notify), 1))
     assert runner.run_once(0)
     state, _ = ledger.get(lost.job_id)
@@ -155,7 +156,7 @@ def test_a_job_whose_message_was_acked_behind_its_back_on_pubsub_is_redriven(tmp
 def test_one_pass_at_a_time_and_a_dead_holder_is_replaced(tmp_path, settings_factory):
     settings = settings_factory(tmp_path, reconcile_seconds=0.3, lease_seconds=1, redrive_after_seconds=1)
     queue, storage = open_queue(settings.queue_url), open_storage(settings.storage_url, settings.links)
-    a, b = (Reconciler(settings, queue, storage, holder=h) for h in ("a", "b"))
+    a, b = (Reconciler(settings.reconcile, queue, storage, holder=h) for h in ("a", "b"))
     assert a.tick() is not None and b.tick() is None and a.tick() is not None  # a renews, b waits
     passes: list[tuple[str, float, float]] = []
     stop = threading.Event()
@@ -204,7 +205,7 @@ def test_a_pass_reads_only_the_index_and_cleans_it(tmp_path, settings_factory):
         def __getattr__(self, name):
             return getattr(storage, name)
 
-    reconciler = Reconciler(settings, queue, Counting(), holder="r")
+    reconciler = Reconciler(settings.reconcile, queue, Counting(), holder="r")
     first = reconciler.tick()
     assert (first.pending, first.redriven, first.unlisted) == (3, 0, 1)  # too young to judge the stray entry
     assert len([k for k in reads if k.startswith("jobs/")]) == 3

@@ -11,7 +11,7 @@ from statistics import median
 import pytest
 
 from actors.job.consumer import InstitutionShare, JobRunner
-from actors.job.message import Status
+from actors.job.state import Status
 from actors.job.ledger import Ledger
 from actors.notify import open_notifier
 from actors.report.partition import plan_chunks
@@ -66,7 +66,7 @@ def test_an_institution_past_its_share_goes_to_the_back_of_the_queue(tmp_path, s
     settings = settings_factory(tmp_path)
     queue, storage = open_queue(settings.queue_url), open_storage(settings.storage_url, settings.links)
     share = InstitutionShare(1)
-    runner = JobRunner(settings, queue, storage, open_warehouse(settings.warehouse_url), open_notifier(settings.notify_url, settings.notify),
+    runner = JobRunner(settings.runner, queue, storage, open_warehouse(settings.warehouse_url), open_notifier(settings.notify_url, settings.notify),
                        worker_id="slot-1", share=share)
     burst = [accept(queue, storage, institution_id=1) for _ in range(2)]
     other = accept(queue, storage, institution_id=2, user_id=8)
@@ -99,7 +99,7 @@ def mid_warehouse(tmp_path_factory):
 def test_a_consumer_told_to_stop_finishes_its_running_job_first(ray_session, mid_warehouse, tmp_path):
     """What Serve's graceful shutdown of a replica (a scale-down) runs: no new job is taken, and
     the running one ends done and notified, once, instead of waiting a lease for a takeover."""
-    from actors.job.consumer import ConsumerLoop
+    from actors.job.deployment import ConsumerLoop
     from actors.config.settings import load_settings
     from actors.job.submit import submit
     from tests.conftest import base_settings

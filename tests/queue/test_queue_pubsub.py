@@ -299,7 +299,7 @@ def consumer(url, tmp_path, warehouse):
     source = open_warehouse(settings.warehouse_url)
 
     def runner(queue=queue) -> JobRunner:
-        return JobRunner(settings, queue, open_storage(settings.storage_url, settings.links), source, open_notifier(settings.notify_url, settings.notify))
+        return JobRunner(settings.runner, queue, open_storage(settings.storage_url, settings.links), source, open_notifier(settings.notify_url, settings.notify))
 
     def outbox() -> list[dict]:
         path = settings.outbox_path
@@ -369,7 +369,7 @@ def test_job_ids_stay_unique_when_the_emulator_numbers_messages_afresh(own_pubsu
                          end_date=date(2025, 12, 31), timezone="UTC", requested_at=utcnow())
         submit(ledger, queue, one)
         accepted.append(one)
-        assert JobRunner(settings, queue, storage, source, open_notifier(settings.notify_url, settings.notify)).run_once(wait_seconds=15)
+        assert JobRunner(settings.runner, queue, storage, source, open_notifier(settings.notify_url, settings.notify)).run_once(wait_seconds=15)
         queue.close()
         own_pubsub_emulator.stop()
         own_pubsub_emulator.start()

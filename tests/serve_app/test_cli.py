@@ -46,6 +46,24 @@ def test_token_is_signed_with_the_configured_secret():
     assert 100 <= claims["exp"] - time.time() <= 120
 
 
+def test_commands_that_check_no_token_say_nothing_about_the_secret(tmp_path, warehouse):
+    """Only ``serve`` checks tokens, so only it warns that the development secret is in use."""
+    env = {"REPORTS_JWT_SECRET": "", "REPORTS_DATA_DIR": str(tmp_path), "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}"}
+    r = run(["token", "--institution-id", "1", "--user-id", "1", "--subdomain", "x"], env=env)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    r = run(["render", "--institution-id", "1", "--subdomain", "demo", "--start-date", "2025-01-01",
+             "--end-date", "2025-12-31", "--out", str(tmp_path / "r.xlsx"), "--workers", "1"], env=env)
+    assert r.returncode == 0 and "JWT" not in r.stderr + r.stdout, r.stderr
+
+
+def test_a_library_warning_is_one_plain_line():
+    r = run(["token", "--institution-id", "1", "--user-id", "1", "--subdomain", "x"], env={"REPORTS_JWT_SECRET": "short"})
+    assert r.returncode == 0
+    assert r.stderr.splitlines() == [
+        "warning: The HMAC key is 5 bytes long, which is below the minimum recommended length of 32 bytes for SHA256. "
+        "See RFC 7518 Section 3.2."], r.stderr
+
+
 def test_bad_configuration_fails_with_one_line_naming_the_variable():
     r = run(["token", "--institution-id", "1", "--user-id", "1", "--subdomain", "x"],
             env={"REPORTS_QUEUE_URL": "kafka://somewhere"})

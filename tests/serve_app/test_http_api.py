@@ -11,8 +11,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import SECRET
 from tests.support.workbook import read_both
@@ -51,23 +49,14 @@ def test_accepted_job_runs_end_to_end(service, tmp_path):
     assert len(read_both(tmp_path / "r.xlsx")["Catálogo"]) == 8
 
 
+# Every case of the parameter and token rules is in test_params.py and test_auth.py; here, that
+# each kind of refusal reaches the client as the SPEC's JSON error over real HTTP.
 @pytest.mark.parametrize(
     "params, message",
     [
         ({}, "start_date is required"),
-        ({"start_date": "2025-01-01"}, "end_date is required"),
-        ({"start_date": "2025-02-30", "end_date": "2025-03-01"}, "start_date is not a valid date"),
-        ({"start_date": "01/02/2025", "end_date": "2025-03-01"}, "start_date must be an ISO date"),
-        ({"start_date": "2025-01-01T00:00", "end_date": "2025-03-01"}, "start_date must be an ISO date"),
         ({"start_date": "2025-03-02", "end_date": "2025-03-01"}, "start_date must be before or equal to end_date"),
-        ({**GOOD, "school_ids": ""}, "school_ids"),
         ({**GOOD, "school_ids": "1,,2"}, "school_ids"),
-        ({**GOOD, "school_ids": "1, 2"}, "school_ids"),
-        ({**GOOD, "school_ids": "0"}, "school_ids"),
-        ({**GOOD, "school_ids": "-3"}, "school_ids"),
-        ({**GOOD, "school_ids": "abc"}, "school_ids"),
-        ({**GOOD, "school_ids": str(2**63)}, "school_ids"),
-        ({**GOOD, "school_ids": ",".join(str(i) for i in range(1, 1002))}, "at most 1000"),
     ],
 )
 def test_bad_parameters_are_invalid_argument(service, params, message):
@@ -82,22 +71,7 @@ def test_limits_that_are_fine(service):
     assert service.request_report(token, start_date="2025-01-01", end_date="2025-01-01").status_code == 200
 
 
-@pytest.mark.parametrize(
-    "claims, message",
-    [
-        ({"institutionId": None}, "institutionId"),
-        ({"institutionId": "1"}, "institutionId"),
-        ({"institutionId": 0}, "institutionId"),
-        ({"institutionId": 1.5}, "institutionId"),
-        ({"institutionId": True}, "institutionId"),
-        ({"userId": None}, "userId"),
-        ({"userId": -7}, "userId"),
-        ({"subdomain": ""}, "subdomain"),
-        ({"subdomain": "Demo!"}, "subdomain"),
-        ({"subdomain": 12}, "subdomain"),
-        ({"exp": None}, "exp"),
-    ],
-)
+@pytest.mark.parametrize("claims, message", [({"institutionId": "1"}, "institutionId"), ({"exp": None}, "exp")])
 def test_malformed_claims_are_invalid_argument(service, claims, message):
     body = {"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": int(time.time()) + 600}
     body.update(claims)
@@ -106,38 +80,16 @@ def test_malformed_claims_are_invalid_argument(service, claims, message):
     assert message in assert_error(service.request_report(token, **GOOD), 400, "invalid_argument")["message"]
 
 
-def test_user_id_spelled_userID_is_accepted(service):
-    token = jwt.encode({"institutionId": 1, "userID": 7, "subdomain": "demo", "exp": int(time.time()) + 60},
-                       SECRET, algorithm="HS256")
-    assert service.request_report(token, **GOOD).status_code == 200
-
-
-def _rsa_token() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    return jwt.encode({"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": int(time.time()) + 60},
-                      pem, algorithm="RS256")
-
-
 @pytest.mark.parametrize(
     "header",
     [
         None,
-        "Basic dXNlcjpwYXNz",
-        "Bearer",
-        "Bearer not-a-jwt",
-        "Bearer a.b.c",
         # alg none, unsigned
         "Bearer " + b64({"alg": "none", "typ": "JWT"}) + "."
         + b64({"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": 9999999999}) + ".",
         # right claims, wrong key
         "Bearer " + jwt.encode({"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": 9999999999},
                                "wrong-secret-wrong-secret-wrong-secret", algorithm="HS256"),
-        # an algorithm that is not configured
-        "Bearer " + jwt.encode({"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": 9999999999},
-                               SECRET, algorithm="HS512"),
-        "Bearer " + _rsa_token(),
     ],
 )
 def test_token_attacks_are_unauthenticated(service, header):

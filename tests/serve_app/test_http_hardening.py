@@ -234,8 +234,9 @@ def test_a_consumer_starts_without_its_warehouse_and_fails_the_job_with_one_noti
     missing: it starts, reports the warehouse, and the job ends failed and notified once."""
     import json
 
-    from actors.job.consumer import ConsumerLoop
-    from actors.job.message import CatalogJob, Status, new_job_id, utcnow
+    from actors.job.deployment import ConsumerLoop
+    from actors.job.message import CatalogJob, new_job_id, utcnow
+    from actors.job.state import Status
     from actors.job.ledger import Ledger
     from actors.queue import open_queue
     from actors.storage import open_storage

@@ -33,7 +33,8 @@ from google.auth.credentials import Credentials
 from google.cloud import storage
 
 from actors.job.consumer import JobRunner
-from actors.job.message import CatalogJob, JobState, Status, new_job_id, utcnow
+from actors.job.message import CatalogJob, new_job_id, utcnow
+from actors.job.state import JobState, Status
 from actors.job.ledger import Ledger
 from actors.notify import open_notifier
 from actors.queue import open_queue
@@ -497,7 +498,7 @@ def test_consumer_end_to_end_on_gcs(tmp_path, warehouse, service_account_key):
     settings = load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/pfx",
                              warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32)
     queue, store = open_queue(settings.queue_url), open_storage(settings.storage_url, settings.links)
-    runner = JobRunner(settings, queue, store, open_warehouse(settings.warehouse_url), open_notifier(settings.notify_url, settings.notify))
+    runner = JobRunner(settings.runner, queue, store, open_warehouse(settings.warehouse_url), open_notifier(settings.notify_url, settings.notify))
     job = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
                      start_date=date(2025, 1, 1), end_date=date(2025, 12, 31), timezone="UTC", requested_at=utcnow())
     submit(Ledger(store), queue, job)
@@ -530,7 +531,7 @@ def test_consumer_end_to_end_on_gcs(tmp_path, warehouse, service_account_key):
 
 def runner_for(settings, storage=None) -> tuple[JobRunner, GcsStorage]:
     store = storage or open_storage(settings.storage_url, settings.links)
-    return JobRunner(settings, open_queue(settings.queue_url), store, open_warehouse(settings.warehouse_url),
+    return JobRunner(settings.runner, open_queue(settings.queue_url), store, open_warehouse(settings.warehouse_url),
                      open_notifier(settings.notify_url, settings.notify)), store
 
 

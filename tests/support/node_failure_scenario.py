@@ -18,7 +18,7 @@ from pathlib import Path
 import ray
 from ray.cluster_utils import Cluster
 
-from actors.job.consumer import ConsumerLoop
+from actors.job.deployment import ConsumerLoop
 from actors.job.message import CatalogJob, new_job_id, utcnow
 from actors.job.ledger import Ledger
 from actors.queue import open_queue

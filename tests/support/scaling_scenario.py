@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script:
 
 from ray import serve  # noqa: E402
 
-from actors.job.message import Status  # noqa: E402
+from actors.job.state import Status  # noqa: E402
 from actors.job.ledger import Ledger  # noqa: E402
 from actors.queue import open_queue  # noqa: E402
 from actors.config.settings import load_settings  # noqa: E402

@@ -16,18 +16,16 @@ from xml.sax.saxutils import escape
 
 from actors.report.xlsx.deflate import FINAL_BLOCK, DeflatedPart, combine, deflate_part
 from actors.report.xlsx.rows import column_letter
-from actors.report.xlsx.sheet import quoted
+from actors.report.xlsx.sheet import MAIN_NS, REL_NS, quoted
 
 _DOS_TIME, _DOS_DATE = 0, (1980 - 1980) << 9 | 1 << 5 | 1  # 1980-01-01 00:00, fixed for determinism
 _U32 = 0xFFFFFFFF
 
-_MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 _XML_DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 
 STYLES = (
-    _XML_DECL + f'<styleSheet xmlns="{_MAIN_NS}">'
+    _XML_DECL + f'<styleSheet xmlns="{MAIN_NS}">'
     '<numFmts count="1"><numFmt numFmtId="164" formatCode="dd/mm/yyyy"/></numFmts>'
     '<fonts count="2"><font><sz val="11"/><name val="Calibri"/><family val="2"/></font>'
     '<font><b/><sz val="11"/><name val="Calibri"/><family val="2"/></font></fonts>'
@@ -72,7 +70,7 @@ def _content_types(n: int) -> str:
 def _root_rels() -> str:
     return (
         _XML_DECL + f'<Relationships xmlns="{_PKG_REL_NS}">'
-        f'<Relationship Id="rId1" Type="{_REL_NS}/officeDocument" Target="xl/workbook.xml"/>'
+        f'<Relationship Id="rId1" Type="{REL_NS}/officeDocument" Target="xl/workbook.xml"/>'
         "</Relationships>"
     )
 
@@ -89,7 +87,7 @@ def _workbook(sheets: list[Sheet], columns: int) -> str:
         for i, s in enumerate(sheets)
     )
     return (
-        _XML_DECL + f'<workbook xmlns="{_MAIN_NS}" xmlns:r="{_REL_NS}">'
+        _XML_DECL + f'<workbook xmlns="{MAIN_NS}" xmlns:r="{REL_NS}">'
         '<workbookPr/><bookViews><workbookView activeTab="0"/></bookViews>'
         f"<sheets>{entries}</sheets><definedNames>{names}</definedNames></workbook>"
     )
@@ -97,12 +95,12 @@ def _workbook(sheets: list[Sheet], columns: int) -> str:
 
 def _workbook_rels(n: int) -> str:
     rels = "".join(
-        f'<Relationship Id="rId{i}" Type="{_REL_NS}/worksheet" Target="worksheets/sheet{i}.xml"/>'
+        f'<Relationship Id="rId{i}" Type="{REL_NS}/worksheet" Target="worksheets/sheet{i}.xml"/>'
         for i in range(1, n + 1)
     )
     return (
         _XML_DECL + f'<Relationships xmlns="{_PKG_REL_NS}">{rels}'
-        f'<Relationship Id="rId{n + 1}" Type="{_REL_NS}/styles" Target="styles.xml"/></Relationships>'
+        f'<Relationship Id="rId{n + 1}" Type="{REL_NS}/styles" Target="styles.xml"/></Relationships>'
     )
 
 

@@ -15,10 +15,10 @@ MIN_WIDTH, MAX_WIDTH = 8.0, 60.0
 # digits by a margin (ssconvert: 7 digits need width 10, 9 digits 13): 1234567 became "1E+06".
 NUMBER_ROOM = 2
 
-_NS = (
-    'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
-)
+# SpreadsheetML's namespaces, for every part of the package (package.py uses them too).
+MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_NS = f'xmlns="{MAIN_NS}" xmlns:r="{REL_NS}"'
 
 
 def longest_values(table: pa.Table) -> dict[str, int]:
