@@ -142,8 +142,11 @@ async def _one(client, base: str, token: str, institution: int) -> Result:
 def _client(concurrency: int, timeout: float):
     import httpx
 
-    return httpx.AsyncClient(timeout=timeout, trust_env=False,
-                             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency))
+    return httpx.AsyncClient(
+        timeout=timeout,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+    )
 
 
 PROBE_PAUSE = 0.1
@@ -156,7 +159,7 @@ async def _probe(client, url: str, token: str, stop: asyncio.Event, samples: lis
         try:
             r = await client.get(url, headers={"Authorization": f"Bearer {token}"})
             status: int | str = r.status_code
-        except Exception as exc:  # noqa: BLE001 - counted, not raised
+        except Exception as exc:
             status = type(exc).__name__
         samples.append((started, time.perf_counter() - started, status))
         try:
@@ -202,8 +205,17 @@ class Burst:
         return self.answered - self.first
 
 
-async def _burst(base: str, toks: dict[int, str], per_institution: int, concurrency: int, probe: tuple[str, str],
-                 drain, cpu_pids: dict[str, list[int]], timeout: float, deadline: float) -> Burst:
+async def _burst(
+    base: str,
+    toks: dict[int, str],
+    per_institution: int,
+    concurrency: int,
+    probe: tuple[str, str],
+    drain,
+    cpu_pids: dict[str, list[int]],
+    timeout: float,
+    deadline: float,
+) -> Burst:
     """Every institution sends its requests back to back, all institutions at once; meanwhile a
     poller asks for one job's status; then (``drain``) the burst's jobs are waited for while
     one more client keeps requesting reports."""
@@ -242,11 +254,20 @@ async def _burst(base: str, toks: dict[int, str], per_institution: int, concurre
     return Burst(results, answered, probes, drained, cpu=cpu, late=late)
 
 
-def burst(base: str, toks: dict[int, str], per_institution: int, concurrency: int, probe: tuple[str, str],
-          drain=None, cpu_pids: dict[str, list[int]] | None = None, timeout: float = 30.0,
-          deadline: float = 120.0) -> Burst:
-    return asyncio.run(_burst(base, toks, per_institution, concurrency, probe, drain, cpu_pids or {},
-                              timeout, deadline))
+def burst(
+    base: str,
+    toks: dict[int, str],
+    per_institution: int,
+    concurrency: int,
+    probe: tuple[str, str],
+    drain=None,
+    cpu_pids: dict[str, list[int]] | None = None,
+    timeout: float = 30.0,
+    deadline: float = 120.0,
+) -> Burst:
+    return asyncio.run(
+        _burst(base, toks, per_institution, concurrency, probe, drain, cpu_pids or {}, timeout, deadline)
+    )
 
 
 async def _sequential(base: str, toks: dict[int, str], n: int, after_each=None) -> list[Result]:
@@ -279,8 +300,10 @@ async def _gets(url: str, token: str, n: int) -> list[float]:
 
 
 def idle_gets(base: str, status_path: str, token: str, n: int) -> dict[str, list[float]]:
-    return {"status": asyncio.run(_gets(base + status_path, token, n)),
-            "healthz": asyncio.run(_gets(base + "/healthz", token, n))}
+    return {
+        "status": asyncio.run(_gets(base + status_path, token, n)),
+        "healthz": asyncio.run(_gets(base + "/healthz", token, n)),
+    }
 
 
 async def _statuses(base: str, toks: dict[int, str], results: list[Result], concurrency: int) -> Counter:
@@ -289,10 +312,12 @@ async def _statuses(base: str, toks: dict[int, str], results: list[Result], conc
     async def one(client, r: Result) -> str:
         async with gate:
             try:
-                resp = await client.get(f"{base}/institution/reports/jobs/{r.job_id}",
-                                        headers={"Authorization": f"Bearer {toks[r.institution]}"})
+                resp = await client.get(
+                    f"{base}/institution/reports/jobs/{r.job_id}",
+                    headers={"Authorization": f"Bearer {toks[r.institution]}"},
+                )
                 return resp.json()["results"]["status"] if resp.status_code == 200 else f"HTTP {resp.status_code}"
-            except Exception as exc:  # noqa: BLE001 - counted, not raised
+            except Exception as exc:
                 return type(exc).__name__
 
     async with _client(concurrency, 30.0) as client:
@@ -463,9 +488,11 @@ def _idle(base: str, toks: dict[int, str], n: int, after_each=None) -> dict:
 
 
 def _show(name: str, k: int, b: Burst) -> None:
-    line = (f"  {name} burst {k + 1}: {len(b.results)} requests answered in {b.wall:.2f}s, "
-            f"{lat([r.seconds for r in b.results])} ms, statuses {dict(Counter(r.status for r in b.results))}; "
-            f"status poll {lat([x[1] for x in b.probes])} ms")
+    line = (
+        f"  {name} burst {k + 1}: {len(b.results)} requests answered in {b.wall:.2f}s, "
+        f"{lat([r.seconds for r in b.results])} ms, statuses {dict(Counter(r.status for r in b.results))}; "
+        f"status poll {lat([x[1] for x in b.probes])} ms"
+    )
     if b.drained:
         line += f"; drained in {b.drained[0] - b.first:.1f}s {dict(b.drained[1])}"
     print(line, flush=True)
@@ -474,10 +501,27 @@ def _show(name: str, k: int, b: Burst) -> None:
 def run_uvicorn(args, toks: dict[int, str]) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="bp_plain_"))
     port = free_port()
-    env = {**os.environ, "BP_DATA_DIR": str(data_dir), "BP_JWT_SECRET": SECRET,
-           "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    cmd = [sys.executable, "-m", "uvicorn", "bench.plain_fastapi_app:app", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"]
+    env = {
+        **os.environ,
+        "BP_DATA_DIR": str(data_dir),
+        "BP_JWT_SECRET": SECRET,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.plain_fastapi_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -489,8 +533,14 @@ def run_uvicorn(args, toks: dict[int, str]) -> dict:
         print(f"  uvicorn idle: {lat([r.seconds for r in out['idle']])} ms (p50/p99/max)", flush=True)
         mem.start()
         for k in range(args.repeat):
-            b = burst(base, toks, args.per_institution, args.concurrency, out["probe"],
-                      cpu_pids={"uvicorn process": [proc.pid]})
+            b = burst(
+                base,
+                toks,
+                args.per_institution,
+                args.concurrency,
+                out["probe"],
+                cpu_pids={"uvicorn process": [proc.pid]},
+            )
             out["bursts"].append(b)
             _show("uvicorn", k, b)
             time.sleep(1)
@@ -516,8 +566,12 @@ def run_serve(args, toks: dict[int, str], warehouse_path: Path) -> dict:
 
     data_dir = Path(tempfile.mkdtemp(prefix="bp_serve_"))
     jobs_dir = data_dir / "files" / "jobs"
-    values = {"data_dir": str(data_dir), "warehouse_url": f"duckdb://{warehouse_path}", "jwt_secret": SECRET,
-              "render_workers": 2}
+    values = {
+        "data_dir": str(data_dir),
+        "warehouse_url": f"duckdb://{warehouse_path}",
+        "jwt_secret": SECRET,
+        "render_workers": 2,
+    }
     for var in ("RAY_ADDRESS", "RAY_GCS_SERVER_PORT"):
         os.environ.pop(var, None)
     # address="local": a fresh instance even when another `ray start` cluster runs on this machine
@@ -550,8 +604,11 @@ def run_serve(args, toks: dict[int, str], warehouse_path: Path) -> dict:
 
         out = _idle(base, toks, args.baseline, job_finished)
         out["job_times"], out["bursts"] = job_times, []
-        print(f"  serve idle: {lat([r.seconds for r in out['idle']])} ms (p50/p99/max); one job request→done "
-              f"median {statistics.median(job_times):.3f}s", flush=True)
+        print(
+            f"  serve idle: {lat([r.seconds for r in out['idle']])} ms (p50/p99/max); one job request→done "
+            f"median {statistics.median(job_times):.3f}s",
+            flush=True,
+        )
 
         pids = find_pids(WATCHED)
         print("  watched pids: " + ", ".join(f"{k} {v}" for k, v in pids.items()), flush=True)
@@ -560,16 +617,25 @@ def run_serve(args, toks: dict[int, str], warehouse_path: Path) -> dict:
         for k in range(args.repeat):
             mem.peak = {}
             mem.start()
-            b = burst(base, toks, args.per_institution, args.concurrency, out["probe"],
-                      drain=lambda ids: wait_done(jobs_dir, ids, args.drain_timeout), cpu_pids=pids)
+            b = burst(
+                base,
+                toks,
+                args.per_institution,
+                args.concurrency,
+                out["probe"],
+                drain=lambda ids: wait_done(jobs_dir, ids, args.drain_timeout),
+                cpu_pids=pids,
+            )
             mem.stop()
             b.checked = statuses(base, toks, b.results, args.concurrency)
             out["bursts"].append(b)
             out["peaks"].append(dict(mem.peak))
             out["after"].append(mem.now())
             _show("serve", k, b)
-            print(f"    via API {dict(b.checked)}; peak RSS MB "
-                  + ", ".join(f"{k} {mb(v)}" for k, v in mem.peak.items()), flush=True)
+            print(
+                f"    via API {dict(b.checked)}; peak RSS MB " + ", ".join(f"{k} {mb(v)}" for k, v in mem.peak.items()),
+                flush=True,
+            )
         out["rss_hwm"] = mem.now("VmHWM")
     finally:
         serve.shutdown()
@@ -633,62 +699,139 @@ def table(args, serve_out: dict, plain: dict) -> str:
     n = args.baseline
 
     rows = [
-        (f"**enqueue latency, idle**: p50 / p99 / max ms ({n} sequential; Serve: each after the previous job is done)",
-         lat(s_idle), lat(p_idle), ratios(s_idle, p_idle)),
-        ((f"**enqueue latency, burst**: p50 / p99 / max ms ({args.institutions} institutions × "
-          f"{args.per_institution} back to back, ≤{args.concurrency} in flight, {args.repeat} bursts = "
-          f"{len(s_all)} requests)"),
-         lat(s_burst), lat(p_burst), ratios(s_burst, p_burst)),
-        ("burst / idle, each server against itself",
-         ratios(s_burst, s_idle), ratios(p_burst, p_idle), ""),
-        (f"burst answered: first request → last answer (median of {args.repeat}); requests/s",
-         f"{s_wall:.2f} s; {n_req / s_wall:.0f}/s", f"{p_wall:.2f} s; {n_req / p_wall:.0f}/s",
-         f"{s_wall / p_wall:.2f}×"),
-        ("non-200 answers to report requests (idle + bursts)",
-         non200(serve_out["idle"] + s_all), non200(plain["idle"] + p_all), ""),
-        (f"job status GET, idle: p50 / p99 / max ms ({n} sequential)",
-         lat(serve_out["status"]), lat(plain["status"]), ratios(serve_out["status"], plain["status"])),
-        ("job status GET by 1 poller (100 ms pauses) during the burst: p50 / p99 / max ms (n)",
-         f"{lat(s_probe_burst)} ({len(s_probe_burst)})", f"{lat(p_probe_burst)} ({len(p_probe_burst)})",
-         ratios(s_probe_burst, p_probe_burst)),
-        ("job status GET by 1 poller after the burst is answered, while the queue drains (n)",
-         f"{lat(s_probe_drain)} ({len(s_probe_drain)})", "—", ""),
-        ("**report request by 1 client after the burst is answered, while the queue drains**: p50 / p99 / max ms (n)",
-         f"{lat(s_late)} ({len(s_late)}); {ratios(s_late, s_idle)} of idle", "—", ""),
-        ("non-200 status polls, and report requests while draining",
-         ", ".join(f"{v}× {k}" for k, v in probe_bad.items()) or "0", "", ""),
-        (f"GET /healthz, idle: p50 / p99 / max ms ({n} sequential)",
-         lat(serve_out["healthz"]), lat(plain["healthz"]), ratios(serve_out["healthz"], plain["healthz"])),
-        ("**queue drain**: first request → last job done, per burst (jobs per burst; throughput)",
-         " / ".join(f"{d:.1f} s" for d in drains) + f" (median {statistics.median(drains):.1f} s; "
-         f"{'/'.join(str(j) for j in sorted(set(jobs)))} jobs; "
-         f"{statistics.median(jobs) / statistics.median(drains):.1f} jobs/s)",
-         "— (nothing consumes its queue)", ""),
-        ("jobs finished, per the ledger / per the status API",
-         ", ".join(f"{v} {k}" for k, v in finals.items()) + " / " + ", ".join(f"{v} {k}" for k, v in checked.items()),
-         "—", ""),
-        ("one job alone, request → done (median of the idle baseline)",
-         f"{statistics.median(job_t):.3f} s" if job_t else "—", "—", ""),
-        ("CPU ms per report request while the bursts are answered (each process's CPU time ÷ number of 200 answers)",
-         cpu_per_request(sb), cpu_per_request(pb), ""),
-        (f"machine CPU busy while the bursts are answered (all processes, {os.cpu_count()} cores)",
-         busy(sb), busy(pb), ""),
+        (
+            f"**enqueue latency, idle**: p50 / p99 / max ms ({n} sequential; "
+            "Serve: each after the previous job is done)",
+            lat(s_idle),
+            lat(p_idle),
+            ratios(s_idle, p_idle),
+        ),
+        (
+            (
+                f"**enqueue latency, burst**: p50 / p99 / max ms ({args.institutions} institutions × "
+                f"{args.per_institution} back to back, ≤{args.concurrency} in flight, {args.repeat} bursts = "
+                f"{len(s_all)} requests)"
+            ),
+            lat(s_burst),
+            lat(p_burst),
+            ratios(s_burst, p_burst),
+        ),
+        ("burst / idle, each server against itself", ratios(s_burst, s_idle), ratios(p_burst, p_idle), ""),
+        (
+            f"burst answered: first request → last answer (median of {args.repeat}); requests/s",
+            f"{s_wall:.2f} s; {n_req / s_wall:.0f}/s",
+            f"{p_wall:.2f} s; {n_req / p_wall:.0f}/s",
+            f"{s_wall / p_wall:.2f}×",
+        ),
+        (
+            "non-200 answers to report requests (idle + bursts)",
+            non200(serve_out["idle"] + s_all),
+            non200(plain["idle"] + p_all),
+            "",
+        ),
+        (
+            f"job status GET, idle: p50 / p99 / max ms ({n} sequential)",
+            lat(serve_out["status"]),
+            lat(plain["status"]),
+            ratios(serve_out["status"], plain["status"]),
+        ),
+        (
+            "job status GET by 1 poller (100 ms pauses) during the burst: p50 / p99 / max ms (n)",
+            f"{lat(s_probe_burst)} ({len(s_probe_burst)})",
+            f"{lat(p_probe_burst)} ({len(p_probe_burst)})",
+            ratios(s_probe_burst, p_probe_burst),
+        ),
+        (
+            "job status GET by 1 poller after the burst is answered, while the queue drains (n)",
+            f"{lat(s_probe_drain)} ({len(s_probe_drain)})",
+            "—",
+            "",
+        ),
+        (
+            "**report request by 1 client after the burst is answered, while the queue drains**: "
+            "p50 / p99 / max ms (n)",
+            f"{lat(s_late)} ({len(s_late)}); {ratios(s_late, s_idle)} of idle",
+            "—",
+            "",
+        ),
+        (
+            "non-200 status polls, and report requests while draining",
+            ", ".join(f"{v}× {k}" for k, v in probe_bad.items()) or "0",
+            "",
+            "",
+        ),
+        (
+            f"GET /healthz, idle: p50 / p99 / max ms ({n} sequential)",
+            lat(serve_out["healthz"]),
+            lat(plain["healthz"]),
+            ratios(serve_out["healthz"], plain["healthz"]),
+        ),
+        (
+            "**queue drain**: first request → last job done, per burst (jobs per burst; throughput)",
+            " / ".join(f"{d:.1f} s" for d in drains) + f" (median {statistics.median(drains):.1f} s; "
+            f"{'/'.join(str(j) for j in sorted(set(jobs)))} jobs; "
+            f"{statistics.median(jobs) / statistics.median(drains):.1f} jobs/s)",
+            "— (nothing consumes its queue)",
+            "",
+        ),
+        (
+            "jobs finished, per the ledger / per the status API",
+            ", ".join(f"{v} {k}" for k, v in finals.items())
+            + " / "
+            + ", ".join(f"{v} {k}" for k, v in checked.items()),
+            "—",
+            "",
+        ),
+        (
+            "one job alone, request → done (median of the idle baseline)",
+            f"{statistics.median(job_t):.3f} s" if job_t else "—",
+            "—",
+            "",
+        ),
+        (
+            "CPU ms per report request while the bursts are answered (each process's CPU time ÷ number of 200 answers)",
+            cpu_per_request(sb),
+            cpu_per_request(pb),
+            "",
+        ),
+        (
+            f"machine CPU busy while the bursts are answered (all processes, {os.cpu_count()} cores)",
+            busy(sb),
+            busy(pb),
+            "",
+        ),
     ]
     before, hwm, peaks, after = serve_out["rss_before"], serve_out["rss_hwm"], serve_out["peaks"], serve_out["after"]
     for label in before:
         per_burst = " / ".join(mb(p.get(label)) for p in peaks)
-        rows.append((f"**RSS MB, {label}**: before the bursts → peak in each burst → after the last drain; VmHWM",
-                     f"{mb(before[label])} → {per_burst} → {mb(after[-1][label])}; {mb(hwm[label])}", "", ""))
+        rows.append(
+            (
+                f"**RSS MB, {label}**: before the bursts → peak in each burst → after the last drain; VmHWM",
+                f"{mb(before[label])} → {per_burst} → {mb(after[-1][label])}; {mb(hwm[label])}",
+                "",
+                "",
+            )
+        )
     prss = plain["rss"]
-    rows.append(("RSS MB, uvicorn process: peak in the bursts; VmHWM", "",
-                 f"{mb(prss['peak'].get('uvicorn process'))}; {mb(prss['hwm'].get('uvicorn process'))}", ""))
+    rows.append(
+        (
+            "RSS MB, uvicorn process: peak in the bursts; VmHWM",
+            "",
+            f"{mb(prss['peak'].get('uvicorn process'))}; {mb(prss['hwm'].get('uvicorn process'))}",
+            "",
+        )
+    )
 
     lines = [
-        (f"## Backpressure: {args.institutions} institutions × {args.per_institution} report requests at once, "
-         f"{args.repeat} bursts (2 CPUs, loopback; Ray workers started at niceness "
-         f"{os.environ.get('RAY_worker_niceness', '15')})\n"),
-        ("| | Serve app (HTTP → ReportsAPI → limiter actor → queue → ledger; consumer working) "
-         "| plain uvicorn FastAPI (same path, in-process limiter) | Serve / uvicorn |"),
+        (
+            f"## Backpressure: {args.institutions} institutions × {args.per_institution} report requests at once, "
+            f"{args.repeat} bursts (2 CPUs, loopback; Ray workers started at niceness "
+            f"{os.environ.get('RAY_worker_niceness', '15')})\n"
+        ),
+        (
+            "| | Serve app (HTTP → ReportsAPI → limiter actor → queue → ledger; consumer working) "
+            "| plain uvicorn FastAPI (same path, in-process limiter) | Serve / uvicorn |"
+        ),
         "|---|---|---|---|",
     ]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]

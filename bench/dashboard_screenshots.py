@@ -54,16 +54,21 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     data = Path(tempfile.mkdtemp(prefix="crshot-"))  # the service's data dir: queue, files, ledger
     secret = secrets.token_urlsafe(32)
-    env = {"REPORTS_DATA_DIR": str(data), "REPORTS_WAREHOUSE_URL": f"duckdb://{a.warehouse.resolve()}",
-           "REPORTS_JWT_SECRET": secret, "REPORTS_RENDER_WORKERS": "2"}
+    env = {
+        "REPORTS_DATA_DIR": str(data),
+        "REPORTS_WAREHOUSE_URL": f"duckdb://{a.warehouse.resolve()}",
+        "REPORTS_JWT_SECRET": secret,
+        "REPORTS_RENDER_WORKERS": "2",
+    }
     try:
         server = ServeProcess(["--port", str(free_port()), "--dashboard-port", str(free_port())], env)
         print("\n".join(server.lines))
         try:
             # What serve printed is what a user does: run that `ray get-auth-token`, paste its output.
             ray_cli = server.printed(r"paste what `(\S+) get-auth-token` prints")
-            token = subprocess.run([ray_cli, "get-auth-token"], capture_output=True, text=True, env=server.env,
-                                   check=True).stdout
+            token = subprocess.run(
+                [ray_cli, "get-auth-token"], capture_output=True, text=True, env=server.env, check=True
+            ).stdout
             browser = DashboardBrowser(server.dashboard_url, token)
             try:
                 shoot(server, browser, token, secret, a)
@@ -76,28 +81,34 @@ def main() -> None:
 
 
 def shoot(server: ServeProcess, browser: DashboardBrowser, token: str, secret: str, a) -> None:
-    user = jwt.encode({"institutionId": 1, "userId": 7, "subdomain": "rede-aprender",
-                       "exp": int(time.time()) + 3600}, secret, algorithm="HS256")
+    user = jwt.encode(
+        {"institutionId": 1, "userId": 7, "subdomain": "rede-aprender", "exp": int(time.time()) + 3600},
+        secret,
+        algorithm="HS256",
+    )
     auth = {"Authorization": f"Bearer {user}"}
 
     def ask(path: str, **params) -> dict:
         return httpx.get(f"{server.api_url}{path}", params=params, headers=auth, timeout=30).json()["results"]
 
     started = time.monotonic()
-    jobs = [ask("/institution/reports/catalog", start_date="2025-01-01", end_date="2026-12-31")["id"]
-            for _ in range(a.jobs)]  # queued at once
+    jobs = [
+        ask("/institution/reports/catalog", start_date="2025-01-01", end_date="2026-12-31")["id"] for _ in range(a.jobs)
+    ]  # queued at once
     serve = browser.page("serve", until=["catalog-report", "RUNNING"], **SERVE_VIEW)
     print(f"serve page: {serve['rows'][1:4]}, {browser.screenshot(a.out / 'serve.png')} bytes")
     login = httpx.post(f"{server.dashboard_url}/api/authenticate", headers={"Authorization": f"Bearer {token}"})
-    [driver] = [j for j in httpx.get(f"{server.dashboard_url}/api/jobs/", cookies=login.cookies).json()
-                if "catalog-report" in (j.get("entrypoint") or "") and j["status"] == "RUNNING"]
+    [driver] = [
+        j
+        for j in httpx.get(f"{server.dashboard_url}/api/jobs/", cookies=login.cookies).json()
+        if "catalog-report" in (j.get("entrypoint") or "") and j["status"] == "RUNNING"
+    ]
     best, now, most = a.out / ".job-best.png", a.out / ".job-now.png", -1
     while True:  # the dashboard's figures lag by a few seconds: capture throughout, keep the busiest
         states = [ask(f"/institution/reports/jobs/{job}") for job in jobs]
         if all(s["status"] in ("done", "failed") for s in states):
             break
-        text = browser.page(f"jobs/{driver['job_id']}", until=["Running:"], seconds=5, whole=True,
-                            **JOB_VIEW)["rows"]
+        text = browser.page(f"jobs/{driver['job_id']}", until=["Running:"], seconds=5, whole=True, **JOB_VIEW)["rows"]
         browser.screenshot(now)
         running = max((int(m.group(1)) for t in text if (m := RUNNING.search(t))), default=0)
         print(f"  {[(s['status'], s['progress']) for s in states]}: {running} tasks running")

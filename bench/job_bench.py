@@ -75,11 +75,19 @@ def data(args) -> tuple[Path, list[str]]:
 
 def machine() -> str:
     """When and where: figures are only comparable within one run on one machine."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.machine())
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{dt.datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} CPUs ({model}), Python "
-            f"{platform.python_version()}; load average at the end {load} (a shared machine: read ratios)")
+    return (
+        f"{dt.datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} CPUs ({model}), Python "
+        f"{platform.python_version()}; load average at the end {load} (a shared machine: read ratios)"
+    )
 
 
 def peer_job(settings, out: Path) -> dict[str, float]:
@@ -96,12 +104,25 @@ def peer_job(settings, out: Path) -> dict[str, float]:
     query = CatalogQuery.for_dates(INSTITUTION, *PERIOD, settings.zone)
     rows, names = wh.fetch(query), wh.school_names(query)
     t1 = time.perf_counter()
-    report = build_report(rows, names, subdomain="demo", student_template=settings.student_url_template,
-                          admin_template=settings.admin_url_template, zone=settings.zone).cells()
+    report = build_report(
+        rows,
+        names,
+        subdomain="demo",
+        student_template=settings.student_url_template,
+        admin_template=settings.admin_url_template,
+        zone=settings.zone,
+    ).cells()
     t2 = time.perf_counter()
-    rustpy_xlsxwriter.write_worksheet(report.rename_columns(HEADERS), str(out), sheet_name=SHEET,
-                                      bold_headers=True, datetime_format=DATE_FORMAT, freeze_row=1,
-                                      autofilter=True, column_widths=_widths(report))
+    rustpy_xlsxwriter.write_worksheet(
+        report.rename_columns(HEADERS),
+        str(out),
+        sheet_name=SHEET,
+        bold_headers=True,
+        datetime_format=DATE_FORMAT,
+        freeze_row=1,
+        autofilter=True,
+        column_widths=_widths(report),
+    )
     t3 = time.perf_counter()
     wh.close()
     return {"query": t1 - t0, "prepare": t2 - t1, "write": t3 - t2, "total": t3 - t0}
@@ -161,8 +182,9 @@ def start_ray(attempts: int = 3) -> None:
             print(f"  Ray start-up timed out (attempt {attempt}); again", flush=True)
 
 
-def our_jobs(values: dict, repeat: int, between: Callable[[], None] = lambda: None
-             ) -> tuple[list[dict[str, float]], dict[str, float]]:
+def our_jobs(
+    values: dict, repeat: int, between: Callable[[], None] = lambda: None
+) -> tuple[list[dict[str, float]], dict[str, float]]:
     """The service's job ``repeat`` times after one warm-up, calling ``between`` after each timed
     run (a peer measured interleaved meets the same neighbours); the runs' phase timings and each
     process kind's peak RSS (MB, the largest process of the kind) over the timed runs."""
@@ -186,8 +208,12 @@ def our_jobs(values: dict, repeat: int, between: Callable[[], None] = lambda: No
     try:
         for i in range(repeat + 1):  # the first run warms the actors up and is not counted
             started, started_at = time.perf_counter(), time.time()
-            r = httpx.get(f"{base}/institution/reports/catalog", headers=headers, timeout=60,
-                          params={"start_date": PERIOD[0].isoformat(), "end_date": PERIOD[1].isoformat()})
+            r = httpx.get(
+                f"{base}/institution/reports/catalog",
+                headers=headers,
+                timeout=60,
+                params={"start_date": PERIOD[0].isoformat(), "end_date": PERIOD[1].isoformat()},
+            )
             accepted = time.perf_counter() - started
             job_id = r.json()["results"]["id"]
             deadline = time.monotonic() + JOB_TIMEOUT
@@ -197,8 +223,10 @@ def our_jobs(values: dict, repeat: int, between: Callable[[], None] = lambda: No
                     break
                 time.sleep(0.25)
             else:
-                raise TimeoutError(f"job still {status['results']['status']} after {JOB_TIMEOUT} s "
-                                   f"(progress {status['results']['progress']})")
+                raise TimeoutError(
+                    f"job still {status['results']['status']} after {JOB_TIMEOUT} s "
+                    f"(progress {status['results']['progress']})"
+                )
             if status["results"]["status"] != "done":
                 raise RuntimeError(f"job failed: {status['results']['error']}")
             ledger = Path(values["data_dir"]) / "files" / "jobs" / f"{job_id}.json"
@@ -252,12 +280,16 @@ def rss_line(peaks: dict[str, float]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_args(p)
-    p.add_argument("--warehouse-options", default="", metavar="QUERY",
-                   help="the warehouse URL's options for ours, e.g. partitions=2 (the peer is one query)")
+    p.add_argument(
+        "--warehouse-options",
+        default="",
+        metavar="QUERY",
+        help="the warehouse URL's options for ours, e.g. partitions=2 (the peer is one query)",
+    )
     args = p.parse_args()
 
-    from actors.runtime.priority import BACKGROUND, workers_at_normal_priority
     from actors.config.settings import load_settings
+    from actors.runtime.priority import BACKGROUND, workers_at_normal_priority
     from serve_app.front import use_in_proxy
 
     # Everything measured runs at one priority: the peer here, and our Ray (its workers inherit
@@ -291,10 +323,11 @@ def main() -> None:
         "Data: " + "; ".join(about) + ".\n",
         "| seconds | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),
-        f"| ours: HTTP → queue → consumer → render tasks (2 CPUs) → file{f' ({args.warehouse_options})' if options else ''} | "
-        + " | ".join(cell(ours, k) for k in columns) + " |",
+        "| ours: HTTP → queue → consumer → render tasks (2 CPUs) → file"
+        f"{f' ({args.warehouse_options})' if options else ''} | " + " | ".join(cell(ours, k) for k in columns) + " |",
         "| peer: one warm process, DuckDB + rustpy-xlsxwriter | "
-        + " | ".join(cell(peer_runs, k) for k in columns) + " |",
+        + " | ".join(cell(peer_runs, k) for k in columns)
+        + " |",
         "",
         f"**speed-up of the whole job: {median(peer_runs, 'total') / median(ours, 'total'):.2f}×** "
         f"(peer total / ours total; ours includes HTTP, queueing, status polling and storing the file). "

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +70,7 @@ def child(args) -> dict:
 
         def open_ledger(settings):
             return Ledger(open_storage(settings))
+
     from bench.job_bench import free_port, start_ray
     from bench.synthetic import PERIOD
     from serve_app.app import build_app
@@ -92,8 +93,12 @@ def child(args) -> dict:
 
     def request(institution: int) -> tuple[str, float]:
         sent = time.time()
-        r = httpx.get(f"{base}/institution/reports/catalog", params=params, timeout=60,
-                      headers={"Authorization": f"Bearer {tokens[institution]}"})
+        r = httpx.get(
+            f"{base}/institution/reports/catalog",
+            params=params,
+            timeout=60,
+            headers={"Authorization": f"Bearer {tokens[institution]}"},
+        )
         r.raise_for_status()
         return r.json()["results"]["id"], sent
 
@@ -116,8 +121,10 @@ def child(args) -> dict:
         wait([request(i) for i in small[:3]] + [request(BIG)])  # warm-up, not counted
         for i in small:
             out["idle"] += wait([request(i)])
-        print(f"  idle small reports: p50 {statistics.median(out['idle']):.2f} s, p95 {p95(out['idle']):.2f} s",
-              flush=True)
+        print(
+            f"  idle small reports: p50 {statistics.median(out['idle']):.2f} s, p95 {p95(out['idle']):.2f} s",
+            flush=True,
+        )
         for _ in range(args.repeat):
             out["alone"] += wait([request(BIG)])
             print(f"  big report alone: {out['alone'][-1]:.2f} s", flush=True)
@@ -140,8 +147,11 @@ def child(args) -> dict:
             ends = [sent + took for (_, sent), took in zip([big, *smalls], [big_took, *small_took], strict=True)]
             drained = (1 + len(smalls)) / (max(ends) - big[1]) * 60
             out["rounds"].append({"small": small_took, "big": big_took, "per_minute": drained})
-            print(f"  loaded: small p50 {statistics.median(small_took):.2f} s, p95 {p95(small_took):.2f} s; "
-                  f"big {big_took:.2f} s; {drained:.1f} jobs/min", flush=True)
+            print(
+                f"  loaded: small p50 {statistics.median(small_took):.2f} s, p95 {p95(small_took):.2f} s; "
+                f"big {big_took:.2f} s; {drained:.1f} jobs/min",
+                flush=True,
+            )
     finally:
         serve.shutdown()
         import ray
@@ -152,8 +162,21 @@ def child(args) -> dict:
 
 def run_version(label: str, code: Path, args) -> dict:
     print(f"== {label} ({code})", flush=True)
-    cmd = [sys.executable, __file__, "--child", "--code", str(code), "--warehouse", str(args.warehouse),
-           "--small", str(args.small), "--repeat", str(args.repeat), "--spread", str(args.spread)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--code",
+        str(code),
+        "--warehouse",
+        str(args.warehouse),
+        "--small",
+        str(args.small),
+        "--repeat",
+        str(args.repeat),
+        "--spread",
+        str(args.spread),
+    ]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=code)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     print("\n".join(line for line in proc.stdout.splitlines() if not line.startswith("RESULT ")), flush=True)
@@ -165,28 +188,37 @@ def run_version(label: str, code: Path, args) -> dict:
 def worktree(commit: str) -> Path:
     path = ROOT / "bench" / "out" / f"worktree-{commit[:12]}"
     if not path.exists():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), commit], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), commit],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return path
 
 
 def table(results: dict[str, dict], args) -> str:
-    rows = ["| code | small idle p50 / p95 s | small loaded p50 / p95 s | loaded ÷ idle p95 (target ≤ 3) "
-            "| big alone s | big loaded s (÷ alone) | jobs drained / min |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| code | small idle p50 / p95 s | small loaded p50 / p95 s | loaded ÷ idle p95 (target ≤ 3) "
+        "| big alone s | big loaded s (÷ alone) | jobs drained / min |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for label, r in results.items():
         idle, loaded = r["idle"], [t for rnd in r["rounds"] for t in rnd["small"]]
         alone = statistics.median(r["alone"])
         big_loaded = statistics.median(rnd["big"] for rnd in r["rounds"])
         per_minute = statistics.median(rnd["per_minute"] for rnd in r["rounds"])
-        rows.append(f"| {label} | {statistics.median(idle):.2f} / {p95(idle):.2f} | "
-                    f"{statistics.median(loaded):.2f} / {p95(loaded):.2f} | {p95(loaded) / p95(idle):.1f}× | "
-                    f"{alone:.2f} | {big_loaded:.2f} ({big_loaded / alone:.2f}×) | {per_minute:.1f} |")
+        rows.append(
+            f"| {label} | {statistics.median(idle):.2f} / {p95(idle):.2f} | "
+            f"{statistics.median(loaded):.2f} / {p95(loaded):.2f} | {p95(loaded) / p95(idle):.1f}× | "
+            f"{alone:.2f} | {big_loaded:.2f} ({big_loaded / alone:.2f}×) | {per_minute:.1f} |"
+        )
     if len(results) == 2:
         (now, a), (before, b) = results.items()
         rows.append("")
-        rows.append(f"Big report alone, {now} ÷ {before}: "
-                    f"{statistics.median(a['alone']) / statistics.median(b['alone']):.2f}× (target ≤ 1.15)")
+        rows.append(
+            f"Big report alone, {now} ÷ {before}: "
+            f"{statistics.median(a['alone']) / statistics.median(b['alone']):.2f}× (target ≤ 1.15)"
+        )
     return "\n".join(rows)
 
 
@@ -215,17 +247,20 @@ def main() -> None:
     started = time.time()
     results = {"now": run_version("now", ROOT, args)}
     if args.baseline:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.baseline], check=True,
-                                capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", args.baseline], check=True, capture_output=True, text=True
+        ).stdout.strip()
         tree = worktree(commit)
         try:
             results[f"before ({commit})"] = run_version(f"before ({commit})", tree, args)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"\n## Mixed load, {when}\n\n{machine()}. Warehouse: {args.courses:,}-course institution + "
-          f"{args.small} small ones ({args.warehouse.name}); {args.repeat} rounds; small requests over "
-          f"{args.spread:.0f} s; {(time.time() - started) / 60:.1f} min.\n\n{table(results, args)}\n")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(
+        f"\n## Mixed load, {when}\n\n{machine()}. Warehouse: {args.courses:,}-course institution + "
+        f"{args.small} small ones ({args.warehouse.name}); {args.repeat} rounds; small requests over "
+        f"{args.spread:.0f} s; {(time.time() - started) / 60:.1f} min.\n\n{table(results, args)}\n"
+    )
 
 
 if __name__ == "__main__":

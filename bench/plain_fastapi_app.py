@@ -6,8 +6,9 @@ dependency and Encore error handlers, :class:`serve_app.auth.Authenticator`, ``p
 a 60/min moving-window limit per institution (the ``limits`` library, in-process instead of in
 a Ray actor), :func:`actors.job.submit.submit` (a ledger write with :class:`actors.job.ledger.Ledger`
 over :class:`actors.storage.local.LocalStorage`, then a publish to
-:class:`actors.queue.local.LocalQueue`) in a worker thread as the Serve app does, and the same in-flight counting / no-store middleware. The job
-status and ``/healthz`` routes are copied too, for the bench's responsiveness probe.
+:class:`actors.queue.local.LocalQueue`) in a worker thread as the Serve app does, and the same in-flight
+counting / no-store middleware. The job status and ``/healthz`` routes are copied too, for the bench's
+responsiveness probe.
 Nothing consumes the queue: this app is only the yardstick for enqueue latency.
 
     BP_DATA_DIR=/tmp/x BP_JWT_SECRET=... uvicorn bench.plain_fastapi_app:app --port 8123
@@ -28,20 +29,23 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from actors.job.message import CatalogJob, new_job_id, utcnow
-from actors.job.ledger import Ledger
-from actors.queue.local import LocalQueue
 from actors.config.settings import load_settings
-from actors.storage.local import LocalStorage
+from actors.job.ledger import Ledger
+from actors.job.message import CatalogJob, new_job_id, utcnow
 from actors.job.submit import submit
+from actors.queue.local import LocalQueue
+from actors.storage.local import LocalStorage
 from serve_app import errors, params
 from serve_app.auth import Authenticator
 from serve_app.errors import ApiError, error_response
 from serve_app.ratelimit import retry_after
 from serve_app.shedding import InFlight
 
-settings = load_settings(data_dir=os.environ["BP_DATA_DIR"], jwt_secret=os.environ["BP_JWT_SECRET"],
-                         rate_limit_per_minute=int(os.environ.get("BP_RATE_LIMIT", "60")))
+settings = load_settings(
+    data_dir=os.environ["BP_DATA_DIR"],
+    jwt_secret=os.environ["BP_JWT_SECRET"],
+    rate_limit_per_minute=int(os.environ.get("BP_RATE_LIMIT", "60")),
+)
 authenticate = Authenticator(settings.jwt_secret, settings.jwt_algorithms, settings.jwt_leeway_seconds)
 queue = LocalQueue(settings.queue_url)
 ledger = Ledger(LocalStorage(settings))
@@ -81,9 +85,17 @@ async def request_catalog(
     if not limiter.hit(item, key):
         wait = max(1.0, limiter.get_window_stats(item, key).reset_time - time.time())
         raise ApiError(429, "rate limit exceeded", {"Retry-After": retry_after(wait)})
-    job = CatalogJob(job_id=new_job_id(), institution_id=who.institution_id, user_id=who.user_id,
-                     subdomain=who.subdomain, start_date=req.start_date, end_date=req.end_date,
-                     school_ids=req.school_ids, timezone=settings.timezone, requested_at=utcnow())
+    job = CatalogJob(
+        job_id=new_job_id(),
+        institution_id=who.institution_id,
+        user_id=who.user_id,
+        subdomain=who.subdomain,
+        start_date=req.start_date,
+        end_date=req.end_date,
+        school_ids=req.school_ids,
+        timezone=settings.timezone,
+        requested_at=utcnow(),
+    )
     await asyncio.to_thread(submit, ledger, queue, job)
     return JSONResponse({"results": {"id": job.job_id}}, headers={"Cache-Control": "no-store"})
 

@@ -39,7 +39,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.backpressure_bench import (  # noqa: E402 (after the path is set)
-    APP_NAME, OUT, PARAMS, SECRET, _client, free_port, lat, pct, tokens, wait_until_health, warehouse)
+    APP_NAME,
+    OUT,
+    PARAMS,
+    SECRET,
+    _client,
+    free_port,
+    lat,
+    pct,
+    tokens,
+    wait_until_health,
+    warehouse,
+)
 
 FLOODER, OTHER = 1, 2  # institutions of the demo warehouse
 PAUSE_OTHER, PAUSE_HEALTH = 0.25, 0.25  # a polling page; a load balancer probing
@@ -66,13 +77,21 @@ async def _get(client, url: str, token: str | None) -> tuple[float, int | str]:
         status: int | str = r.status_code
         if status == 429:
             status = "429 proxy share" if r.json()["message"].startswith("at most") else "429 app budget"
-    except Exception as exc:  # noqa: BLE001 - counted, not raised
+    except Exception as exc:
         status = type(exc).__name__
     return time.perf_counter() - started, status
 
 
-async def _probe(client, url: str, token: str | None, pause: float, stop: asyncio.Event,
-                 out: list[float], bad: Counter, limit: int | None = None) -> None:
+async def _probe(
+    client,
+    url: str,
+    token: str | None,
+    pause: float,
+    stop: asyncio.Event,
+    out: list[float],
+    bad: Counter,
+    limit: int | None = None,
+) -> None:
     """One request at a time until ``stop`` (or ``limit`` answers): seconds of the 200s."""
     while not stop.is_set() and (limit is None or len(out) < limit):
         seconds, status = await _get(client, url, token)
@@ -90,26 +109,33 @@ async def _measure(base: str, toks: dict[int, str], jobs: dict[int, str], args, 
     status_url = {i: f"{base}/institution/reports/jobs/{jobs[i]}" for i in jobs}
     async with _client(2, 30.0) as calm:
         never = asyncio.Event()
-        await _probe(calm, status_url[OTHER], toks[OTHER], PAUSE_OTHER, never, run.idle_other, run.bad_probes,
-                     limit=args.idle)
-        await _probe(calm, base + "/healthz", None, PAUSE_HEALTH, never, run.idle_health, run.bad_probes,
-                     limit=args.idle // 2)
+        await _probe(
+            calm, status_url[OTHER], toks[OTHER], PAUSE_OTHER, never, run.idle_other, run.bad_probes, limit=args.idle
+        )
+        await _probe(
+            calm, base + "/healthz", None, PAUSE_HEALTH, never, run.idle_health, run.bad_probes, limit=args.idle // 2
+        )
     for _ in range(args.repeat):
         stop = asyncio.Event()
         async with _client(2, 60.0) as calm:
             probes = [
-                asyncio.create_task(_probe(calm, status_url[OTHER], toks[OTHER], PAUSE_OTHER, stop,
-                                           run.flood_other, run.bad_probes)),
-                asyncio.create_task(_probe(calm, base + "/healthz", None, PAUSE_HEALTH, stop,
-                                           run.flood_health, run.bad_probes)),
+                asyncio.create_task(
+                    _probe(calm, status_url[OTHER], toks[OTHER], PAUSE_OTHER, stop, run.flood_other, run.bad_probes)
+                ),
+                asyncio.create_task(
+                    _probe(calm, base + "/healthz", None, PAUSE_HEALTH, stop, run.flood_health, run.bad_probes)
+                ),
             ]
             results, wall = await asyncio.to_thread(_flood, status_url[FLOODER], toks[FLOODER], args)
             run.flood += results
             run.walls.append(wall)
             stop.set()
             await asyncio.gather(*probes)
-        print(f"  {run.label}: flood answered in {run.walls[-1]:.1f}s; other tenant meanwhile "
-              f"{lat(run.flood_other[-20:])} ms (last 20)", flush=True)
+        print(
+            f"  {run.label}: flood answered in {run.walls[-1]:.1f}s; other tenant meanwhile "
+            f"{lat(run.flood_other[-20:])} ms (last 20)",
+            flush=True,
+        )
         await asyncio.sleep(1)
 
 
@@ -130,8 +156,7 @@ def _flood_in_process(url: str, token: str, polls: int, concurrency: int, deadli
 
         async with _client(concurrency, 60.0) as client:
             started = time.perf_counter()
-            _, pending = await asyncio.wait([asyncio.create_task(poll(client)) for _ in range(polls)],
-                                            timeout=deadline)
+            _, pending = await asyncio.wait([asyncio.create_task(poll(client)) for _ in range(polls)], timeout=deadline)
             wall = time.perf_counter() - started
             for task in pending:
                 task.cancel()
@@ -151,8 +176,12 @@ def run_service(args, front: bool) -> Run:
 
     label = "fair share in the proxy" if front else "proxy without serve_app.front"
     data_dir = Path(tempfile.mkdtemp(prefix="flood_"))
-    values = {"data_dir": str(data_dir), "warehouse_url": f"duckdb://{warehouse(50)}", "jwt_secret": SECRET,
-              "render_workers": 1}
+    values = {
+        "data_dir": str(data_dir),
+        "warehouse_url": f"duckdb://{warehouse(50)}",
+        "jwt_secret": SECRET,
+        "render_workers": 1,
+    }
     for var in ("RAY_ADDRESS", "RAY_GCS_SERVER_PORT", PROXY_CALLBACK_ENV):
         os.environ.pop(var, None)
     workers_at_normal_priority()
@@ -170,14 +199,25 @@ def run_service(args, front: bool) -> Run:
         toks = tokens(range(FLOODER, OTHER + 1))
         jobs = {}
         for i in (FLOODER, OTHER):  # each tenant polls a job of its own, run to the end first
-            r = httpx.get(base + "/institution/reports/catalog", params=PARAMS,
-                          headers={"Authorization": f"Bearer {toks[i]}"}, timeout=30, trust_env=False)
+            r = httpx.get(
+                base + "/institution/reports/catalog",
+                params=PARAMS,
+                headers={"Authorization": f"Bearer {toks[i]}"},
+                timeout=30,
+                trust_env=False,
+            )
             jobs[i] = r.json()["results"]["id"]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and any(
-                httpx.get(f"{base}/institution/reports/jobs/{jobs[i]}", headers={"Authorization": f"Bearer {toks[i]}"},
-                          timeout=30, trust_env=False).json()["results"]["status"] not in ("done", "failed")
-                for i in jobs):
+            httpx.get(
+                f"{base}/institution/reports/jobs/{jobs[i]}",
+                headers={"Authorization": f"Bearer {toks[i]}"},
+                timeout=30,
+                trust_env=False,
+            ).json()["results"]["status"]
+            not in ("done", "failed")
+            for i in jobs
+        ):
             time.sleep(0.5)
         asyncio.run(_measure(base, toks, jobs, args, run))
     finally:
@@ -197,24 +237,39 @@ def table(args, runs: list[Run]) -> str:
         return ", ".join(f"{n}× {s}" for s, n in sorted(seen.items()))
 
     rows = [
-        ("another tenant's status poll, idle: p50 / p99 / max ms (n)",
-         [f"{lat(r.idle_other)} ({len(r.idle_other)})" for r in runs]),
-        ("**another tenant's status poll during the flood**: p50 / p99 / max ms (n)",
-         [f"{lat(r.flood_other)} ({len(r.flood_other)})" for r in runs]),
-        ("**flood / idle, another tenant's p99** (target ≤ 3×); p50",
-         [f"**{ratio(r.flood_other, r.idle_other, 99)}**; {ratio(r.flood_other, r.idle_other, 50)}" for r in runs]),
+        (
+            "another tenant's status poll, idle: p50 / p99 / max ms (n)",
+            [f"{lat(r.idle_other)} ({len(r.idle_other)})" for r in runs],
+        ),
+        (
+            "**another tenant's status poll during the flood**: p50 / p99 / max ms (n)",
+            [f"{lat(r.flood_other)} ({len(r.flood_other)})" for r in runs],
+        ),
+        (
+            "**flood / idle, another tenant's p99** (target ≤ 3×); p50",
+            [f"**{ratio(r.flood_other, r.idle_other, 99)}**; {ratio(r.flood_other, r.idle_other, 50)}" for r in runs],
+        ),
         ("GET /healthz, idle: p50 / p99 / max ms (n)", [f"{lat(r.idle_health)} ({len(r.idle_health)})" for r in runs]),
-        ("**GET /healthz during the flood**: p50 / p99 / max ms (n); p99 ratio",
-         [f"{lat(r.flood_health)} ({len(r.flood_health)}); {ratio(r.flood_health, r.idle_health, 99)}" for r in runs]),
-        ("non-200 answers to the other tenant and to /healthz",
-         [", ".join(f"{n}× {s}" for s, n in r.bad_probes.items()) or "0" for r in runs]),
+        (
+            "**GET /healthz during the flood**: p50 / p99 / max ms (n); p99 ratio",
+            [
+                f"{lat(r.flood_health)} ({len(r.flood_health)}); {ratio(r.flood_health, r.idle_health, 99)}"
+                for r in runs
+            ],
+        ),
+        (
+            "non-200 answers to the other tenant and to /healthz",
+            [", ".join(f"{n}× {s}" for s, n in r.bad_probes.items()) or "0" for r in runs],
+        ),
         (f"the flood's answers ({args.repeat} × {args.polls} polls)", [counts(r) for r in runs]),
         ("the flood's latency: p50 / p99 / max ms", [lat([s for s, _ in r.flood]) for r in runs]),
         ("flood answered in (s, each flood)", [" / ".join(f"{w:.1f}" for w in r.walls) for r in runs]),
     ]
     lines = [
-        (f"## Poll flood: one token, {args.polls} status polls at {args.concurrency} at once, {args.repeat} floods "
-         f"(2 CPUs, loopback, {os.cpu_count()} cores on the machine)\n"),
+        (
+            f"## Poll flood: one token, {args.polls} status polls at {args.concurrency} at once, {args.repeat} floods "
+            f"(2 CPUs, loopback, {os.cpu_count()} cores on the machine)\n"
+        ),
         "| | " + " | ".join(r.label for r in runs) + " |",
         "|---|" + "---|" * len(runs),
     ]
@@ -239,8 +294,10 @@ def main() -> None:
     runs = [run_service(args, front=True)]
     if args.compare:
         runs.append(run_service(args, front=False))
-    text = table(args, runs) + (f"\n\nMachine load average (1 min): {load_before:.1f} before, "
-                                f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores.")
+    text = table(args, runs) + (
+        f"\n\nMachine load average (1 min): {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores."
+    )
     print("\n" + text)
     OUT.mkdir(parents=True, exist_ok=True)
     name = "poll_flood_bench_quick.md" if args.quick else "poll_flood_bench.md"

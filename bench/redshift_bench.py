@@ -45,7 +45,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.job_bench import (  # noqa: E402
-    OUT, SECRET, add_data_args, data, machine, median, our_jobs, phases, rss_line, spread,
+    OUT,
+    SECRET,
+    add_data_args,
+    data,
+    machine,
+    median,
+    our_jobs,
+    phases,
+    rss_line,
+    spread,
 )
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
@@ -171,8 +180,7 @@ def floor(database: str, statements: list[str]) -> dict:
 def pull(database: str, statements: list[str], port: int = PG_PORT) -> dict:
     """The result sets pulled by psql (text format) and thrown away."""
     t = time.perf_counter()
-    out = psql(database, "\\timing on", *(f"COPY ({sql}) TO STDOUT" for sql in statements), port=port,
-               out="/dev/null")
+    out = psql(database, "\\timing on", *(f"COPY ({sql}) TO STDOUT" for sql in statements), port=port, out="/dev/null")
     total = time.perf_counter() - t
     return {"total": total, **dict(zip(RESULTS, _statement_seconds(out)))}
 
@@ -180,10 +188,15 @@ def pull(database: str, statements: list[str], port: int = PG_PORT) -> dict:
 class Shim:
     """tests/support/pg_shim.py's proxy in a child process."""
 
-    def __enter__(self) -> "Shim":
+    def __enter__(self) -> Shim:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen([sys.executable, "-c", SHIM_MAIN, PG_HOST, str(PG_PORT)], env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SHIM_MAIN, PG_HOST, str(PG_PORT)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.port = int(self.proc.stdout.readline())
         return self
 
@@ -198,9 +211,12 @@ class Shim:
 def server_settings(database: str) -> str:
     names = ("shared_buffers", "work_mem", "max_parallel_workers_per_gather", "jit")
     listed = ", ".join(f"'{n}'" for n in names)
-    return psql(database, "SELECT 'PostgreSQL ' || current_setting('server_version') || ': ' || string_agg("
-                f"name || ' ' || current_setting(name), ', ' ORDER BY name) FROM pg_settings WHERE name IN ({listed})",
-                bare=True).strip()
+    return psql(
+        database,
+        "SELECT 'PostgreSQL ' || current_setting('server_version') || ': ' || string_agg("
+        f"name || ' ' || current_setting(name), ', ' ORDER BY name) FROM pg_settings WHERE name IN ({listed})",
+        bare=True,
+    ).strip()
 
 
 @dataclass
@@ -231,17 +247,27 @@ def main() -> None:
         t = time.perf_counter()
         steps = load(path, database)
         loaded = time.perf_counter() - t
-        print(f"loaded into {database} in {loaded:.1f} s: "
-              + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()), flush=True)
-        setup = [server_settings(database) + f"; loaded in {loaded:.0f} s ("
-                 + ", ".join(f"{k} {v:.0f} s" for k, v in steps.items()) + ")"]
+        print(
+            f"loaded into {database} in {loaded:.1f} s: " + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()),
+            flush=True,
+        )
+        setup = [
+            server_settings(database)
+            + f"; loaded in {loaded:.0f} s ("
+            + ", ".join(f"{k} {v:.0f} s" for k, v in steps.items())
+            + ")"
+        ]
         with Shim() as shim:
+
             def peers() -> None:
                 res.floors.append(floor(database, statements))
                 res.pulls.append(pull(database, statements))
                 res.proxied.append(pull(database, statements, port=shim.port))
-                print(f"  floor {res.floors[-1]['total']:.2f}s, psql {res.pulls[-1]['total']:.2f}s, "
-                      f"psql via proxy {res.proxied[-1]['total']:.2f}s", flush=True)
+                print(
+                    f"  floor {res.floors[-1]['total']:.2f}s, psql {res.pulls[-1]['total']:.2f}s, "
+                    f"psql via proxy {res.proxied[-1]['total']:.2f}s",
+                    flush=True,
+                )
 
             # warm-up, not counted: the server's caches, as the service's first job does
             floor(database, statements)
@@ -250,8 +276,11 @@ def main() -> None:
             for k in (int(k) for k in args.partitions.split(",")):
                 url = f"redshift://{PG_USER}@{PG_HOST}:{shim.port}/{database}?ssl=false&partitions={k}"
                 print(f"service: {url}", flush=True)
-                values = {"data_dir": tempfile.mkdtemp(prefix="redshift_bench_"), "warehouse_url": url,
-                          "jwt_secret": SECRET}
+                values = {
+                    "data_dir": tempfile.mkdtemp(prefix="redshift_bench_"),
+                    "warehouse_url": url,
+                    "jwt_secret": SECRET,
+                }
                 try:
                     res.jobs[k], res.peaks[k] = our_jobs(values, args.repeat, peers if k == 1 else lambda: None)
                 except Exception as exc:  # the other K and the peers are still worth reporting
@@ -285,8 +314,11 @@ def table(args, about: list[str], res: Results) -> str:
         f"medians of {args.repeat}\n",
         machine() + ".",
         about[-1] + ".",
-        "Data: " + "; ".join(about[:-1]) + ". The report's result sets: "
-        + ", ".join(f"{name} {n:,} rows" for name, n in zip(RESULTS, rows)) + ".\n",
+        "Data: "
+        + "; ".join(about[:-1])
+        + ". The report's result sets: "
+        + ", ".join(f"{name} {n:,} rows" for name, n in zip(RESULTS, rows))
+        + ".\n",
         "| | seconds, median (min–max) | × floor | medians of its parts (statements; the job's ledger phases) |",
         "|---|---:|---:|---|",
         f"| a. server: the result sets into COPY … TO '/dev/null' (the floor) | {spread(res.floors, 'total')} "
@@ -297,14 +329,17 @@ def table(args, about: list[str], res: Results) -> str:
         f"| {ratio(res.proxied)} | {parts(res.proxied, RESULTS)} |",
     ]
     for k, runs in res.jobs.items():
-        lines.append(f"| c. service job, redshift-connector via the proxy, K={k}: HTTP → done "
-                     f"| {spread(runs, 'total')} | {ratio(runs)} | {parts(runs, ['accept', *phases(runs)])} |")
+        lines.append(
+            f"| c. service job, redshift-connector via the proxy, K={k}: HTTP → done "
+            f"| {spread(runs, 'total')} | {ratio(runs)} | {parts(runs, ['accept', *phases(runs)])} |"
+        )
     for k, error in res.failed.items():
         lines.append(f"| c. service job, K={k} | failed | — | {error} |")
     lines += [
         "",
         "Peak RSS over the timed jobs, MB (largest process of each kind): "
-        + "; ".join(f"K={k}: {rss_line(peak)}" for k, peak in res.peaks.items()) + ".",
+        + "; ".join(f"K={k}: {rss_line(peak)}" for k, peak in res.peaks.items())
+        + ".",
         "",
         "The floor and psql runs alternate with the K=1 jobs. The service's total includes HTTP, "
         "queueing, status polling and storing the file; its query phase is the fetch through the "

@@ -41,8 +41,8 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -142,8 +142,16 @@ class _WorkerMemory:
         out = []
         for pid in self.pids:
             st = self._read(pid)
-            out.append({"pid": pid, "hwm": st.get("VmHWM", 0), "anon_peak": max(self.anon[pid], st.get("RssAnon", 0)),
-                        "anon_base": self.base[pid], "rss": st.get("VmRSS", 0), "shmem": st.get("RssShmem", 0)})
+            out.append(
+                {
+                    "pid": pid,
+                    "hwm": st.get("VmHWM", 0),
+                    "anon_peak": max(self.anon[pid], st.get("RssAnon", 0)),
+                    "anon_base": self.base[pid],
+                    "rss": st.get("VmRSS", 0),
+                    "shmem": st.get("RssShmem", 0),
+                }
+            )
         return out
 
 
@@ -184,8 +192,14 @@ class Ours:
 
             self.ray = ray
             self.ray_dir = tempfile.mkdtemp(prefix="rb_ray_", dir="/tmp")
-            ray.init(address="local", num_cpus=self.cpus, include_dashboard=False, _temp_dir=self.ray_dir,
-                     log_to_driver=False, configure_logging=False)
+            ray.init(
+                address="local",
+                num_cpus=self.cpus,
+                include_dashboard=False,
+                _temp_dir=self.ray_dir,
+                log_to_driver=False,
+                configure_logging=False,
+            )
             self.renderer = RayRenderer()
             # warm-up: workers started and their imports done, as in the long-lived service
             warm = table.slice(0, 4 * WARMUP_ROWS)
@@ -203,8 +217,9 @@ class Ours:
     def write(self, table, path):
         plan = self.plan_chunks(table["school"], self.chunk_rows)
         parts = self._render(table, plan)
-        self.merge_xlsx(path, self.longest_values(table), self.HEADERS, plan, parts, self.SHEET_DATA_ROWS,
-                        table.column_names)
+        self.merge_xlsx(
+            path, self.longest_values(table), self.HEADERS, plan, parts, self.SHEET_DATA_ROWS, table.column_names
+        )
         return {"chunks": len(plan)}
 
     def before_clock(self):
@@ -286,10 +301,16 @@ class XlsxWriterConstantMemory(Peer):
         import xlsxwriter
 
         n, cols = table.num_rows, len(self.HEADERS)
-        wb = xlsxwriter.Workbook(str(path), {
-            "constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
-            "strings_to_numbers": False, "default_date_format": DATE_FORMAT,
-        })
+        wb = xlsxwriter.Workbook(
+            str(path),
+            {
+                "constant_memory": True,
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+                "strings_to_numbers": False,
+                "default_date_format": DATE_FORMAT,
+            },
+        )
         ws = wb.add_worksheet(SHEET)
         for i, w in enumerate(_widths(table)):
             ws.set_column(i, i, w)
@@ -332,8 +353,13 @@ class RustpyXlsxwriter(Peer):
         import rustpy_xlsxwriter
 
         rustpy_xlsxwriter.write_worksheet(
-            table.rename_columns(self.HEADERS), str(path), sheet_name=SHEET, bold_headers=True,
-            datetime_format=DATE_FORMAT, freeze_row=1, autofilter=True,
+            table.rename_columns(self.HEADERS),
+            str(path),
+            sheet_name=SHEET,
+            bold_headers=True,
+            datetime_format=DATE_FORMAT,
+            freeze_row=1,
+            autofilter=True,
             column_widths=_widths(table),
         )
 
@@ -385,7 +411,8 @@ def check_file(path: Path, table, headers: list[str]) -> dict:
         elif r in want:
             got = list(row)
             assert got == want[r] and [type(g) for g in got] == [type(w) for w in want[r]], (
-                f"row {r}: {got} != {want[r]}")
+                f"row {r}: {got} != {want[r]}"
+            )
             seen += 1
     assert seen == len(picks)
     del sheet, wb
@@ -396,8 +423,7 @@ def check_file(path: Path, table, headers: list[str]) -> dict:
     rows = ws.iter_rows(min_row=1, max_row=min(n + 1, 200))
     header = next(rows)
     assert all(c.font is not None and c.font.b for c in header), "header not bold"
-    formats = {c.number_format.lower() for row in rows for c in row[date_idx:date_idx + 1]
-               if c.value is not None}
+    formats = {c.number_format.lower() for row in rows for c in row[date_idx : date_idx + 1] if c.value is not None}
     owb.close()
     assert formats <= {DATE_FORMAT}, formats
     return {"checked_rows": len(picks) + 1, "date_formats": sorted(formats)}
@@ -450,10 +476,17 @@ def child_main(args) -> None:
     peak = _status()
     info.update(contender.after_clock())
     result = {
-        "name": args.child, "rows": table.num_rows, "rep": args.rep, "seconds": elapsed,
+        "name": args.child,
+        "rows": table.num_rows,
+        "rep": args.rep,
+        "seconds": elapsed,
         "first_job_seconds": first if ours else elapsed,
-        "rss_base": base["VmRSS"], "rss_peak": peak["VmHWM"], "shmem_end": peak["RssShmem"],
-        "file_bytes": out.stat().st_size, "setup_seconds": t_clock - t_start, **info,
+        "rss_base": base["VmRSS"],
+        "rss_peak": peak["VmHWM"],
+        "shmem_end": peak["RssShmem"],
+        "file_bytes": out.stat().st_size,
+        "setup_seconds": t_clock - t_start,
+        **info,
     }
     if ours:
         result["sha256"] = hashlib.sha256(out.read_bytes()).hexdigest()
@@ -467,18 +500,29 @@ def child_main(args) -> None:
 
 
 def run_child(name: str, table_path: Path, workdir: Path, rep: int, args, check: bool) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--table", str(table_path),
-           "--workdir", str(workdir), "--rep", str(rep), "--chunk-rows", str(args.chunk_rows)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        name,
+        "--table",
+        str(table_path),
+        "--workdir",
+        str(workdir),
+        "--rep",
+        str(rep),
+        "--chunk-rows",
+        str(args.chunk_rows),
+    ]
     if check:
         cmd.append("--check")
     if args.keep:
         cmd.append("--keep")
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONHASHSEED="0")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.child_timeout,
-                          cwd=str(ROOT))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.child_timeout, cwd=str(ROOT))
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_MARK):
-            return json.loads(line[len(RESULT_MARK):])
+            return json.loads(line[len(RESULT_MARK) :])
     tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
     return {"name": name, "error": f"exit {proc.returncode}: {tail}"}
 
@@ -501,7 +545,8 @@ def _median(runs, key):
 
 def build_table(results: dict, sizes: list[int], names: list[str], skipped: dict) -> str:
     lines = [
-        "| Contender | Rows | Steady-state s, median (min–max) | Rows/s | 1st job in fresh process s | Peak RSS MB (Δ) | Render worker peak MB: VmHWM / private (+Δ) | File MB | Ours-2-CPUs speed-up |",
+        "| Contender | Rows | Steady-state s, median (min–max) | Rows/s | 1st job in fresh process s | Peak RSS MB (Δ) "
+        "| Render worker peak MB: VmHWM / private (+Δ) | File MB | Ours-2-CPUs speed-up |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for rows in sizes:
@@ -514,8 +559,9 @@ def build_table(results: dict, sizes: list[int], names: list[str], skipped: dict
                 speed = f"≈{est / ref:.1f}×" if ref else "—"
                 base = skipped_base(results, name, rows)
                 base = f"{base // 1000}k" if base % 1000 == 0 else f"{base:,}"
-                lines.append(f"| {label} | {rows:,} | skipped (est. {est:.0f} s from {base}) "
-                             f"| — | — | — | — | — | {speed} |")
+                lines.append(
+                    f"| {label} | {rows:,} | skipped (est. {est:.0f} s from {base}) | — | — | — | — | — | {speed} |"
+                )
                 continue
             runs = results.get((name, rows), [])
             errors = [r for r in runs if "error" in r]
@@ -559,8 +605,7 @@ def estimate_from_smaller(results, name, rows) -> float | None:
 def versions() -> str:
     from importlib.metadata import version
 
-    pkgs = ["pyarrow", "ray", "isal", "openpyxl", "xlsxwriter", "pyexcelerate", "rustpy-xlsxwriter",
-            "python-calamine"]
+    pkgs = ["pyarrow", "ray", "isal", "openpyxl", "xlsxwriter", "pyexcelerate", "rustpy-xlsxwriter", "python-calamine"]
     vs = []
     for p in pkgs:
         try:
@@ -587,16 +632,25 @@ def parent_main(args) -> None:
         for rows in sizes:
             t_gen = time.perf_counter()
             table, path = cached_report_table(rows, cache, shape=args.shape)
-            n_chunks = len(__import__("actors.report.partition", fromlist=["plan_chunks"])
-                           .plan_chunks(table["school"], args.chunk_rows))
+            n_chunks = len(
+                __import__("actors.report.partition", fromlist=["plan_chunks"]).plan_chunks(
+                    table["school"], args.chunk_rows
+                )
+            )
             del table
-            log(f"== {rows:,} rows: table ready in {time.perf_counter() - t_gen:.1f} s ({path.name}), "
-                f"{n_chunks} chunks of ≤{args.chunk_rows:,}")
+            log(
+                f"== {rows:,} rows: table ready in {time.perf_counter() - t_gen:.1f} s ({path.name}), "
+                f"{n_chunks} chunks of ≤{args.chunk_rows:,}"
+            )
             todo = []
             for name in names:
                 est = estimate_from_smaller(results, name, rows)
-                if (args.skip_slow_at_1m and name in args.slow_peers.split(",") and rows >= 1_000_000
-                        and est is not None):
+                if (
+                    args.skip_slow_at_1m
+                    and name in args.slow_peers.split(",")
+                    and rows >= 1_000_000
+                    and est is not None
+                ):
                     skipped[(name, rows)] = est
                     log(f"   {name}: skipped (est. {est:.0f} s)")
                 else:
@@ -604,7 +658,7 @@ def parent_main(args) -> None:
             workdir = workroot / str(rows)
             workdir.mkdir()
             for rep in range(args.repeat):
-                order = todo[rep % len(todo):] + todo[: rep % len(todo)]  # rotate: spread the noise
+                order = todo[rep % len(todo) :] + todo[: rep % len(todo)]  # rotate: spread the noise
                 for name in order:
                     res = run_child(name, path, workdir, rep, args, check=rep == 0)
                     results.setdefault((name, rows), []).append(res)
@@ -615,22 +669,32 @@ def parent_main(args) -> None:
                         if res.get("workers"):
                             extra = " workers " + ", ".join(
                                 f"{_mb(a['hwm'])}/{_mb(a['anon_peak'])} (+{_mb(a['anon_peak'] - a['anon_base'])}) MB"
-                                for a in res["workers"])
-                        log(f"   {name} rep {rep}: {res['seconds']:.2f} s (1st job "
+                                for a in res["workers"]
+                            )
+                        log(
+                            f"   {name} rep {rep}: {res['seconds']:.2f} s (1st job "
                             f"{res['first_job_seconds']:.2f} s), peak {_mb(res['rss_peak'])} MB"
-                            f"{extra}, setup {res['setup_seconds']:.1f} s")
-            shas = {n: r[0].get("sha256") for (n, s), r in results.items()
-                    if s == rows and CONTENDERS[n][1] and r and "sha256" in r[0]}
+                            f"{extra}, setup {res['setup_seconds']:.1f} s"
+                        )
+            shas = {
+                n: r[0].get("sha256")
+                for (n, s), r in results.items()
+                if s == rows and CONTENDERS[n][1] and r and "sha256" in r[0]
+            }
             if len(shas) > 1:
                 same = len(set(shas.values())) == 1
-                checks.append(f"{rows:,} rows: our {len(shas)} variants byte-identical: "
-                              f"{'yes' if same else 'NO ' + json.dumps(shas)}")
+                checks.append(
+                    f"{rows:,} rows: our {len(shas)} variants byte-identical: "
+                    f"{'yes' if same else 'NO ' + json.dumps(shas)}"
+                )
             for name in todo:
                 first = results.get((name, rows), [{}])[0]
                 if "check" in first:
-                    checks.append(f"{rows:,} rows: {name} read back OK with calamine + openpyxl "
-                                  f"({first['check']['checked_rows']} rows compared, row count "
-                                  f"{rows + 1:,}, header bold, date format {first['check']['date_formats']})")
+                    checks.append(
+                        f"{rows:,} rows: {name} read back OK with calamine + openpyxl "
+                        f"({first['check']['checked_rows']} rows compared, row count "
+                        f"{rows + 1:,}, header bold, date format {first['check']['date_formats']})"
+                    )
     finally:
         shutil.rmtree(workroot, ignore_errors=True)
 
@@ -660,8 +724,7 @@ def parent_main(args) -> None:
     print("\n" + text)
     name = "render_bench" + ("" if args.shape == "catalogue" else f"_{args.shape}")
     (OUT_DIR / f"{name}.md").write_text(text)
-    (OUT_DIR / f"{name}.json").write_text(json.dumps(
-        {f"{n}@{r}": v for (n, r), v in results.items()}, indent=1))
+    (OUT_DIR / f"{name}.json").write_text(json.dumps({f"{n}@{r}": v for (n, r), v in results.items()}, indent=1))
     failed = [k for k, v in results.items() if any("error" in r for r in v)]
     bad = [c for c in checks if " NO " in c]
     if failed or bad:
@@ -726,9 +789,20 @@ def profile_main(args) -> None:
 
         setattr(mod, attr, timed)
 
-    for attr in ["replace_substring_regex", "replace_substring", "binary_length", "greater",
-                 "fill_null", "any", "if_else", "equal", "binary_join_element_wise",
-                 "match_substring_regex", "cast", "add"]:
+    for attr in [
+        "replace_substring_regex",
+        "replace_substring",
+        "binary_length",
+        "greater",
+        "fill_null",
+        "any",
+        "if_else",
+        "equal",
+        "binary_join_element_wise",
+        "match_substring_regex",
+        "cast",
+        "add",
+    ]:
         wrap(pc, attr, f"pc.{attr}")
     import actors.report.merge as merge_mod
     import actors.report.render as render_mod
@@ -768,15 +842,21 @@ def profile_main(args) -> None:
     out = io.StringIO()
     w = out.write
     w(f"## Profile: ours, 1 process, {rows:,} rows, chunk_rows={args.chunk_rows:,}\n\n")
-    w(f"plain run {plain:.2f} s ({rows / plain:,.0f} rows/s; per 1M rows {plain * 1e6 / rows:.2f} s); "
-      f"instrumented run {instrumented:.2f} s\n\n")
+    w(
+        f"plain run {plain:.2f} s ({rows / plain:,.0f} rows/s; per 1M rows {plain * 1e6 / rows:.2f} s); "
+        f"instrumented run {instrumented:.2f} s\n\n"
+    )
     w("| step (pyarrow.compute fn ← caller in actors/report/xlsx) | calls | s | s per 1M rows | % of run |\n")
     w("|---|---:|---:|---:|---:|\n")
     for (label, caller), (secs, calls) in sorted(timings.items(), key=lambda kv: -kv[1][0]):
-        w(f"| {label} ← {caller} | {calls} | {secs:.3f} | {secs * 1e6 / rows:.3f} | "
-          f"{100 * secs / instrumented:.1f} |\n")
-    w("\n(render_rows includes every pc.* row above called from text_pieces, number_pieces, "
-      "date_pieces, clean_text, _escape and render_rows itself.)\n\n")
+        w(
+            f"| {label} ← {caller} | {calls} | {secs:.3f} | {secs * 1e6 / rows:.3f} | "
+            f"{100 * secs / instrumented:.1f} |\n"
+        )
+    w(
+        "\n(render_rows includes every pc.* row above called from text_pieces, number_pieces, "
+        "date_pieces, clean_text, _escape and render_rows itself.)\n\n"
+    )
     w("| column → cells (inside render_rows) | s | s per 1M rows | % of run |\n|---|---:|---:|---:|\n")
     for name, secs in sorted(per_column.items(), key=lambda kv: -kv[1]):
         w(f"| {name} | {secs:.3f} | {secs * 1e6 / rows:.3f} | {100 * secs / instrumented:.1f} |\n")
@@ -805,14 +885,22 @@ def main() -> None:
     p.add_argument("--only", default="", help=f"comma-separated subset of: {','.join(CONTENDERS)}")
     p.add_argument("--chunk-rows", type=int, default=None, help="default: Settings.chunk_rows")
     p.add_argument("--shape", choices=("catalogue", "legacy"), default="catalogue", help="see bench/synthetic.py")
-    p.add_argument("--skip-slow-at-1m", action=argparse.BooleanOptionalAction, default=True,
-                   help="at ≥1M rows, skip the --slow-peers and show a linear estimate from the "
-                        "largest smaller size run")
+    p.add_argument(
+        "--skip-slow-at-1m",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="at ≥1M rows, skip the --slow-peers and show a linear estimate from the largest smaller size run",
+    )
     p.add_argument("--slow-peers", default=SLOW_PEERS)
     p.add_argument("--child-timeout", type=float, default=1200.0)
     p.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--profile", type=int, default=0, metavar="ROWS",
-                   help="profile our single-process render path on ROWS rows instead")
+    p.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="profile our single-process render path on ROWS rows instead",
+    )
     # child mode
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--table", help=argparse.SUPPRESS)

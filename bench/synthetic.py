@@ -51,69 +51,259 @@ STUDENT_URL = "https://{subdomain}.lxp.local/course/{course_id}"
 ADMIN_URL = "https://{subdomain}.lxp.local/admin/courses/{course_id}/edit"
 
 TITLE_HEADS = [
-    "Introdução à", "Introdução ao Estudo de", "Fundamentos de", "Fundamentos da", "Gestão de",
-    "Práticas Avançadas em", "Oficina de", "Trilha de Formação em", "Workshop de", "Módulo Básico de",
-    "Curso Completo de", "Didática da", "Metodologias Ativas em", "Avaliação em", "Tópicos Especiais em",
-    "Formação Continuada em", "Capacitação em", "Especialização em", "Atualização em", "Laboratório de",
-    "Seminário de", "Inovação em", "Liderança em", "Planejamento em", "Técnicas de", "Noções de",
-    "Aplicações de", "Estratégias de", "Ética e", "Certificação em", "Introducción a", "Gestión de",
-    "Taller de", "Curso Avanzado de", "Didáctica de", "Evaluación en", "Capacitación en",
-    "Seminario de", "Innovación en", "Planificación de", "Prácticas de", "Diplomado en",
+    "Introdução à",
+    "Introdução ao Estudo de",
+    "Fundamentos de",
+    "Fundamentos da",
+    "Gestão de",
+    "Práticas Avançadas em",
+    "Oficina de",
+    "Trilha de Formação em",
+    "Workshop de",
+    "Módulo Básico de",
+    "Curso Completo de",
+    "Didática da",
+    "Metodologias Ativas em",
+    "Avaliação em",
+    "Tópicos Especiais em",
+    "Formação Continuada em",
+    "Capacitação em",
+    "Especialização em",
+    "Atualização em",
+    "Laboratório de",
+    "Seminário de",
+    "Inovação em",
+    "Liderança em",
+    "Planejamento em",
+    "Técnicas de",
+    "Noções de",
+    "Aplicações de",
+    "Estratégias de",
+    "Ética e",
+    "Certificação em",
+    "Introducción a",
+    "Gestión de",
+    "Taller de",
+    "Curso Avanzado de",
+    "Didáctica de",
+    "Evaluación en",
+    "Capacitación en",
+    "Seminario de",
+    "Innovación en",
+    "Planificación de",
+    "Prácticas de",
+    "Diplomado en",
 ]
 TITLE_SUBJECTS = [
-    "Matemática Financeira", "Língua Portuguesa", "Educação Inclusiva", "Ciências da Natureza",
-    "Programação em Python", "Gestão Escolar", "História do Brasil", "Geografia Econômica",
-    "Física Quântica", "Química Orgânica", "Redação Acadêmica", "Comunicação Não Violenta",
-    "Liderança Pedagógica", "Segurança da Informação", "Análise de Dados", "Alfabetização Científica",
-    "Educação Física", "Artes Visuais", "Música e Expressão", "Libras", "Inglês Instrumental",
-    "Espanhol Básico", "Filosofia e Sociologia", "Robótica Educacional", "Álgebra Linear",
-    "Cálculo Diferencial", "Estatística Aplicada", "Geometria Analítica", "Biologia Celular",
-    "Genética", "Ecologia e Sustentabilidade", "Educação Ambiental", "Saúde Mental na Escola",
-    "Primeiros Socorros", "Psicologia do Desenvolvimento", "Neurociência e Aprendizagem",
-    "Avaliação Formativa", "Gamificação", "Tecnologias Digitais", "Ensino Híbrido", "Cultura Maker",
-    "Pensamento Computacional", "Educação Financeira", "Empreendedorismo", "Direitos Humanos",
-    "Cidadania Digital", "Literatura Brasileira", "Produção de Texto", "Leitura e Interpretação",
-    "Gramática Contextualizada", "Mediação de Conflitos", "Gestão de Pessoas", "Orçamento Público",
-    "Contabilidade Básica", "Logística e Distribuição", "Atendimento ao Cliente", "Marketing Digital",
-    "Excel Avançado", "Inteligência Artificial", "Ciência de Dados", "Aprendizagem de Máquina",
-    "Banco de Dados", "Segurança do Trabalho", "Nutrição Escolar", "Educação Especial",
-    "Transtorno do Espectro Autista", "Educação de Jovens e Adultos", "Educação do Campo",
-    "História da África", "Cultura Afro-Brasileira", "Educação Indígena", "Astronomia", "Geologia",
-    "Física Experimental", "Óptica", "Termodinâmica", "Eletrônica Básica", "Mecânica Clássica",
-    "Química Analítica", "Bioquímica", "Anatomia Humana", "Fisiologia do Exercício",
-    "Teatro na Escola", "Dança e Movimento", "Fotografia", "Cinema e Educação", "Design Gráfico",
-    "Xadrez Pedagógico", "Matemáticas", "Lengua y Literatura", "Ciencias Sociales",
-    "Física y Química", "Gestión del Aula", "Comprensión Lectora", "Historia de América Latina",
-    "Educación Emocional", "Bilingüismo", "Diseño Curricular", "Orientación Vocacional",
-    "Convivencia Escolar", "Pedagogía Montessori", "Evaluación por Competencias", "Ciberseguridad",
+    "Matemática Financeira",
+    "Língua Portuguesa",
+    "Educação Inclusiva",
+    "Ciências da Natureza",
+    "Programação em Python",
+    "Gestão Escolar",
+    "História do Brasil",
+    "Geografia Econômica",
+    "Física Quântica",
+    "Química Orgânica",
+    "Redação Acadêmica",
+    "Comunicação Não Violenta",
+    "Liderança Pedagógica",
+    "Segurança da Informação",
+    "Análise de Dados",
+    "Alfabetização Científica",
+    "Educação Física",
+    "Artes Visuais",
+    "Música e Expressão",
+    "Libras",
+    "Inglês Instrumental",
+    "Espanhol Básico",
+    "Filosofia e Sociologia",
+    "Robótica Educacional",
+    "Álgebra Linear",
+    "Cálculo Diferencial",
+    "Estatística Aplicada",
+    "Geometria Analítica",
+    "Biologia Celular",
+    "Genética",
+    "Ecologia e Sustentabilidade",
+    "Educação Ambiental",
+    "Saúde Mental na Escola",
+    "Primeiros Socorros",
+    "Psicologia do Desenvolvimento",
+    "Neurociência e Aprendizagem",
+    "Avaliação Formativa",
+    "Gamificação",
+    "Tecnologias Digitais",
+    "Ensino Híbrido",
+    "Cultura Maker",
+    "Pensamento Computacional",
+    "Educação Financeira",
+    "Empreendedorismo",
+    "Direitos Humanos",
+    "Cidadania Digital",
+    "Literatura Brasileira",
+    "Produção de Texto",
+    "Leitura e Interpretação",
+    "Gramática Contextualizada",
+    "Mediação de Conflitos",
+    "Gestão de Pessoas",
+    "Orçamento Público",
+    "Contabilidade Básica",
+    "Logística e Distribuição",
+    "Atendimento ao Cliente",
+    "Marketing Digital",
+    "Excel Avançado",
+    "Inteligência Artificial",
+    "Ciência de Dados",
+    "Aprendizagem de Máquina",
+    "Banco de Dados",
+    "Segurança do Trabalho",
+    "Nutrição Escolar",
+    "Educação Especial",
+    "Transtorno do Espectro Autista",
+    "Educação de Jovens e Adultos",
+    "Educação do Campo",
+    "História da África",
+    "Cultura Afro-Brasileira",
+    "Educação Indígena",
+    "Astronomia",
+    "Geologia",
+    "Física Experimental",
+    "Óptica",
+    "Termodinâmica",
+    "Eletrônica Básica",
+    "Mecânica Clássica",
+    "Química Analítica",
+    "Bioquímica",
+    "Anatomia Humana",
+    "Fisiologia do Exercício",
+    "Teatro na Escola",
+    "Dança e Movimento",
+    "Fotografia",
+    "Cinema e Educação",
+    "Design Gráfico",
+    "Xadrez Pedagógico",
+    "Matemáticas",
+    "Lengua y Literatura",
+    "Ciencias Sociales",
+    "Física y Química",
+    "Gestión del Aula",
+    "Comprensión Lectora",
+    "Historia de América Latina",
+    "Educación Emocional",
+    "Bilingüismo",
+    "Diseño Curricular",
+    "Orientación Vocacional",
+    "Convivencia Escolar",
+    "Pedagogía Montessori",
+    "Evaluación por Competencias",
+    "Ciberseguridad",
 ]
 TITLE_QUALIFIERS = [
-    ": Teoria e Prática", ": Fundamentos e Aplicações", " para Educadores", " para Gestores",
-    " no Ensino Médio", " no Ensino Fundamental", " na Educação Infantil", " na Educação Básica",
-    " com Ênfase em Inclusão", " — Abordagem Prática", " — Nível Intermediário", " — Nível Avançado",
-    " (Edição Revisada)", " & Cia", " <Nível 2>", " en la Escuela Primaria", ": Teoría y Práctica",
-    " — Módulo I", " — Módulo II", " — Módulo III", " (EaD)", " (Semipresencial)", " – Parte 1",
+    ": Teoria e Prática",
+    ": Fundamentos e Aplicações",
+    " para Educadores",
+    " para Gestores",
+    " no Ensino Médio",
+    " no Ensino Fundamental",
+    " na Educação Infantil",
+    " na Educação Básica",
+    " com Ênfase em Inclusão",
+    " — Abordagem Prática",
+    " — Nível Intermediário",
+    " — Nível Avançado",
+    " (Edição Revisada)",
+    " & Cia",
+    " <Nível 2>",
+    " en la Escuela Primaria",
+    ": Teoría y Práctica",
+    " — Módulo I",
+    " — Módulo II",
+    " — Módulo III",
+    " (EaD)",
+    " (Semipresencial)",
+    " – Parte 1",
     " – Parte 2",
 ]
 # Rare decorations: emoji (two UTF-16 units each), Greek, ß (whose casefold is "ss").
-TITLE_RARE = [" 🚀", " 📚", " ✨", " 🎓", " (Σ e π)", " (α, β, γ)", " — Ἠθικὰ Νικομάχεια",
-              " (Deutsch: Straße)", " — Fußball und Gesellschaft"]
+TITLE_RARE = [
+    " 🚀",
+    " 📚",
+    " ✨",
+    " 🎓",
+    " (Σ e π)",
+    " (α, β, γ)",
+    " — Ἠθικὰ Νικομάχεια",
+    " (Deutsch: Straße)",
+    " — Fußball und Gesellschaft",
+]
 RARE_SHARE = [0.002, 0.002, 0.001, 0.001, 0.0005, 0.0005, 0.0003, 0.0003, 0.0003]
 
-SCHOOL_KINDS = ["Escola Estadual", "Escola Municipal", "Colégio", "Colégio Estadual", "Instituto Federal",
-                "Centro Educacional", "Escola Técnica", "EMEF", "Centro de Ensino Médio", "Colegio",
-                "Escuela", "Liceo"]
+SCHOOL_KINDS = [
+    "Escola Estadual",
+    "Escola Municipal",
+    "Colégio",
+    "Colégio Estadual",
+    "Instituto Federal",
+    "Centro Educacional",
+    "Escola Técnica",
+    "EMEF",
+    "Centro de Ensino Médio",
+    "Colegio",
+    "Escuela",
+    "Liceo",
+]
 SCHOOL_PATRONS = [
-    "Machado de Assis", "Cecília Meireles", "Tiradentes", "Anísio Teixeira", "Paulo Freire",
-    "Darcy Ribeiro", "Rui Barbosa", "Olavo Bilac", "Clarice Lispector", "Monteiro Lobato", "São José",
-    "Santa Úrsula", "Nossa Senhora Aparecida", "Dom Pedro II", "Getúlio Vargas", "Oswaldo Cruz",
-    "Castro Alves", "José de Alencar", "Érico Veríssimo", "Carlos Drummond", "Vinícius de Moraes",
-    "Zilda Arns", "Chico Mendes", "Santos Dumont", "Álvares de Azevedo", "Ângelo Agostini",
-    "Irmã Dulce", "Joaquim Nabuco", "Graciliano Ramos", "Jorge Amado", "Rachel de Queiroz",
-    "Guimarães Rosa", "Cora Coralina", "Cândido Portinari", "Villa-Lobos", "Pixinguinha",
-    "Marechal Rondon", "Princesa Isabel", "Barão de Mauá", "Nísia Floresta", "Conceição Evaristo",
-    "Milton Santos", "Gabriela Mistral", "Simón Bolívar", "José Martí", "Sor Juana Inés de la Cruz",
-    "Nuestra Señora de Guadalupe", "San Martín de Porres", "Rubén Darío", "Benito Juárez",
+    "Machado de Assis",
+    "Cecília Meireles",
+    "Tiradentes",
+    "Anísio Teixeira",
+    "Paulo Freire",
+    "Darcy Ribeiro",
+    "Rui Barbosa",
+    "Olavo Bilac",
+    "Clarice Lispector",
+    "Monteiro Lobato",
+    "São José",
+    "Santa Úrsula",
+    "Nossa Senhora Aparecida",
+    "Dom Pedro II",
+    "Getúlio Vargas",
+    "Oswaldo Cruz",
+    "Castro Alves",
+    "José de Alencar",
+    "Érico Veríssimo",
+    "Carlos Drummond",
+    "Vinícius de Moraes",
+    "Zilda Arns",
+    "Chico Mendes",
+    "Santos Dumont",
+    "Álvares de Azevedo",
+    "Ângelo Agostini",
+    "Irmã Dulce",
+    "Joaquim Nabuco",
+    "Graciliano Ramos",
+    "Jorge Amado",
+    "Rachel de Queiroz",
+    "Guimarães Rosa",
+    "Cora Coralina",
+    "Cândido Portinari",
+    "Villa-Lobos",
+    "Pixinguinha",
+    "Marechal Rondon",
+    "Princesa Isabel",
+    "Barão de Mauá",
+    "Nísia Floresta",
+    "Conceição Evaristo",
+    "Milton Santos",
+    "Gabriela Mistral",
+    "Simón Bolívar",
+    "José Martí",
+    "Sor Juana Inés de la Cruz",
+    "Nuestra Señora de Guadalupe",
+    "San Martín de Porres",
+    "Rubén Darío",
+    "Benito Juárez",
 ]
 
 DAY_US = 86_400 * 10**6
@@ -121,9 +311,17 @@ ACTIVITY = (np.datetime64("2024-01-01", "us"), np.datetime64("2026-07-01", "us")
 PUBLISHED = (np.datetime64("2018-01-01", "us"), np.datetime64("2026-06-30", "us"))
 
 
-def warehouse(courses: int = 1_000_000, views: int | None = None, enrollments: int | None = None, *,
-              schools: int = 200, small: int = 9, seed: int = 42, shape: str = "catalogue",
-              cache_dir: Path = CACHE) -> tuple[Path, float | None]:
+def warehouse(
+    courses: int = 1_000_000,
+    views: int | None = None,
+    enrollments: int | None = None,
+    *,
+    schools: int = 200,
+    small: int = 9,
+    seed: int = 42,
+    shape: str = "catalogue",
+    cache_dir: Path = CACHE,
+) -> tuple[Path, float | None]:
     """The cached warehouse file and the seconds spent generating it (None when it was cached).
     ``views`` and ``enrollments`` default to 20 and 5 per course."""
     views = 20 * courses if views is None else views
@@ -141,15 +339,15 @@ def warehouse(courses: int = 1_000_000, views: int | None = None, enrollments: i
     if shape == "legacy":
         from actors.warehouse.demo import generate
 
-        generate(path, institutions=1, courses=courses, schools=300, views=views,
-                 enrollments=enrollments, seed=seed)
+        generate(path, institutions=1, courses=courses, schools=300, views=views, enrollments=enrollments, seed=seed)
     else:
         write_duckdb(catalogue(courses, views, enrollments, schools=schools, small=small, seed=seed), path)
     return path, time.perf_counter() - started
 
 
-def catalogue(courses: int, views: int, enrollments: int, *, schools: int = 200, small: int = 9,
-              seed: int = 42) -> dict[str, pa.Table]:
+def catalogue(
+    courses: int, views: int, enrollments: int, *, schools: int = 200, small: int = 9, seed: int = 42
+) -> dict[str, pa.Table]:
     """The five tables of SPEC §4 as Arrow, each in its sort-key order."""
     rng = np.random.default_rng(seed)
     sizes = [(INSTITUTION, courses, schools)]
@@ -172,9 +370,15 @@ def catalogue(courses: int, views: int, enrollments: int, *, schools: int = 200,
         deleted[rng.choice(mine, len(mine) - live, replace=False)] = True
         school_ids = np.arange(next_school, next_school + n_schools, dtype=np.int64)
         next_school += n_schools
-        school_tables.append(pa.table({
-            "id": school_ids, "institution_id": np.full(n_schools, inst, np.int64),
-            "name": school_names(rng, n_schools)}))
+        school_tables.append(
+            pa.table(
+                {
+                    "id": school_ids,
+                    "institution_id": np.full(n_schools, inst, np.int64),
+                    "name": school_names(rng, n_schools),
+                }
+            )
+        )
         link_parts.append(_links(rng, ids[mine], school_ids))
         p = popularity[mine] / popularity[mine].sum()
         view_counts[mine] = rng.multinomial(round(views * live / courses), p)
@@ -223,8 +427,14 @@ def titles(rng: np.random.Generator, n: int) -> pa.Array:
     is_term = pa.array((edition >= 100) & (edition < 116))
     ed = pc.if_else(pa.array(edition == 0), "", pc.if_else(is_term, termo, turma))
     text = pc.binary_join_element_wise(
-        _pick(TITLE_HEADS, head), " ", _pick(TITLE_SUBJECTS, subject), _pick(TITLE_QUALIFIERS + [""], qualifier),
-        ed, _pick(TITLE_RARE + [""], rare), "")
+        _pick(TITLE_HEADS, head),
+        " ",
+        _pick(TITLE_SUBJECTS, subject),
+        _pick(TITLE_QUALIFIERS + [""], qualifier),
+        ed,
+        _pick(TITLE_RARE + [""], rare),
+        "",
+    )
     case = rng.random(n)  # people type: 2% all lower case, 0.5% all upper case
     text = pc.if_else(pa.array(case < 0.02), pc.utf8_lower(text), text)
     text = pc.if_else(pa.array(case > 0.995), pc.utf8_upper(text), text)
@@ -237,8 +447,9 @@ def school_names(rng: np.random.Generator, n: int) -> pa.Array:
     if n > combos:
         raise ValueError(f"at most {combos} schools per institution")
     pick = rng.choice(combos, n, replace=False)
-    names = pc.binary_join_element_wise(_pick(SCHOOL_KINDS, pick // len(SCHOOL_PATRONS)), " ",
-                                        _pick(SCHOOL_PATRONS, pick % len(SCHOOL_PATRONS)), "")
+    names = pc.binary_join_element_wise(
+        _pick(SCHOOL_KINDS, pick // len(SCHOOL_PATRONS)), " ", _pick(SCHOOL_PATRONS, pick % len(SCHOOL_PATRONS)), ""
+    )
     return pc.if_else(pa.array(rng.random(n) < 0.03), pc.utf8_lower(names), names)
 
 
@@ -257,30 +468,40 @@ def _links(rng: np.random.Generator, course_ids: np.ndarray, school_ids: np.ndar
     second = np.where(second == first, (first + 1) % s, second)
     kind = rng.random(n)
     one, two = kind >= 0.05, (kind >= 0.05) & (kind < 0.38) & (s > 1)
-    return (np.concatenate([course_ids[one], course_ids[two]]),
-            np.concatenate([school_ids[first[one]], school_ids[second[two]]]))
+    return (
+        np.concatenate([course_ids[one], course_ids[two]]),
+        np.concatenate([school_ids[first[one]], school_ids[second[two]]]),
+    )
 
 
-def _courses(rng: np.random.Generator, ids: np.ndarray, owner: np.ndarray, published: np.ndarray,
-             deleted: np.ndarray) -> pa.Table:
+def _courses(
+    rng: np.random.Generator, ids: np.ndarray, owner: np.ndarray, published: np.ndarray, deleted: np.ndarray
+) -> pa.Table:
     """Published (80%) mostly with a date (3% without); drafts mostly without (10% with one,
     published once and withdrawn)."""
     n = len(ids)
     dated = np.where(published, rng.random(n) >= 0.03, rng.random(n) < 0.1)
-    return pa.table({
-        "id": ids,
-        "institution_id": owner.astype(np.int64),
-        "title": titles(rng, n),
-        "status": pc.if_else(pa.array(published), "published", "draft"),
-        "published_at": pa.array(_instants(rng, n, *PUBLISHED), mask=~dated),
-        "deleted_at": pa.array(_instants(rng, n, np.datetime64("2023-01-01", "us"), ACTIVITY[1]), mask=~deleted),
-    })
+    return pa.table(
+        {
+            "id": ids,
+            "institution_id": owner.astype(np.int64),
+            "title": titles(rng, n),
+            "status": pc.if_else(pa.array(published), "published", "draft"),
+            "published_at": pa.array(_instants(rng, n, *PUBLISHED), mask=~dated),
+            "deleted_at": pa.array(_instants(rng, n, np.datetime64("2023-01-01", "us"), ACTIVITY[1]), mask=~deleted),
+        }
+    )
 
 
 def _views(rng: np.random.Generator, ids: np.ndarray, counts: np.ndarray) -> pa.Table:
     total = int(counts.sum())
-    return pa.table({"course_id": np.repeat(ids, counts), "user_id": rng.integers(1, 200_001, total),
-                     "viewed_at": pa.array(_instants(rng, total, *ACTIVITY))})
+    return pa.table(
+        {
+            "course_id": np.repeat(ids, counts),
+            "user_id": rng.integers(1, 200_001, total),
+            "viewed_at": pa.array(_instants(rng, total, *ACTIVITY)),
+        }
+    )
 
 
 def _enrollments(rng: np.random.Generator, ids: np.ndarray, counts: np.ndarray) -> pa.Table:
@@ -288,9 +509,14 @@ def _enrollments(rng: np.random.Generator, ids: np.ndarray, counts: np.ndarray) 
     total = int(counts.sum())
     enrolled = _instants(rng, total, *ACTIVITY)
     completed = enrolled + rng.integers(3_600 * 10**6, 120 * DAY_US, total).astype("timedelta64[us]")
-    return pa.table({"course_id": np.repeat(ids, counts), "user_id": rng.integers(1, 200_001, total),
-                     "enrolled_at": pa.array(enrolled),
-                     "completed_at": pa.array(completed, mask=rng.random(total) >= 0.45)})
+    return pa.table(
+        {
+            "course_id": np.repeat(ids, counts),
+            "user_id": rng.integers(1, 200_001, total),
+            "enrolled_at": pa.array(enrolled),
+            "completed_at": pa.array(completed, mask=rng.random(total) >= 0.45),
+        }
+    )
 
 
 def _instants(rng: np.random.Generator, n: int, lo: np.datetime64, hi: np.datetime64) -> np.ndarray:
@@ -335,8 +561,9 @@ def report_table(path: Path) -> pa.Table:
         rows, names = wh.fetch(query), wh.school_names(query)
     finally:
         wh.close()
-    report = build_report(rows, names, subdomain=SUBDOMAIN, student_template=STUDENT_URL, admin_template=ADMIN_URL,
-                          zone=utc)
+    report = build_report(
+        rows, names, subdomain=SUBDOMAIN, student_template=STUDENT_URL, admin_template=ADMIN_URL, zone=utc
+    )
     return report.cells().combine_chunks()
 
 
@@ -357,8 +584,9 @@ def read_ipc(path: Path) -> pa.Table:
         return pa.ipc.open_file(source).read_all().combine_chunks()
 
 
-def cached_report_table(rows: int, cache_dir: Path = CACHE, *, seed: int = 42,
-                        shape: str = "catalogue") -> tuple[pa.Table, Path]:
+def cached_report_table(
+    rows: int, cache_dir: Path = CACHE, *, seed: int = 42, shape: str = "catalogue"
+) -> tuple[pa.Table, Path]:
     """``report_table`` of the ``rows``-course warehouse, computed once into ``cache_dir`` as
     Arrow IPC."""
     source, _ = warehouse(rows, seed=seed, shape=shape, cache_dir=cache_dir)
@@ -373,11 +601,14 @@ def describe(path: Path) -> str:
     import duckdb
 
     with duckdb.connect(str(path), read_only=True) as con:
+
         def one(sql: str):
             return con.execute(sql).fetchone()
 
-        counts = {t: one(f"SELECT count(*) FROM {t}")[0]
-                  for t in ("schools", "courses", "course_schools", "course_views", "enrollments")}
+        counts = {
+            t: one(f"SELECT count(*) FROM {t}")[0]
+            for t in ("schools", "courses", "course_schools", "course_views", "enrollments")
+        }
         live, distinct, ascii_, drafts, undated, deleted = one(f"""
             SELECT count(*) FILTER (deleted_at IS NULL), count(DISTINCT title),
                    count(*) FILTER (regexp_matches(title, '^[\\x00-\\x7F]*$')),
@@ -390,22 +621,31 @@ def describe(path: Path) -> str:
                 SELECT c.id, count(cs.school_id) AS n FROM courses c
                 LEFT JOIN course_schools cs ON cs.course_id = c.id
                 WHERE c.institution_id = {INSTITUTION} GROUP BY c.id) GROUP BY n ORDER BY n""").fetchall()
-        sizes = [r[0] for r in con.execute(f"""
+        sizes = [
+            r[0]
+            for r in con.execute(f"""
             SELECT count(*) FROM course_schools cs JOIN schools s ON s.id = cs.school_id
-            WHERE s.institution_id = {INSTITUTION} GROUP BY s.id ORDER BY 1 DESC""").fetchall()]
-        samples = [r[0] for r in con.execute(
-            f"SELECT title FROM courses WHERE institution_id = {INSTITUTION} USING SAMPLE reservoir(8 ROWS) REPEATABLE (1)"
-        ).fetchall()]
+            WHERE s.institution_id = {INSTITUTION} GROUP BY s.id ORDER BY 1 DESC""").fetchall()
+        ]
+        samples = [
+            r[0]
+            for r in con.execute(
+                f"SELECT title FROM courses WHERE institution_id = {INSTITUTION} "
+                "USING SAMPLE reservoir(8 ROWS) REPEATABLE (1)"
+            ).fetchall()
+        ]
     schools_per = ", ".join(f"{n}: {c / total:.1%}" for n, c in per)
-    return "\n".join([
-        f"{path.name}: " + ", ".join(f"{t} {c:,}" for t, c in counts.items()),
-        f"institution {INSTITUTION}: {live:,} live + {deleted:,} deleted courses; titles distinct "
-        f"{distinct:,}/{total:,}, non-ASCII {1 - ascii_ / total:.1%}; drafts {drafts / total:.1%}; "
-        f"no published_at {undated / total:.1%}",
-        f"schools per course {schools_per}; links per school: largest {sizes[:5]}, "
-        f"median {sizes[len(sizes) // 2]}, smallest {sizes[-1]} ({len(sizes)} schools)",
-        "sample titles: " + " | ".join(samples),
-    ])
+    return "\n".join(
+        [
+            f"{path.name}: " + ", ".join(f"{t} {c:,}" for t, c in counts.items()),
+            f"institution {INSTITUTION}: {live:,} live + {deleted:,} deleted courses; titles distinct "
+            f"{distinct:,}/{total:,}, non-ASCII {1 - ascii_ / total:.1%}; drafts {drafts / total:.1%}; "
+            f"no published_at {undated / total:.1%}",
+            f"schools per course {schools_per}; links per school: largest {sizes[:5]}, "
+            f"median {sizes[len(sizes) // 2]}, smallest {sizes[-1]} ({len(sizes)} schools)",
+            "sample titles: " + " | ".join(samples),
+        ]
+    )
 
 
 if __name__ == "__main__":
@@ -420,6 +660,7 @@ if __name__ == "__main__":
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--shape", choices=SHAPES, default="catalogue")
     a = p.parse_args()
-    file, seconds = warehouse(a.courses, a.views, a.enrollments, schools=a.schools, small=a.small,
-                              seed=a.seed, shape=a.shape)
+    file, seconds = warehouse(
+        a.courses, a.views, a.enrollments, schools=a.schools, small=a.small, seed=a.seed, shape=a.shape
+    )
     print(("cached" if seconds is None else f"generated in {seconds:.1f} s") + "\n" + describe(file))

@@ -4,7 +4,6 @@
 serve_app.app:build_app`` and a Serve config file; ``args`` override ``REPORTS_*`` settings.
 """
 
-
 import asyncio
 import logging
 import re
@@ -16,15 +15,15 @@ from pydantic import BaseModel
 from ray import serve
 from ray.serve.config import DeploymentActorConfig
 
+from actors.config.settings import DEV_JWT_SECRET_WARNING, Settings, load_settings
 from actors.job.deployment import JobConsumer
+from actors.job.ledger import Ledger
 from actors.job.message import JOB_ID_PATTERN, CatalogJob, new_job_id, utcnow
 from actors.job.state import JobBody
-from actors.job.ledger import Ledger
+from actors.job.submit import Unavailable, submit
 from actors.observability.logs import use_serve_log_files
 from actors.queue import QueueUnavailable, open_queue
-from actors.config.settings import Settings, load_settings
 from actors.storage import open_storage
-from actors.job.submit import Unavailable, submit
 from serve_app import downloads, errors, params, shedding
 from serve_app.auth import Authenticator
 from serve_app.deps import CurrentPrincipal
@@ -89,8 +88,12 @@ class Readiness(BaseModel):
     backends: dict[str, str]  # name → "ok"
 
 
-@serve.deployment(name="ReportsAPI", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=10_000,
-                  logging_config={"encoding": "JSON"})
+@serve.deployment(
+    name="ReportsAPI",
+    ray_actor_options={"num_cpus": 0},
+    max_ongoing_requests=10_000,
+    logging_config={"encoding": "JSON"},
+)
 @serve.ingress(api)
 class ReportsAPI:
     """Auth → validation → rate limit → publish; status; signed downloads. Thin by design: the
@@ -101,9 +104,12 @@ class ReportsAPI:
         self.settings: Settings = load_settings(**settings_values)
         shedding.state.limit = self.settings.max_in_flight
         if self.settings.dev_jwt_secret:
-            log.warning("REPORTS_JWT_SECRET is not set: tokens are checked with the built-in development secret, so anyone can mint them; never run like this in production")
-        api.state.authenticator = Authenticator(self.settings.jwt_public_key or self.settings.jwt_secret,
-                                                self.settings.jwt_algorithms, self.settings.jwt_leeway_seconds)
+            log.warning(DEV_JWT_SECRET_WARNING)
+        api.state.authenticator = Authenticator(
+            self.settings.jwt_public_key or self.settings.jwt_secret,
+            self.settings.jwt_algorithms,
+            self.settings.jwt_leeway_seconds,
+        )
         self.queue = open_queue(self.settings.queue_url)
         self.storage = open_storage(self.settings.storage_url, self.settings.links)
         self.ledger = Ledger(self.storage)
@@ -111,23 +117,46 @@ class ReportsAPI:
         self.reads = ReadLimit(self.settings.read_limit_per_minute)
         self.consumer = consumer  # bound so Serve deploys it with the API
 
-    @api.get("/institution/reports/catalog", response_model=JobAccepted, responses=ERROR_RESPONSES,
-             summary="Request the Course Catalog report")
+    @api.get(
+        "/institution/reports/catalog",
+        response_model=JobAccepted,
+        responses=ERROR_RESPONSES,
+        summary="Request the Course Catalog report",
+    )
     async def request_catalog(
         self,
         who: CurrentPrincipal,
-        start_date: Annotated[str | None, Query(description="Required. First day, YYYY-MM-DD.",
-                                                examples=["2026-01-01"], json_schema_extra={"format": "date"})] = None,
-        end_date: Annotated[str | None, Query(description="Required. Last day (included), YYYY-MM-DD.",
-                                              examples=["2026-06-02"], json_schema_extra={"format": "date"})] = None,
-        school_ids: Annotated[str | None, Query(description="Comma-separated school ids.",
-                                                examples=["10,20"])] = None,
+        start_date: Annotated[
+            str | None,
+            Query(
+                description="Required. First day, YYYY-MM-DD.",
+                examples=["2026-01-01"],
+                json_schema_extra={"format": "date"},
+            ),
+        ] = None,
+        end_date: Annotated[
+            str | None,
+            Query(
+                description="Required. Last day (included), YYYY-MM-DD.",
+                examples=["2026-06-02"],
+                json_schema_extra={"format": "date"},
+            ),
+        ] = None,
+        school_ids: Annotated[str | None, Query(description="Comma-separated school ids.", examples=["10,20"])] = None,
     ):
         req = params.parse(start_date, end_date, school_ids)
         await self.limit.check(who.institution_id)
-        job = CatalogJob(job_id=new_job_id(), institution_id=who.institution_id, user_id=who.user_id,
-                         subdomain=who.subdomain, start_date=req.start_date, end_date=req.end_date,
-                         school_ids=req.school_ids, timezone=self.settings.timezone, requested_at=utcnow())
+        job = CatalogJob(
+            job_id=new_job_id(),
+            institution_id=who.institution_id,
+            user_id=who.user_id,
+            subdomain=who.subdomain,
+            start_date=req.start_date,
+            end_date=req.end_date,
+            school_ids=req.school_ids,
+            timezone=self.settings.timezone,
+            requested_at=utcnow(),
+        )
         try:
             await asyncio.to_thread(submit, self.ledger, self.queue, job, self.settings.publish_timeout_seconds)
         except Unavailable as exc:
@@ -135,29 +164,41 @@ class ReportsAPI:
             raise ApiError(503, f"{exc}; retry shortly", {"Retry-After": str(RETRY_AFTER_SECONDS)}) from exc
         return JSONResponse({"results": {"id": job.job_id}}, headers={"Cache-Control": "no-store"})
 
-    @api.get("/institution/reports/jobs/{job_id}", response_model=JobStatus, responses=ERROR_RESPONSES,
-             summary="Follow a report job")
+    @api.get(
+        "/institution/reports/jobs/{job_id}",
+        response_model=JobStatus,
+        responses=ERROR_RESPONSES,
+        summary="Follow a report job",
+    )
     async def job_status(self, job_id: str, who: CurrentPrincipal) -> JobStatus:
         self.reads.check(who.institution_id)
         try:
             found = await asyncio.to_thread(self.ledger.get, job_id) if _JOB_ID.fullmatch(job_id) else None
         except Exception as exc:  # the ledger's storage did not answer in time: nothing is known, try again
             log.warning("job %s: status unavailable (%r)", job_id, exc)
-            raise ApiError(503, "the job ledger did not answer; retry shortly",
-                           {"Retry-After": str(RETRY_AFTER_SECONDS)}) from exc
+            raise ApiError(
+                503, "the job ledger did not answer; retry shortly", {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            ) from exc
         if found is None or (found[0].institution_id, found[0].user_id) != (who.institution_id, who.user_id):
             raise ApiError(404, "no such job")
         return JobStatus(results=found[0].public())
 
-    @api.get("/institution/reports/files/{key:path}", responses=ERROR_RESPONSES,
-             summary="Download a report (embedded storage, signed link)")
+    @api.get(
+        "/institution/reports/files/{key:path}",
+        responses=ERROR_RESPONSES,
+        summary="Download a report (embedded storage, signed link)",
+    )
     async def download(self, key: str, expires: str | None = None, signature: str | None = None):
         if not self.storage.serves_downloads:
             raise ApiError(404, "downloads are served by the configured object storage")
         return downloads.serve_file(self.storage, key, expires, signature)
 
-    @api.get("/healthz", response_model=Health, responses={503: ERROR_RESPONSES[503]},
-             summary="Whether requests can be accepted and consumed (the queue answers)")
+    @api.get(
+        "/healthz",
+        response_model=Health,
+        responses={503: ERROR_RESPONSES[503]},
+        summary="Whether requests can be accepted and consumed (the queue answers)",
+    )
     async def healthz(self):
         try:
             await asyncio.to_thread(self.queue.check, HEALTH_TIMEOUT_SECONDS)
@@ -165,8 +206,12 @@ class ReportsAPI:
             raise ApiError(503, f"queue: {exc}", {"Retry-After": str(RETRY_AFTER_SECONDS)}) from exc
         return {"status": "ok"}
 
-    @api.get("/readyz", response_model=Readiness, responses={503: ERROR_RESPONSES[503]},
-             summary="Whether reports can be produced: the consumer and every backend it uses answer")
+    @api.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: ERROR_RESPONSES[503]},
+        summary="Whether reports can be produced: the consumer and every backend it uses answer",
+    )
     async def readyz(self):
         """Names what is unavailable (the consumer's log says why): jobs are still accepted
         meanwhile, and fail with a notification if their backend stays down."""
@@ -194,8 +239,9 @@ def build_app(args: dict | None = None):
     scaling = args.pop("consumer_autoscaling", None)
     settings = load_settings(**args)
     values = settings.model_dump(mode="json")
-    limiter = DeploymentActorConfig(name=ACTOR_NAME, actor_class=RateLimiter,
-                                    init_kwargs={"settings_values": values}, actor_options={"num_cpus": 0})
+    limiter = DeploymentActorConfig(
+        name=ACTOR_NAME, actor_class=RateLimiter, init_kwargs={"settings_values": values}, actor_options={"num_cpus": 0}
+    )
     consumer = JobConsumer
     if scaling:
         consumer = consumer.options(autoscaling_config=consumer_autoscaling(scaling))

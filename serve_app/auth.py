@@ -39,7 +39,7 @@ class _Claims(BaseModel):
     iat: _Seconds | None = None
 
     @model_validator(mode="after")
-    def _user(self) -> "_Claims":
+    def _user(self) -> _Claims:
         ids = {i for i in (self.userId, self.userID) if i is not None}
         if len(ids) != 1:
             raise ValueError("userId is missing" if not ids else "userId and userID disagree")
@@ -74,14 +74,26 @@ class Authenticator:
             raise ApiError(401, "token not yet valid") from None
         except jwt.InvalidTokenError:
             raise ApiError(401, "invalid token") from None
-        return Principal(institution_id=parsed.institutionId, user_id=parsed.userId or parsed.userID,
-                         subdomain=parsed.subdomain)
+        return Principal(
+            institution_id=parsed.institutionId, user_id=parsed.userId or parsed.userID, subdomain=parsed.subdomain
+        )
 
 
-def mint_token(secret_or_key: str, institution_id: int, user_id: int, subdomain: str,
-               ttl_seconds: int = 3600, algorithm: str = "HS256") -> str:
+def mint_token(
+    secret_or_key: str,
+    institution_id: int,
+    user_id: int,
+    subdomain: str,
+    ttl_seconds: int = 3600,
+    algorithm: str = "HS256",
+) -> str:
     """A token for local use (``catalog-report token``) and tests."""
     now = int(time.time())
-    claims = {"institutionId": institution_id, "userId": user_id, "subdomain": subdomain,
-              "iat": now, "exp": now + ttl_seconds}
+    claims = {
+        "institutionId": institution_id,
+        "userId": user_id,
+        "subdomain": subdomain,
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
     return jwt.encode(claims, secret_or_key, algorithm=algorithm)

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from actors.config.settings import ConfigError, Settings, load_settings
+from actors.config.settings import DEV_JWT_SECRET_WARNING, ConfigError, Settings, load_settings
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True, soft_wrap=True)  # a message stays one line, however narrow the terminal
@@ -49,8 +49,9 @@ def _preflight(settings: Settings) -> None:
 def _generate(out: Path, **sizes) -> None:
     from actors.warehouse.demo import generate
 
-    with Progress(TextColumn("{task.description:<15}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as bar:
+    with Progress(
+        TextColumn("{task.description:<15}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
         tasks: dict[str, int] = {}
 
         def report(table: str, done: int, total: int) -> None:
@@ -74,8 +75,15 @@ def demo_data(
     """Write a synthetic warehouse (DuckDB) with the report's schema; deterministic per seed."""
     target = out or Path(urlsplit(_settings().warehouse_url).path)
     started = time.perf_counter()
-    _generate(target, institutions=institutions, courses=courses, schools=schools, views=views,
-              enrollments=enrollments, seed=seed)
+    _generate(
+        target,
+        institutions=institutions,
+        courses=courses,
+        schools=schools,
+        views=views,
+        enrollments=enrollments,
+        seed=seed,
+    )
     console.print(f"wrote {target} in {time.perf_counter() - started:.1f}s")
 
 
@@ -98,11 +106,15 @@ def token(
 
 @cli.command("queue-setup")
 def queue_setup(
-    retry_policy: Annotated[bool, typer.Option(
-        "--retry-policy/--no-retry-policy",
-        help="Give the subscription an exponential retry policy (10 s..600 s). Use --no-retry-policy on "
-             "the Pub/Sub emulator, whose retry policy stops all redelivery after a nack-ack-nack sequence; "
-             "the consumer's own delays still space retries.")] = True,
+    retry_policy: Annotated[
+        bool,
+        typer.Option(
+            "--retry-policy/--no-retry-policy",
+            help="Give the subscription an exponential retry policy (10 s..600 s). Use --no-retry-policy on "
+            "the Pub/Sub emulator, whose retry policy stops all redelivery after a nack-ack-nack sequence; "
+            "the consumer's own delays still space retries.",
+        ),
+    ] = True,
 ):
     """Create (or update) the Pub/Sub topic, subscription and dead-letter topic of
     REPORTS_QUEUE_URL; an explicit step, never a side effect of publishing. Run it again after
@@ -138,9 +150,13 @@ def _start_ray(dashboard_host: str | None = None, dashboard_port: int | None = N
     # address="local": a new Ray, never whatever cluster /tmp/ray/ray_current_cluster names
     workers_at_normal_priority()
     use_in_proxy()  # JSON answers from Serve's proxy, and a fair share of it per client
-    context = ray.init(address="local", include_dashboard=dashboard_host is not None,
-                       dashboard_host=dashboard_host or "127.0.0.1", dashboard_port=dashboard_port,
-                       logging_config=logs)
+    context = ray.init(
+        address="local",
+        include_dashboard=dashboard_host is not None,
+        dashboard_host=dashboard_host or "127.0.0.1",
+        dashboard_port=dashboard_port,
+        logging_config=logs,
+    )
     # Without the dashboard Ray still runs its API server (jobs, state) and reports its URL.
     return context.dashboard_url if dashboard_host is not None else ""
 
@@ -149,12 +165,16 @@ def _start_ray(dashboard_host: str | None = None, dashboard_port: int | None = N
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
-    ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="PEM certificate (chain): serve HTTPS")] = None,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option("--ssl-certfile", help="PEM certificate (chain): serve HTTPS")
+    ] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="PEM private key of --ssl-certfile")] = None,
-    dashboard: Annotated[bool, typer.Option("--dashboard/--no-dashboard",
-                                            help="start the Ray dashboard, on --host")] = True,
-    dashboard_port: Annotated[int | None, typer.Option(
-        "--dashboard-port", help="default: 8265, or the next free port")] = None,
+    dashboard: Annotated[
+        bool, typer.Option("--dashboard/--no-dashboard", help="start the Ray dashboard, on --host")
+    ] = True,
+    dashboard_port: Annotated[
+        int | None, typer.Option("--dashboard-port", help="default: 8265, or the next free port")
+    ] = None,
 ):
     """Start (or join, via RAY_ADDRESS) Ray, deploy the API and the consumer, serve until Ctrl-C.
     With --ssl-certfile and --ssl-keyfile the Serve proxy terminates TLS (HTTPS only); on a
@@ -195,11 +215,16 @@ def serve(
     example = mint_token(settings.jwt_secret, 1, 7, "demo", 3600) if not settings.jwt_public_key else "<token>"
     today = date.today()
     if settings.dev_jwt_secret:
-        console.print("[yellow]warning:[/yellow] REPORTS_JWT_SECRET is not set: tokens are checked with the built-in development secret, so anyone can mint them; never run like this in production.", highlight=False)
+        console.print(
+            f"[yellow]warning:[/yellow] {DEV_JWT_SECRET_WARNING}.",
+            highlight=False,
+        )
     print(f"catalog-report is serving at {base}  (docs: {base}/docs)")
     print("try:")
-    print(f"  curl -s -H 'Authorization: Bearer {example}' "
-          f"'{base}/institution/reports/catalog?start_date={today.year - 1}-01-01&end_date={today}'")
+    print(
+        f"  curl -s -H 'Authorization: Bearer {example}' "
+        f"'{base}/institution/reports/catalog?start_date={today.year - 1}-01-01&end_date={today}'"
+    )
     if ssl_certfile:
         print(f"  (a self-signed certificate? add: --cacert {ssl_certfile.resolve()})")
     print(f"notifications: {settings.outbox_path or settings.notify_url}")
@@ -207,8 +232,10 @@ def serve(
         url = browser_url(dashboard_address)
         print("\n".join(how_to_open(url, authentication_mode(url), started_here=not os.environ.get("RAY_ADDRESS"))))
     else:
-        print("Ray dashboard: none" + (" (the cluster at RAY_ADDRESS has none)" if os.environ.get("RAY_ADDRESS")
-                                       else " (--no-dashboard)"))
+        print(
+            "Ray dashboard: none"
+            + (" (the cluster at RAY_ADDRESS has none)" if os.environ.get("RAY_ADDRESS") else " (--no-dashboard)")
+        )
     print("Ctrl-C stops it.")
     sys.stdout.flush()
     stop = threading.Event()
@@ -247,8 +274,14 @@ def render(
     _start_ray()
     query = CatalogQuery.for_dates(institution_id, req.start_date, req.end_date, settings.zone, req.school_ids)
     started = time.perf_counter()
-    produced = produce_on_ray(settings.warehouse_url, query, subdomain=subdomain, options=settings.report, out=out,
-                              render_workers=workers or settings.render_workers)
+    produced = produce_on_ray(
+        settings.warehouse_url,
+        query,
+        subdomain=subdomain,
+        options=settings.report,
+        out=out,
+        render_workers=workers or settings.render_workers,
+    )
     elapsed = time.perf_counter() - started
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in produced.timings.items())
     print(f"{produced.rows} rows in {elapsed:.2f}s ({phases}) → {out}")

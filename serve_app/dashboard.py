@@ -45,16 +45,22 @@ def how_to_open(url: str, mode: str, started_here: bool) -> list[str]:
     ray_cli = shlex.quote(str(Path(sys.executable).with_name("ray")))  # the ray of this install
     lines = [f"Ray dashboard: {url}  (Serve, Actors, Jobs, Metrics)"]
     if mode == "disabled":
-        lines += ["  WARNING: token authentication is off (RAY_AUTH_MODE=disabled): anyone who can reach this",
-                  f"  Ray's ports can run code as {getpass.getuser()}. Only for a machine nobody else can reach."]
+        lines += [
+            "  WARNING: token authentication is off (RAY_AUTH_MODE=disabled): anyone who can reach this",
+            f"  Ray's ports can run code as {getpass.getuser()}. Only for a machine nobody else can reach.",
+        ]
         return lines
     paste = f"paste what `{ray_cli} get-auth-token` prints (the token is in {token_source()})."
     if mode == "token":
-        lines += ["  Token authentication is on: it asks for the token once per browser (\"Authentication Token",
-                  f"  Required\"): {paste}"]
+        lines += [
+            '  Token authentication is on: it asks for the token once per browser ("Authentication Token',
+            f'  Required"): {paste}',
+        ]
     else:  # the dashboard did not say
-        lines += ["  If it asks for a token (\"Authentication Token Required\"):", f"  {paste}"]
+        lines += ['  If it asks for a token ("Authentication Token Required"):', f"  {paste}"]
     if started_here:
-        lines += ["  Purely local use, on a machine nobody else can reach: `RAY_AUTH_MODE=disabled catalog-report serve`",
-                  f"  skips the token; then anyone who can reach Ray's ports can run code as {getpass.getuser()}."]
+        lines += [
+            "  Purely local use, on a machine nobody else can reach: `RAY_AUTH_MODE=disabled catalog-report serve`",
+            f"  skips the token; then anyone who can reach Ray's ports can run code as {getpass.getuser()}.",
+        ]
     return lines

@@ -16,7 +16,12 @@ _EXPIRES = re.compile(r"[0-9]{1,12}")
 
 
 def serve_file(storage: LocalStorage, key: str, expires: str | None, signature: str | None) -> FileResponse:
-    if not expires or not _EXPIRES.fullmatch(expires) or not signature or not storage.signer.valid(key, int(expires), signature):
+    if (
+        not expires
+        or not _EXPIRES.fullmatch(expires)
+        or not signature
+        or not storage.signer.valid(key, int(expires), signature)
+    ):
         raise ApiError(403, "the download link is invalid or has expired")
     try:
         path = storage.path(key)
@@ -24,5 +29,4 @@ def serve_file(storage: LocalStorage, key: str, expires: str | None, signature: 
         raise ApiError(404, "no such file") from None
     if not path.is_file():
         raise ApiError(404, "no such file")
-    return FileResponse(path, media_type=XLSX_TYPE, filename=path.name,
-                        headers={"Cache-Control": "private, no-store"})
+    return FileResponse(path, media_type=XLSX_TYPE, filename=path.name, headers={"Cache-Control": "private, no-store"})

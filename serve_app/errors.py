@@ -58,8 +58,11 @@ def error_body(status: int, message: str) -> ErrorBody:
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(status, message).model_dump(), status_code=status,
-                        headers={"Cache-Control": "no-store", **(headers or {})})
+    return JSONResponse(
+        error_body(status, message).model_dump(),
+        status_code=status,
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -82,8 +85,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
         message = MESSAGES[exc.status_code] if exc.status_code in (404, 405) else str(exc.detail)
-        return error_response(exc.status_code, message,
-                              dict(exc.headers or {}))
+        return error_response(exc.status_code, message, dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

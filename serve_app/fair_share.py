@@ -35,8 +35,9 @@ class FairShare:
             await self.app(scope, receive, send)
             return
         if self.in_flight[key] >= self.limit:
-            refused = error_response(429, f"at most {self.limit} requests at once per token; retry shortly",
-                                     {"Retry-After": "1"})
+            refused = error_response(
+                429, f"at most {self.limit} requests at once per token; retry shortly", {"Retry-After": "1"}
+            )
             await refused(scope, receive, send)
             return
         self.in_flight[key] += 1

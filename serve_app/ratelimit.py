@@ -28,9 +28,9 @@ from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from ray import serve
 
-from actors.job.message import utcnow
-from actors.job.ledger import Ledger
 from actors.config.settings import load_settings
+from actors.job.ledger import Ledger
+from actors.job.message import utcnow
 from actors.observability import metrics
 from actors.storage import open_storage
 from serve_app.errors import ApiError
@@ -92,6 +92,8 @@ class RateLimitClient:
                 await asyncio.sleep(0.5)
         if wait:
             metrics.rate_limit_refusals().inc()
-            raise ApiError(429, "rate limit exceeded: at most "
-                           f"{self.per_minute} report requests per minute per institution",
-                           {"Retry-After": retry_after(wait)})
+            raise ApiError(
+                429,
+                f"rate limit exceeded: at most {self.per_minute} report requests per minute per institution",
+                {"Retry-After": retry_after(wait)},
+            )

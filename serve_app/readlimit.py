@@ -28,5 +28,8 @@ class ReadLimit:
         key = str(institution_id)
         if not self.limiter.hit(self.item, key):
             reset = self.limiter.get_window_stats(self.item, key).reset_time
-            raise ApiError(429, f"too many status requests: at most {self.item.amount} per minute per "
-                           "institution", {"Retry-After": retry_after(reset - time.time())})
+            raise ApiError(
+                429,
+                f"too many status requests: at most {self.item.amount} per minute per institution",
+                {"Retry-After": retry_after(reset - time.time())},
+            )

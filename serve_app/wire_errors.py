@@ -66,8 +66,11 @@ class JsonErrorAnswers:
                 status, headers = message["status"], message.get("headers", [])
                 if status >= 400 and not _is_json(headers):
                     replaced = True
-                    kept = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers
-                            if k.lower() not in (b"content-type", b"content-length")}
+                    kept = {
+                        k.decode("latin-1"): v.decode("latin-1")
+                        for k, v in headers
+                        if k.lower() not in (b"content-type", b"content-length")
+                    }
                     await _answer(status, kept, send)
                     return
             elif replaced:

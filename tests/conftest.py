@@ -68,8 +68,14 @@ def ray_session():
     for attempt in range(3):  # Ray 2.60's head sometimes never sees its raylet register (30 s): start again
         port = free_port()
         try:
-            ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
-                     _metrics_export_port=port, _system_config={"metrics_report_interval_ms": 500})
+            ray.init(
+                address="local",
+                num_cpus=4,
+                include_dashboard=False,
+                log_to_driver=False,
+                _metrics_export_port=port,
+                _system_config={"metrics_report_interval_ms": 500},
+            )
             break
         except Exception as exc:
             ray.shutdown()
@@ -89,8 +95,13 @@ class Service:
     def token(self, institution_id=1, user_id=7, subdomain="demo", ttl=600, **claims) -> str:
         import jwt
 
-        body = {"institutionId": institution_id, "userId": user_id, "subdomain": subdomain,
-                "exp": int(time.time()) + ttl, **claims}
+        body = {
+            "institutionId": institution_id,
+            "userId": user_id,
+            "subdomain": subdomain,
+            "exp": int(time.time()) + ttl,
+            **claims,
+        }
         return jwt.encode(body, SECRET, algorithm="HS256")
 
     def get(self, path: str, token: str | None = None, **kw) -> httpx.Response:
@@ -129,8 +140,15 @@ def service(ray_session, warehouse, tmp_path_factory) -> Service:
     port = free_port()
     data_dir = tmp_path_factory.mktemp("service")
     base = f"http://127.0.0.1:{port}"
-    values = base_settings(data_dir, warehouse, public_base_url=base, publish_timeout_seconds=2,
-                           reconcile_seconds=1, redrive_after_seconds=6, readiness_reuse_seconds=0)
+    values = base_settings(
+        data_dir,
+        warehouse,
+        public_base_url=base,
+        publish_timeout_seconds=2,
+        reconcile_seconds=1,
+        redrive_after_seconds=6,
+        readiness_reuse_seconds=0,
+    )
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app({**values, "api_replicas": 2}), name="catalog-report", route_prefix="/")
     yield Service(base, data_dir, load_settings(**values))

@@ -6,9 +6,9 @@ naming its variable, not as replica tracebacks or as a failure after a job's wor
 
 from __future__ import annotations
 
-from actors.queue import open_queue
-from actors.job.readiness import check_backends, first_line
 from actors.config.settings import ConfigError, Settings
+from actors.job.readiness import check_backends, first_line
+from actors.queue import open_queue
 from actors.storage import open_storage
 
 CHECK_TIMEOUT = 10.0

@@ -21,6 +21,10 @@ from actors.report.options import ReportOptions
 from actors.storage.base import LinkOptions
 
 DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"
+DEV_JWT_SECRET_WARNING = (
+    "REPORTS_JWT_SECRET is not set: tokens are checked with the built-in development secret, so anyone can mint "
+    "them; never run like this in production"
+)
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +152,7 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
-    def _defaults(self) -> "Settings":
+    def _defaults(self) -> Settings:
         root = self.data_dir.resolve()
         self._embedded_warehouse = not self.warehouse_url
         self.warehouse_url = self.warehouse_url or f"duckdb://{root}/warehouse.duckdb"
@@ -168,12 +172,14 @@ class Settings(BaseSettings):
         if self.redrive_after_seconds < self.lease_seconds:  # running jobs heartbeat every lease/3
             raise ValueError("REPORTS_REDRIVE_AFTER_SECONDS must be at least REPORTS_LEASE_SECONDS")
         if not self.link_secret and urlsplit(self.storage_url).scheme == "file":
-            raise ValueError("REPORTS_LINK_SECRET is required when tokens are checked with a public key "
-                             "(it signs the download links of file storage)")
+            raise ValueError(
+                "REPORTS_LINK_SECRET is required when tokens are checked with a public key "
+                "(it signs the download links of file storage)"
+            )
         return self
 
     @model_validator(mode="after")
-    def _backend_options(self) -> "Settings":
+    def _backend_options(self) -> Settings:
         """Each backend checks its own URL's options (its module is imported only when named)."""
         from actors import queue, storage
 
@@ -203,29 +209,41 @@ class Settings(BaseSettings):
 
     @property
     def links(self) -> LinkOptions:
-        return LinkOptions(ttl_seconds=self.link_ttl_seconds, secret=self.link_secret,
-                           public_base_url=self.public_base_url)
+        return LinkOptions(
+            ttl_seconds=self.link_ttl_seconds, secret=self.link_secret, public_base_url=self.public_base_url
+        )
 
     @property
     def notify(self) -> NotifyOptions:
-        return NotifyOptions(token=self.notify_token, timeout_seconds=self.notify_timeout_seconds,
-                             attempts=self.notify_attempts)
+        return NotifyOptions(
+            token=self.notify_token, timeout_seconds=self.notify_timeout_seconds, attempts=self.notify_attempts
+        )
 
     @property
     def runner(self) -> RunnerOptions:
-        return RunnerOptions(lease_seconds=self.lease_seconds, max_delivery_attempts=self.max_delivery_attempts,
-                             link_ttl_seconds=self.link_ttl_seconds, default_timezone=self.timezone,
-                             report=self.report)
+        return RunnerOptions(
+            lease_seconds=self.lease_seconds,
+            max_delivery_attempts=self.max_delivery_attempts,
+            link_ttl_seconds=self.link_ttl_seconds,
+            default_timezone=self.timezone,
+            report=self.report,
+        )
 
     @property
     def reconcile(self) -> ReconcileOptions:
-        return ReconcileOptions(pass_seconds=self.reconcile_seconds, redrive_after_seconds=self.redrive_after_seconds,
-                                publish_timeout_seconds=self.publish_timeout_seconds)
+        return ReconcileOptions(
+            pass_seconds=self.reconcile_seconds,
+            redrive_after_seconds=self.redrive_after_seconds,
+            publish_timeout_seconds=self.publish_timeout_seconds,
+        )
 
     @property
     def report(self) -> ReportOptions:
-        return ReportOptions(chunk_rows=self.chunk_rows, student_url_template=self.student_url_template,
-                             admin_url_template=self.admin_url_template)
+        return ReportOptions(
+            chunk_rows=self.chunk_rows,
+            student_url_template=self.student_url_template,
+            admin_url_template=self.admin_url_template,
+        )
 
 
 def load_settings(**overrides) -> Settings:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from actors.job.ledger import Ledger
 from actors.job.message import utcnow
 from actors.job.state import Status
-from actors.job.ledger import Ledger
 
 PENDING_SCAN = 1000  # index entries looked at per report: replicas enough for this many jobs
 AGE_SCAN = 20  # the oldest pending jobs whose records are read for the oldest one still queued

@@ -52,7 +52,7 @@ PHASE_ERRORS = {
 
 def backoff(attempt: int, cap: float = MAX_BACKOFF) -> float:
     """Seconds before try ``attempt + 1``: doubling from 1 s, at most ``cap``."""
-    return min(cap, 2.0 ** attempt)
+    return min(cap, 2.0**attempt)
 
 
 def worker_name() -> str:
@@ -68,8 +68,9 @@ class _Claim:
     """This consumer's hold on one job: the ledger record, written CAS, and a heartbeat thread
     that flushes progress at most once a second and keeps the queue lease alive."""
 
-    def __init__(self, ledger: Ledger, queue: JobQueue, delivery: Delivery, state: JobState, gen: str,
-                 lease_seconds: float):
+    def __init__(
+        self, ledger: Ledger, queue: JobQueue, delivery: Delivery, state: JobState, gen: str, lease_seconds: float
+    ):
         self.ledger, self.queue, self.delivery = ledger, queue, delivery
         self.lease = lease_seconds
         self.state, self.gen = state, gen
@@ -112,8 +113,9 @@ class _Claim:
                     self.queue.extend(self.delivery, self.lease)
                     last_beat = time.monotonic()
             except PreconditionFailed:
-                job_log(log, self.state.id).warning("job %s: ledger changed under us; another consumer took over",
-                                                    self.state.id)
+                job_log(log, self.state.id).warning(
+                    "job %s: ledger changed under us; another consumer took over", self.state.id
+                )
                 return
             except Exception:  # a missed heartbeat is not worth failing the job for
                 job_log(log, self.state.id).exception("job %s: heartbeat failed", self.state.id)
@@ -146,9 +148,18 @@ class JobRunner:
     """Everything a consumer job slot does, with no Ray in sight (:mod:`actors.job.deployment`
     adds the threads and the Serve replica)."""
 
-    def __init__(self, options: RunnerOptions, queue: JobQueue, storage: Storage, warehouse: Warehouse,
-                 notifier: Notifier, render: Renderer = render_serially, worker_id: str | None = None,
-                 fetch: Fetcher = fetch_here, share: InstitutionShare | None = None):
+    def __init__(
+        self,
+        options: RunnerOptions,
+        queue: JobQueue,
+        storage: Storage,
+        warehouse: Warehouse,
+        notifier: Notifier,
+        render: Renderer = render_serially,
+        worker_id: str | None = None,
+        fetch: Fetcher = fetch_here,
+        share: InstitutionShare | None = None,
+    ):
         self.options, self.queue, self.storage = options, queue, storage
         self.warehouse, self.notifier, self.render, self.fetch = warehouse, notifier, render, fetch
         self.share = share
@@ -191,8 +202,9 @@ class JobRunner:
         try:
             job, legacy = read_message(delivery.data, delivery.message_id, self.options.default_timezone)
         except ValueError as exc:
-            job_log(log, delivery.message_id).error("message %s cannot be parsed; dead-lettered: %s",
-                                                    delivery.message_id, exc)
+            job_log(log, delivery.message_id).error(
+                "message %s cannot be parsed; dead-lettered: %s", delivery.message_id, exc
+            )
             self.queue.dead_letter(delivery, f"unparseable: {exc}"[:1000])
             return
         job_id = job.job_id
@@ -209,8 +221,7 @@ class JobRunner:
         if state.job is not None and state.job != job:
             # Another request under this id: a queue that numbers messages afresh (an emulator
             # restarted) reused a version-1 message's id.
-            jlog.error("message %s names job %s, which is another request; dead-lettered",
-                       delivery.message_id, job_id)
+            jlog.error("message %s names job %s, which is another request; dead-lettered", delivery.message_id, job_id)
             self.queue.dead_letter(delivery, f"job id {job_id} already names another request")
             return
         if state.notified:
@@ -235,8 +246,12 @@ class JobRunner:
     def _defer(self, job: CatalogJob, delivery: Delivery) -> None:
         """To the back of the queue, as a fresh message for the same job (its ledger record is
         untouched): a nack would count a delivery attempt towards the dead-letter limit."""
-        job_log(log, job.job_id).info("job %s: institution %s has %d jobs running here; sent to the back of the queue",
-                                      job.job_id, job.institution_id, self.share.per_institution)
+        job_log(log, job.job_id).info(
+            "job %s: institution %s has %d jobs running here; sent to the back of the queue",
+            job.job_id,
+            job.institution_id,
+            self.share.per_institution,
+        )
         self.deferred = True
         metrics.deferred_jobs().inc()
         try:
@@ -288,8 +303,11 @@ class JobRunner:
             leftover = self._discard(job)
             claim.save(lambda state: state.failed(f"The report could not be generated: {reason}.", leftover))
             return
-        claim.save(lambda state: state.succeeded(rows=produced.rows, url=url, expires_at=expires,
-                                                 object_key=job.object_key, timings=produced.timings))
+        claim.save(
+            lambda state: state.succeeded(
+                rows=produced.rows, url=url, expires_at=expires, object_key=job.object_key, timings=produced.timings
+            )
+        )
 
     def _discard(self, job: CatalogJob) -> str | None:
         """Remove whatever a failed job uploaded; its key if that failed, so the record still
@@ -307,9 +325,15 @@ class JobRunner:
         state = claim.state
         note = Notification(
             status="done" if state.status == "done" else "failed",
-            job_id=state.id, user_id=job.user_id, institution_id=job.institution_id,
-            subdomain=job.subdomain, url=state.url, expires_at=state.expires_at,
-            file_name=job.file_name, rows=state.rows, error=state.error,
+            job_id=state.id,
+            user_id=job.user_id,
+            institution_id=job.institution_id,
+            subdomain=job.subdomain,
+            url=state.url,
+            expires_at=state.expires_at,
+            file_name=job.file_name,
+            rows=state.rows,
+            error=state.error,
         )
         jlog = job_log(log, state.id)
         started = time.perf_counter()
@@ -334,12 +358,21 @@ class JobRunner:
 
     def _produce_and_store(self, job: CatalogJob, claim: _Claim) -> Produced:
         # The zone the request was accepted with (a version-1 message: this service's default).
-        query = CatalogQuery.for_dates(job.institution_id, job.start_date, job.end_date,
-                                       ZoneInfo(job.timezone), job.school_ids)
+        query = CatalogQuery.for_dates(
+            job.institution_id, job.start_date, job.end_date, ZoneInfo(job.timezone), job.school_ids
+        )
         with tempfile.TemporaryDirectory(prefix="catalog-") as tmp:
             out = Path(tmp) / job.file_name
-            produced = produce_report(self.warehouse, query, subdomain=job.subdomain, options=self.options.report,
-                                      out=out, fetch=self.fetch, render=self.render, progress=claim.progress)
+            produced = produce_report(
+                self.warehouse,
+                query,
+                subdomain=job.subdomain,
+                options=self.options.report,
+                out=out,
+                fetch=self.fetch,
+                render=self.render,
+                progress=claim.progress,
+            )
             claim.progress(0.95, "store")
             started = time.perf_counter()
             self.storage.put_file(job.object_key, out, XLSX_TYPE, job.file_name)
@@ -348,8 +381,13 @@ class JobRunner:
             metrics.phase_seconds().observe(seconds, {"phase": phase})
         if produced.rows:  # Ray counters refuse an increment of 0
             metrics.rows_rendered().inc(produced.rows)
-        job_log(log, job.job_id).info("job %s: %d rows, %d bytes, timings %s", job.job_id, produced.rows,
-                                      produced.size, {k: round(v, 3) for k, v in produced.timings.items()})
+        job_log(log, job.job_id).info(
+            "job %s: %d rows, %d bytes, timings %s",
+            job.job_id,
+            produced.rows,
+            produced.size,
+            {k: round(v, 3) for k, v in produced.timings.items()},
+        )
         return produced
 
     def _until_stale(self, state: JobState) -> float:

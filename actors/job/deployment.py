@@ -51,14 +51,27 @@ class ConsumerLoop:
         share = InstitutionShare(settings.institution_jobs)
         base = worker_name()
         # One runner per job slot, each its own claimant: two slots must never both hold a job.
-        self.runners = [JobRunner(settings.runner, queue, storage, warehouse, notifier, render=renderer.render,
-                                  worker_id=f"{base}/{slot}", fetch=fetch_on_ray, share=share)
-                        for slot in range(settings.consumer_jobs)]
+        self.runners = [
+            JobRunner(
+                settings.runner,
+                queue,
+                storage,
+                warehouse,
+                notifier,
+                render=renderer.render,
+                worker_id=f"{base}/{slot}",
+                fetch=fetch_on_ray,
+                share=share,
+            )
+            for slot in range(settings.consumer_jobs)
+        ]
         self.reconciler = Reconciler(settings.reconcile, queue, storage, holder=base)
         self.checks = BackendChecks(queue, storage, settings.warehouse_url, settings.readiness_reuse_seconds)
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._loop, args=(runner,), daemon=True, name=f"consumer-slot-{i}")
-                         for i, runner in enumerate(self.runners)]
+        self._threads = [
+            threading.Thread(target=self._loop, args=(runner,), daemon=True, name=f"consumer-slot-{i}")
+            for i, runner in enumerate(self.runners)
+        ]
         for thread in self._threads:
             thread.start()
         threading.Thread(target=self._reconcile, daemon=True, name="reconciler").start()
@@ -81,8 +94,12 @@ class ConsumerLoop:
     def load(self) -> dict[str, float]:
         """What the autoscaling policy weighs (actors/job/autoscaling.py)."""
         backlog = Backlog.read(self.runners[0].ledger)
-        return {"pending": backlog.pending, "oldest_queued_s": backlog.oldest_queued_s,
-                "running": sum(runner.busy for runner in self.runners), "slots": len(self.runners)}
+        return {
+            "pending": backlog.pending,
+            "oldest_queued_s": backlog.oldest_queued_s,
+            "running": sum(runner.busy for runner in self.runners),
+            "slots": len(self.runners),
+        }
 
     def backends(self) -> dict[str, str | None]:
         """Each backend's name → None when usable, else why not (``/readyz``)."""
@@ -108,9 +125,14 @@ class ConsumerLoop:
             thread.join()
 
 
-@serve.deployment(name="JobConsumer", num_replicas=1, ray_actor_options={"num_cpus": 0},
-                  health_check_period_s=5, logging_config={"encoding": "JSON"},
-                  graceful_shutdown_timeout_s=DRAIN_SECONDS)
+@serve.deployment(
+    name="JobConsumer",
+    num_replicas=1,
+    ray_actor_options={"num_cpus": 0},
+    health_check_period_s=5,
+    logging_config={"encoding": "JSON"},
+    graceful_shutdown_timeout_s=DRAIN_SECONDS,
+)
 class JobConsumer:
     """A Serve replica around one :class:`ConsumerLoop`."""
 

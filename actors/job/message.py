@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,11 +16,11 @@ JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 def utcnow() -> datetime:
     """Now, to the microsecond (phase and lag metrics need it; what the SPEC shows is cut to
     seconds where it is written out: :func:`iso`, ``requestedAt``)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso(ts: datetime | None) -> str | None:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
 
 
 def new_job_id() -> str:

@@ -42,8 +42,9 @@ def _storage(storage: Storage) -> None:
     storage.check_links()  # and download links can be made
 
 
-def check_backends(queue: JobQueue, storage: Storage, warehouse_url: str,
-                   timeout: float = CHECK_SECONDS) -> dict[str, str | None]:
+def check_backends(
+    queue: JobQueue, storage: Storage, warehouse_url: str, timeout: float = CHECK_SECONDS
+) -> dict[str, str | None]:
     """Each backend's name → None when usable, else one line saying why not."""
     checks: dict[str, Callable[[], None]] = {
         "queue": lambda: queue.check(timeout),

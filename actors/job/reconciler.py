@@ -19,11 +19,11 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from actors.observability import metrics
-from actors.job.message import utcnow
-from actors.job.state import JobState
-from actors.job.options import ReconcileOptions
 from actors.job.ledger import Ledger
+from actors.job.message import utcnow
+from actors.job.options import ReconcileOptions
+from actors.job.state import JobState
+from actors.observability import metrics
 from actors.observability.logs import job_log
 from actors.queue import JobQueue, QueueUnavailable
 from actors.storage import PreconditionFailed, Storage
@@ -126,8 +126,12 @@ class Reconciler:
             pass  # a consumer moved it meanwhile: the message just sent is a harmless duplicate
         done.redriven += 1
         metrics.jobs_redriven().inc(1, {"status": state.status.value})
-        job_log(log, job_id).warning("job %s: %s and silent since %s; published again", job_id, state.status.value,
-                                _last_sign_of_life(state).isoformat())
+        job_log(log, job_id).warning(
+            "job %s: %s and silent since %s; published again",
+            job_id,
+            state.status.value,
+            _last_sign_of_life(state).isoformat(),
+        )
 
 
 def _last_sign_of_life(state: JobState) -> datetime:

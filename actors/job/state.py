@@ -97,8 +97,9 @@ class JobState(BaseModel):
     @classmethod
     def accepted(cls, job: CatalogJob) -> JobState:
         """The record of a job nobody has started yet."""
-        return cls(id=job.job_id, institution_id=job.institution_id, user_id=job.user_id,
-                   created_at=job.requested_at, job=job)
+        return cls(
+            id=job.job_id, institution_id=job.institution_id, user_id=job.user_id, created_at=job.requested_at, job=job
+        )
 
     @property
     def finished(self) -> bool:
@@ -128,10 +129,19 @@ class JobState(BaseModel):
         """Back to the queue after a transient failure, for any consumer to claim."""
         return self._to(Status.queued, worker=None)
 
-    def succeeded(self, *, rows: int, url: str, expires_at: datetime | None, object_key: str,
-                  timings: dict[str, float]) -> JobState:
-        return self._to(Status.done, progress=1.0, rows=rows, url=url, expires_at=expires_at, object_key=object_key,
-                        finished_at=utcnow(), timings={k: round(v, 4) for k, v in timings.items()})
+    def succeeded(
+        self, *, rows: int, url: str, expires_at: datetime | None, object_key: str, timings: dict[str, float]
+    ) -> JobState:
+        return self._to(
+            Status.done,
+            progress=1.0,
+            rows=rows,
+            url=url,
+            expires_at=expires_at,
+            object_key=object_key,
+            finished_at=utcnow(),
+            timings={k: round(v, 4) for k, v in timings.items()},
+        )
 
     def failed(self, error: str, leftover_key: str | None) -> JobState:
         """Out of attempts; ``leftover_key`` names a file that could not be removed (else None)."""
@@ -152,6 +162,15 @@ class JobState(BaseModel):
 
     def public(self) -> JobBody:
         """The shape the status endpoint returns (SPEC §2)."""
-        return JobBody(id=self.id, type=self.type, status=self.status, progress=round(self.progress, 4),
-                       rows=self.rows, url=self.url, expires_at=iso(self.expires_at), error=self.error,
-                       created_at=iso(self.created_at), finished_at=iso(self.finished_at))
+        return JobBody(
+            id=self.id,
+            type=self.type,
+            status=self.status,
+            progress=round(self.progress, 4),
+            rows=self.rows,
+            url=self.url,
+            expires_at=iso(self.expires_at),
+            error=self.error,
+            created_at=iso(self.created_at),
+            finished_at=iso(self.finished_at),
+        )

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 
+from actors.job.ledger import Ledger
 from actors.job.message import CatalogJob
 from actors.job.state import JobState
-from actors.job.ledger import Ledger
 from actors.queue import PUBLISH_TIMEOUT, JobQueue, QueueUnavailable
 
 log = logging.getLogger(__name__)

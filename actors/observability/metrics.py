@@ -23,8 +23,7 @@ def job_seconds() -> Histogram:
 
 @cache
 def phase_seconds() -> Histogram:
-    return Histogram("catalog_job_phase_seconds", "Seconds per job phase.", boundaries=_SECONDS,
-                     tag_keys=("phase",))
+    return Histogram("catalog_job_phase_seconds", "Seconds per job phase.", boundaries=_SECONDS, tag_keys=("phase",))
 
 
 @cache
@@ -34,8 +33,9 @@ def rows_rendered() -> Counter:
 
 @cache
 def queue_lag_seconds() -> Histogram:
-    return Histogram("catalog_queue_lag_seconds", "Request accepted to a consumer starting the job, seconds.",
-                     boundaries=_SECONDS)
+    return Histogram(
+        "catalog_queue_lag_seconds", "Request accepted to a consumer starting the job, seconds.", boundaries=_SECONDS
+    )
 
 
 @cache
@@ -50,8 +50,9 @@ def reconcile_passes() -> Counter:
 
 @cache
 def jobs_redriven() -> Counter:
-    return Counter("catalog_jobs_redriven", "Jobs the reconciler published again, by their status then.",
-                   tag_keys=("status",))
+    return Counter(
+        "catalog_jobs_redriven", "Jobs the reconciler published again, by their status then.", tag_keys=("status",)
+    )
 
 
 @cache
@@ -61,5 +62,7 @@ def jobs_pending() -> Gauge:
 
 @cache
 def deferred_jobs() -> Counter:
-    return Counter("catalog_jobs_deferred",
-                   "Jobs sent to the back of the queue because their institution had its share of a consumer's job slots.")
+    return Counter(
+        "catalog_jobs_deferred",
+        "Jobs sent to the back of the queue because their institution had its share of a consumer's job slots.",
+    )

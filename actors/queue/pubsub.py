@@ -53,12 +53,17 @@ MAX_ATTRIBUTE_BYTES = 1024  # Pub/Sub's bound for one attribute value
 DEAD_LETTER_TIMEOUT = 60.0
 CLOSE_TIMEOUT = 30.0
 # What the client itself retries a publish on (its default, which keeps trying for 600 s).
-_TRANSIENT = if_exception_type(exceptions.Aborted, exceptions.Cancelled, exceptions.DeadlineExceeded,
-                               exceptions.InternalServerError, exceptions.ResourceExhausted,
-                               exceptions.ServiceUnavailable, exceptions.Unknown)
+_TRANSIENT = if_exception_type(
+    exceptions.Aborted,
+    exceptions.Cancelled,
+    exceptions.DeadlineExceeded,
+    exceptions.InternalServerError,
+    exceptions.ResourceExhausted,
+    exceptions.ServiceUnavailable,
+    exceptions.Unknown,
+)
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9._~+%-]{2,254}")
-_OPTIONS = {"subscription", "dead_letter_topic", "dead_letter_subscription", "max_delivery_attempts",
-            "max_messages"}
+_OPTIONS = {"subscription", "dead_letter_topic", "dead_letter_subscription", "max_delivery_attempts", "max_messages"}
 
 
 @dataclass(frozen=True)
@@ -91,18 +96,25 @@ class PubSubConfig:
         if max_messages < 1:
             raise ValueError("pubsub:// max_messages must be at least 1")
         config = cls(
-            project=parts.netloc, topic=topic,
+            project=parts.netloc,
+            topic=topic,
             subscription=options.get("subscription", DEFAULT_SUBSCRIPTION),
             dead_letter_topic=dead_letter_topic,
             dead_letter_subscription=options.get("dead_letter_subscription", f"{dead_letter_topic}-sub"),
-            max_delivery_attempts=attempts, max_messages=max_messages,
+            max_delivery_attempts=attempts,
+            max_messages=max_messages,
         )
-        for what, name in (("topic", config.topic), ("subscription", config.subscription),
-                           ("dead_letter_topic", config.dead_letter_topic),
-                           ("dead_letter_subscription", config.dead_letter_subscription)):
+        for what, name in (
+            ("topic", config.topic),
+            ("subscription", config.subscription),
+            ("dead_letter_topic", config.dead_letter_topic),
+            ("dead_letter_subscription", config.dead_letter_subscription),
+        ):
             if not _NAME.fullmatch(name) or name.startswith("goog"):
-                raise ValueError(f"pubsub:// {what} {name!r} is not a Pub/Sub name (3-255 characters: a letter, "
-                                 "then letters, digits, - _ . ~ + %; not starting with goog)")
+                raise ValueError(
+                    f"pubsub:// {what} {name!r} is not a Pub/Sub name (3-255 characters: a letter, "
+                    "then letters, digits, - _ . ~ + %; not starting with goog)"
+                )
         return config
 
     def topic_path(self, name: str) -> str:
@@ -151,7 +163,9 @@ class PubSubQueue:
         try:
             return self._publisher.publish(self._topic, data, retry=retry, timeout=timeout).result(timeout=timeout)
         except exceptions.NotFound as exc:
-            raise QueueUnavailable(f"Pub/Sub topic {self._topic} does not exist (run catalog-report queue-setup)") from exc
+            raise QueueUnavailable(
+                f"Pub/Sub topic {self._topic} does not exist (run catalog-report queue-setup)"
+            ) from exc
         except (exceptions.GoogleAPICallError, exceptions.RetryError, TimeoutError) as exc:
             raise QueueUnavailable(f"Pub/Sub did not take the message within {timeout:g} s: {exc!r}") from exc
 
@@ -161,11 +175,15 @@ class PubSubQueue:
         with self._lock:
             self._subscriber = self._subscriber or pubsub_v1.SubscriberClient()
         try:
-            self._subscriber.get_subscription(subscription=self._subscription, timeout=timeout, retry=Retry(
-                predicate=_TRANSIENT, initial=0.1, maximum=1.0, timeout=timeout))
+            self._subscriber.get_subscription(
+                subscription=self._subscription,
+                timeout=timeout,
+                retry=Retry(predicate=_TRANSIENT, initial=0.1, maximum=1.0, timeout=timeout),
+            )
         except exceptions.NotFound as exc:
-            raise QueueUnavailable(f"Pub/Sub subscription {self._subscription} does not exist "
-                                   "(run catalog-report queue-setup)") from exc
+            raise QueueUnavailable(
+                f"Pub/Sub subscription {self._subscription} does not exist (run catalog-report queue-setup)"
+            ) from exc
         except exceptions.PermissionDenied:
             pass  # Pub/Sub answered; this service account may not read subscriptions
         except (exceptions.GoogleAPICallError, exceptions.RetryError) as exc:
@@ -201,8 +219,10 @@ class PubSubQueue:
             if self._stream is None:
                 lease = max(MIN_ACK_DEADLINE, _deadline(lease_seconds))
                 flow = pubsub_v1.types.FlowControl(
-                    max_messages=self.config.max_messages, max_lease_duration=MAX_LEASE_SECONDS,
-                    min_duration_per_lease_extension=lease, max_duration_per_lease_extension=lease,
+                    max_messages=self.config.max_messages,
+                    max_lease_duration=MAX_LEASE_SECONDS,
+                    min_duration_per_lease_extension=lease,
+                    max_duration_per_lease_extension=lease,
                 )
                 self._subscriber = self._subscriber or pubsub_v1.SubscriberClient()
                 self._stream = self._subscriber.subscribe(self._subscription, self._receive, flow_control=flow)
@@ -262,7 +282,8 @@ class PubSubQueue:
         }
         try:
             self._publisher.publish(self._dead_letter_topic, delivery.data, **attributes).result(
-                timeout=DEAD_LETTER_TIMEOUT)
+                timeout=DEAD_LETTER_TIMEOUT
+            )
         except Exception:
             message.nack()
             raise

@@ -23,19 +23,28 @@ from google.pubsub_v1.types import DeadLetterPolicy, RetryPolicy, Subscription
 
 from actors.queue.pubsub import PubSubConfig
 
-
 CALL_TIMEOUT = 30.0  # each admin call: an unreachable Pub/Sub is an error, not a 10-minute wait
 
 
 def _calls() -> dict:
     """Retry and timeout for each admin call (the clients' defaults keep retrying for 600 s)."""
-    retry = Retry(predicate=if_exception_type(exceptions.ServiceUnavailable, exceptions.DeadlineExceeded),
-                  initial=0.2, maximum=2.0, timeout=CALL_TIMEOUT)
+    retry = Retry(
+        predicate=if_exception_type(exceptions.ServiceUnavailable, exceptions.DeadlineExceeded),
+        initial=0.2,
+        maximum=2.0,
+        timeout=CALL_TIMEOUT,
+    )
     return {"retry": retry, "timeout": CALL_TIMEOUT}
 
 
-def ensure_topology(url: str, *, ack_deadline_seconds: int = 60, min_backoff_seconds: float = 10,
-                    max_backoff_seconds: float = 600, retry_policy: bool = True) -> None:
+def ensure_topology(
+    url: str,
+    *,
+    ack_deadline_seconds: int = 60,
+    min_backoff_seconds: float = 10,
+    max_backoff_seconds: float = 600,
+    retry_policy: bool = True,
+) -> None:
     """Create what is missing, and bring existing subscriptions' settings in line; idempotent.
 
     Topic and dead-letter topic; the subscription with an ack deadline, a dead-letter policy
@@ -84,6 +93,8 @@ def _ensure_subscription(subscriber: pubsub_v1.SubscriberClient, wanted: Subscri
     except AlreadyExists:
         existing = subscriber.get_subscription(subscription=wanted.name, **_calls())
         if existing.topic != wanted.topic:
-            raise ValueError(f"subscription {wanted.name} is attached to {existing.topic}, not {wanted.topic}; "
-                             "a subscription cannot change topic: delete it or name another") from None
+            raise ValueError(
+                f"subscription {wanted.name} is attached to {existing.topic}, not {wanted.topic}; "
+                "a subscription cannot change topic: delete it or name another"
+            ) from None
         subscriber.update_subscription(subscription=wanted, update_mask=FieldMask(paths=fields), **_calls())

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from actors.report.collation import collation_keys
-from actors.warehouse.base import CatalogRows
 from actors.report.xlsx.rows import Column, Link
+from actors.warehouse.base import CatalogRows
 
 HEADERS = [
     "ID",
@@ -50,8 +50,9 @@ REPORT_SCHEMA = pa.schema(
     ]
 )
 # A partition's prepared rows: the report's columns but the school, and each title's collation key.
-PARTITION_SCHEMA = pa.schema([*(REPORT_SCHEMA.field(i) for i in range(len(REPORT_SCHEMA) - 1)),
-                              ("title_key", pa.string())])
+PARTITION_SCHEMA = pa.schema(
+    [*(REPORT_SCHEMA.field(i) for i in range(len(REPORT_SCHEMA) - 1)), ("title_key", pa.string())]
+)
 # The sheet with every cell as a plain value, in HEADERS order.
 SHEET_SCHEMA = pa.schema(
     [
@@ -75,7 +76,8 @@ def _dense_ranks(keys: pa.Array) -> np.ndarray:
     new_key = np.ones(len(order), dtype=bool)
     if len(order) > 1:
         new_key[1:] = pc.not_equal(sorted_keys.slice(1), sorted_keys.slice(0, len(order) - 1)).to_numpy(
-            zero_copy_only=False)
+            zero_copy_only=False
+        )
     ranks = np.empty(len(order), dtype=np.int64)
     ranks[order] = np.cumsum(new_key) - 1
     return ranks
@@ -108,8 +110,9 @@ def aggregate_schools(links: pa.Table, names: pa.Table) -> Schools:
     school_rank = name_rank[pc.index_in(names["name"], distinct).to_numpy()]  # per school
     at = pc.index_in(links["school_id"], names["id"])  # per link: its school, null if unnamed
     named = at.is_valid()
-    course, rank = _sorted_pairs(pc.filter(links["course_id"], named).to_numpy(),
-                                 school_rank[pc.drop_null(at).to_numpy()])
+    course, rank = _sorted_pairs(
+        pc.filter(links["course_id"], named).to_numpy(), school_rank[pc.drop_null(at).to_numpy()]
+    )
     keep = np.ones(len(course), dtype=bool)
     keep[1:] = (course[1:] != course[:-1]) | (rank[1:] != rank[:-1])  # distinct names per course
     course, rank = course[keep], rank[keep]
@@ -121,8 +124,12 @@ def aggregate_schools(links: pa.Table, names: pa.Table) -> Schools:
     encoded = pc.dictionary_encode(texts)
     one_course = np.zeros(len(encoded.dictionary), dtype=np.int64)
     one_course[encoded.indices.to_numpy()] = np.arange(len(encoded))  # any course with that text
-    return Schools(course[starts], encoded.indices.to_numpy(), encoded.dictionary,
-                   _dense_ranks(pc.take(text_keys, pa.array(one_course))))
+    return Schools(
+        course[starts],
+        encoded.indices.to_numpy(),
+        encoded.dictionary,
+        _dense_ranks(pc.take(text_keys, pa.array(one_course))),
+    )
 
 
 def _sorted_pairs(course: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,8 +246,9 @@ def order_report(ids: np.ndarray, title_keys: pa.Array, links: pa.Table, names: 
     school_rank = np.r_[schools.rank, 0][code]
     order = _sort_order(ids, no_school, school_rank, title_ranks)
     ordered = code[order]
-    return Ordering(order, pa.DictionaryArray.from_arrays(pa.array(ordered, pa.int32(), mask=ordered < 0),
-                                                          schools.texts))
+    return Ordering(
+        order, pa.DictionaryArray.from_arrays(pa.array(ordered, pa.int32(), mask=ordered < 0), schools.texts)
+    )
 
 
 def report_rows(prepared: pa.Table, school: pa.DictionaryArray) -> pa.Table:
@@ -250,12 +258,27 @@ def report_rows(prepared: pa.Table, school: pa.DictionaryArray) -> pa.Table:
 
 def report_columns(subdomain: str, student_template: str, admin_template: str) -> list[Column]:
     """The sheet's columns in HEADERS order: the two URLs spelled out from the id."""
-    return ["id", "title", link(student_template, subdomain), "status", link(admin_template, subdomain),
-            "views", "enrollments", "completions", "published", "school"]
+    return [
+        "id",
+        "title",
+        link(student_template, subdomain),
+        "status",
+        link(admin_template, subdomain),
+        "views",
+        "enrollments",
+        "completions",
+        "published",
+        "school",
+    ]
 
 
 def build_report(
-    rows: CatalogRows, names: pa.Table, *, subdomain: str, student_template: str, admin_template: str,
+    rows: CatalogRows,
+    names: pa.Table,
+    *,
+    subdomain: str,
+    student_template: str,
+    admin_template: str,
     zone: ZoneInfo,
 ) -> Report:
     """The whole report in one process, in SPEC §5 column and row order."""

@@ -120,7 +120,7 @@ def collation_keys(values: pa.Array) -> pa.Array:
     lowered = pc.ascii_lower(values)
     validity, offsets_buffer, data = lowered.buffers()
     width = np.int64 if pa.types.is_large_string(values.type) else np.int32
-    offsets = np.frombuffer(offsets_buffer, width)[:lowered.offset + len(lowered) + 1].astype(np.int64)
+    offsets = np.frombuffer(offsets_buffer, width)[: lowered.offset + len(lowered) + 1].astype(np.int64)
     text = np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8)
     lead, length, point = _code_points(text)
     room = table.room[point]
@@ -134,9 +134,13 @@ def collation_keys(values: pa.Array) -> pa.Array:
         roomy[room_start[at] + j] = table.keys[point[at], j]
     by_reference = np.searchsorted(offsets, lead[room > _ROOM], "right") - 1  # rows holding them
     offsets += np.r_[0, np.cumsum(table.growth[point], dtype=np.int64)][np.searchsorted(lead, offsets)]
-    keys = pa.Array.from_buffers(values.type, len(values), [validity, pa.py_buffer(offsets.astype(width)),
-                                                            pa.py_buffer(roomy[roomy != _PAD])],
-                                 lowered.null_count, lowered.offset)
+    keys = pa.Array.from_buffers(
+        values.type,
+        len(values),
+        [validity, pa.py_buffer(offsets.astype(width)), pa.py_buffer(roomy[roomy != _PAD])],
+        lowered.null_count,
+        lowered.offset,
+    )
     return _by_reference(values, keys, by_reference)
 
 

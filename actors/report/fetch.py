@@ -21,10 +21,11 @@ import pyarrow as pa
 import ray
 
 from actors.report.catalog import prepare_partition
-from actors.runtime.priority import as_background
 from actors.report.render import ipc
-from actors.warehouse import CatalogQuery, Warehouse, open_warehouse
 from actors.report.xlsx.sheet import longest_values
+from actors.runtime.priority import as_background
+from actors.warehouse import CatalogQuery, Warehouse, open_warehouse
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -49,8 +50,9 @@ def fetch_prepared(warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo) ->
     rows = warehouse.fetch(query)
     prepared = prepare_partition(rows, zone)
     cells = prepared.drop_columns(["title_key"])
-    return ipc(cells), Summary(prepared["id"].to_numpy(), prepared["title_key"].combine_chunks(), rows.links,
-                               longest_values(cells))
+    return ipc(cells), Summary(
+        prepared["id"].to_numpy(), prepared["title_key"].combine_chunks(), rows.links, longest_values(cells)
+    )
 
 
 # No CPU reserved: other jobs' render tasks may hold every CPU of the cluster, and a fetch that

@@ -44,9 +44,7 @@ def _distinct(values: pa.Array) -> bool:
     return len(pc.unique(values)) == len(values)
 
 
-def plan_chunks(
-    schools: pa.ChunkedArray | pa.Array, chunk_rows: int, sheet_rows: int = SHEET_DATA_ROWS
-) -> list[Chunk]:
+def plan_chunks(schools: pa.ChunkedArray | pa.Array, chunk_rows: int, sheet_rows: int = SHEET_DATA_ROWS) -> list[Chunk]:
     """Greedy cut: each chunk ends at the last school boundary within ``chunk_rows`` rows, or at
     ``chunk_rows`` when one school is bigger than that; sheet ends are always cut points."""
     n = len(schools)
@@ -87,7 +85,7 @@ class ChunkRows:
 def chunk_rows(chunk: Chunk, order: np.ndarray, starts: np.ndarray, school: pa.DictionaryArray) -> ChunkRows:
     """``chunk`` of a report whose row k is fetched row ``order[k]``, the fetched rows being the
     partitions laid end to end (partition p's first row at ``starts[p]``)."""
-    rows = order[chunk.offset: chunk.offset + chunk.length]
+    rows = order[chunk.offset : chunk.offset + chunk.length]
     part = np.searchsorted(starts, rows, side="right") - 1
     school = school.slice(chunk.offset, chunk.length)
     if len(starts) == 1:

@@ -20,11 +20,11 @@ import pyarrow as pa
 from actors.report.catalog import HEADERS, order_report, report_columns
 from actors.report.fetch import Fetcher, fetch_here, fetch_on_ray
 from actors.report.merge import merge_xlsx
-from actors.report.partition import SHEET_DATA_ROWS, chunk_rows, plan_chunks
 from actors.report.options import ReportOptions
+from actors.report.partition import SHEET_DATA_ROWS, chunk_rows, plan_chunks
 from actors.report.render import RayRenderer, Renderer, render_serially
-from actors.warehouse import CatalogQuery, Warehouse, open_warehouse
 from actors.report.xlsx.sheet import longest_values, widest
+from actors.warehouse import CatalogQuery, Warehouse, open_warehouse
 
 
 @dataclass
@@ -76,8 +76,9 @@ def produce_report(
     t = time.perf_counter()
     progress(_QUERY_DONE, "render")
     span = _RENDER_DONE - _QUERY_DONE
-    parts = render([f.rows for f in fetched], plan, rows, columns,
-                   lambda k: progress(_QUERY_DONE + span * k / len(plan), "render"))
+    parts = render(
+        [f.rows for f in fetched], plan, rows, columns, lambda k: progress(_QUERY_DONE + span * k / len(plan), "render")
+    )
     timings["render"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -87,9 +88,23 @@ def produce_report(
     return Produced(sum(sizes), size, timings)
 
 
-def produce_on_ray(warehouse_url: str, query: CatalogQuery, *, subdomain: str, options: ReportOptions, out: Path,
-                   render_workers: int = 0) -> Produced:
+def produce_on_ray(
+    warehouse_url: str,
+    query: CatalogQuery,
+    *,
+    subdomain: str,
+    options: ReportOptions,
+    out: Path,
+    render_workers: int = 0,
+) -> Produced:
     """The whole pipeline on the Ray this process is connected to, written to ``out``: fetched in
     Ray tasks, rendered by at most ``render_workers`` chunks at once (0: the cluster's CPUs + 1)."""
-    return produce_report(open_warehouse(warehouse_url), query, subdomain=subdomain, options=options, out=out,
-                          fetch=fetch_on_ray, render=RayRenderer(render_workers).render)
+    return produce_report(
+        open_warehouse(warehouse_url),
+        query,
+        subdomain=subdomain,
+        options=options,
+        out=out,
+        fetch=fetch_on_ray,
+        render=RayRenderer(render_workers).render,
+    )

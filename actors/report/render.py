@@ -27,11 +27,11 @@ import numpy as np
 import pyarrow as pa
 import ray
 
-from actors.runtime.memory import forget_object_store, forget_pages, trim_private
-from actors.runtime.priority import as_background
 from actors.report.partition import Chunk, ChunkRows
 from actors.report.xlsx.deflate import DeflatedPart, PartWriter
 from actors.report.xlsx.rows import Column, render_rows
+from actors.runtime.memory import forget_object_store, forget_pages, trim_private
+from actors.runtime.priority import as_background
 
 BATCH_ROWS = 32_768  # rows turned into XML at a time: a worker's working set, whatever the chunk size
 
@@ -48,8 +48,9 @@ def render_part(rows: pa.Table, first_row: int, columns: list[Column] | None = N
     return part.finish()
 
 
-def assemble(partitions: dict[int, pa.Table], rows: ChunkRows,
-             taken: Callable[[pa.ChunkedArray], None] = lambda column: None) -> pa.Table:
+def assemble(
+    partitions: dict[int, pa.Table], rows: ChunkRows, taken: Callable[[pa.ChunkedArray], None] = lambda column: None
+) -> pa.Table:
     """One chunk's rows, in report order, from the partitions they were fetched in, a column at
     a time; ``taken(column)`` once each partition's column has been read (to let go of it)."""
     first = partitions[rows.partitions[0]]
@@ -106,8 +107,13 @@ render_task = ray.remote(num_cpus=1, max_retries=3, scheduling_strategy="SPREAD"
 Renderer = Callable[[list, list[Chunk], list[ChunkRows], list[Column], Callable[[int], None]], list[DeflatedPart]]
 
 
-def render_serially(partitions: list[pa.Buffer], plan: list[Chunk], rows: list[ChunkRows], columns: list[Column],
-                    on_done: Callable[[int], None]) -> list[DeflatedPart]:
+def render_serially(
+    partitions: list[pa.Buffer],
+    plan: list[Chunk],
+    rows: list[ChunkRows],
+    columns: list[Column],
+    on_done: Callable[[int], None],
+) -> list[DeflatedPart]:
     """The :data:`Renderer` of one process (tests, and the pipeline without Ray)."""
     tables = dict(enumerate(map(read_ipc, partitions)))
     parts = []
@@ -163,8 +169,14 @@ class RayRenderer:
             return self.in_flight
         return max(1, int(ray.cluster_resources().get("CPU", 1) / self.cpus_per_chunk)) + 1
 
-    def render(self, partitions: list, plan: list[Chunk], rows: list[ChunkRows], columns: list[Column],
-               on_done: Callable[[int], None]) -> list[DeflatedPart]:
+    def render(
+        self,
+        partitions: list,
+        plan: list[Chunk],
+        rows: list[ChunkRows],
+        columns: list[Column],
+        on_done: Callable[[int], None],
+    ) -> list[DeflatedPart]:
         """Parts in plan order; ``partitions``: object refs (or buffers) of the fetched
         partitions' IPC streams; ``on_done(k)`` after k chunks finish."""
         refs = [p if isinstance(p, ray.ObjectRef) else ray.put(p) for p in partitions]
@@ -187,8 +199,7 @@ class RayRenderer:
                     continue
                 # Alone, wait for our own chunks; beside other jobs, look again soon, since a slot
                 # another job frees does not wake us.
-                ready, _ = ray.wait(list(running), num_returns=1,
-                                    timeout=None if len(self._slots.held) == 1 else 0.05)
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=None if len(self._slots.held) == 1 else 0.05)
                 for ref in ready:
                     index = running.pop(ref)
                     self._slots.give_back(me)

@@ -38,7 +38,7 @@ import os
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -90,11 +90,12 @@ class GcsOptions:
         if not 0 < ledger_timeout <= 600:
             raise ValueError("ledger_timeout must be a number of seconds above 0, at most 600")
         if public == "false" and link_ttl_seconds > MAX_SIGNED_TTL:
-            raise ValueError(f"signed GCS links last at most {MAX_SIGNED_TTL} seconds: lower "
-                             "REPORTS_LINK_TTL_SECONDS or make links public (?public=true)")
+            raise ValueError(
+                f"signed GCS links last at most {MAX_SIGNED_TTL} seconds: lower "
+                "REPORTS_LINK_TTL_SECONDS or make links public (?public=true)"
+            )
         # chunk_size: a multiple of 256 KiB, as GCS requires
-        return cls(parts.netloc, parts.path.strip("/"), public == "true", int(chunk_mib) * 1024 * 1024,
-                   ledger_timeout)
+        return cls(parts.netloc, parts.path.strip("/"), public == "true", int(chunk_mib) * 1024 * 1024, ledger_timeout)
 
 
 class GcsStorage:
@@ -135,19 +136,26 @@ class GcsStorage:
         if self.public:
             return blob.public_url, None  # a plain URL works as long as the object and the bucket's grant do
         try:
-            url = blob.generate_signed_url(version="v4", method="GET", expiration=timedelta(seconds=ttl_seconds),
-                                           credentials=self._credentials, **self._remote_signer())
+            url = blob.generate_signed_url(
+                version="v4",
+                method="GET",
+                expiration=timedelta(seconds=ttl_seconds),
+                credentials=self._credentials,
+                **self._remote_signer(),
+            )
         except DefaultCredentialsError:
             raise LinkUnavailable(
                 "gs:// links are signed, and no Google credentials were found: set GOOGLE_APPLICATION_CREDENTIALS "
-                "to a service-account key, run as a service account, or make links public (?public=true)") from None
+                "to a service-account key, run as a service account, or make links public (?public=true)"
+            ) from None
         except GoogleAuthError as exc:
             raise LinkUnavailable(
                 f"gs:// links could not be signed ({exc}); a service account signing through IAM signBlob "
-                "needs roles/iam.serviceAccountTokenCreator on itself") from exc
+                "needs roles/iam.serviceAccountTokenCreator on itself"
+            ) from exc
         # The client stamps the URL with its own clock; the link dies ttl seconds after that.
         signed_at = datetime.strptime(dict(parse_qsl(urlsplit(url).query))["X-Goog-Date"], "%Y%m%dT%H%M%SZ")
-        return url, signed_at.replace(tzinfo=timezone.utc) + timedelta(seconds=ttl_seconds)
+        return url, signed_at.replace(tzinfo=UTC) + timedelta(seconds=ttl_seconds)
 
     def _remote_signer(self) -> dict[str, str]:
         """Nothing when the credentials sign locally; else what IAM signBlob needs to sign for us."""
@@ -158,9 +166,11 @@ class GcsStorage:
             credentials.refresh(Request())  # metadata credentials learn their e-mail here too
         email = getattr(credentials, "service_account_email", None)
         if not email:
-            raise LinkUnavailable("gs:// links need a service account to sign them, and the Google credentials "
-                                  "found are not one: use a service-account key (GOOGLE_APPLICATION_CREDENTIALS), "
-                                  "run as a service account, or make links public (?public=true)")
+            raise LinkUnavailable(
+                "gs:// links need a service account to sign them, and the Google credentials "
+                "found are not one: use a service-account key (GOOGLE_APPLICATION_CREDENTIALS), "
+                "run as a service account, or make links public (?public=true)"
+            )
         return {"service_account_email": email, "access_token": credentials.token}
 
     def check_links(self) -> None:
@@ -169,8 +179,9 @@ class GcsStorage:
     def keys_written_since(self, prefix: str, since: datetime) -> Iterator[str]:
         """One listing of ``prefix/`` (names and update times only, paged by the client)."""
         under = f"{self.prefix}/{prefix}/" if self.prefix else f"{prefix}/"
-        for blob in self.client.list_blobs(self.bucket, prefix=under, delimiter="/", **self._ledger,
-                                           fields="items(name,updated),nextPageToken"):
+        for blob in self.client.list_blobs(
+            self.bucket, prefix=under, delimiter="/", **self._ledger, fields="items(name,updated),nextPageToken"
+        ):
             if blob.updated >= since:
                 yield f"{prefix}/{blob.name.removeprefix(under)}"
 
@@ -190,8 +201,12 @@ class GcsStorage:
         blob.cache_control = "no-store"  # publicly readable objects are edge-cached by default
         raw = json.dumps(value, sort_keys=True, default=str).encode()
         try:
-            blob.upload_from_string(raw, content_type="application/json", **self._ledger,
-                                    if_generation_match=None if if_generation is None else int(if_generation))
+            blob.upload_from_string(
+                raw,
+                content_type="application/json",
+                **self._ledger,
+                if_generation_match=None if if_generation is None else int(if_generation),
+            )
         except exceptions.PreconditionFailed as exc:
             raise PreconditionFailed(key) from exc
         return str(blob.generation)
@@ -203,8 +218,9 @@ class GcsStorage:
 
     def delete(self, key: str, if_generation: str | None = None) -> None:
         try:
-            self._blob(key).delete(**self._ledger,
-                                   if_generation_match=None if if_generation is None else int(if_generation))
+            self._blob(key).delete(
+                **self._ledger, if_generation_match=None if if_generation is None else int(if_generation)
+            )
         except exceptions.NotFound:
             if if_generation is not None:
                 raise PreconditionFailed(key) from None
@@ -215,8 +231,11 @@ class GcsStorage:
 def content_disposition(file_name: str) -> str:
     """RFC 6266: a quoted ASCII ``filename`` every client understands and, when the real name is
     not plain ASCII, ``filename*`` (RFC 8187, UTF-8) carrying it for the clients that can."""
-    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_"  # accents dropped, the rest "_"
-                       for c in unicodedata.normalize("NFKD", file_name) if not unicodedata.combining(c))
+    fallback = "".join(
+        c if " " <= c <= "~" and c not in '"\\' else "_"  # accents dropped, the rest "_"
+        for c in unicodedata.normalize("NFKD", file_name)
+        if not unicodedata.combining(c)
+    )
     if fallback == file_name:
         return f'attachment; filename="{file_name}"'
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"

@@ -16,7 +16,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -82,7 +82,7 @@ class LocalStorage:
         expires = int(time.time()) + ttl_seconds
         sig = self.signer.sign(key, expires)
         url = f"{self.base_url}{DOWNLOAD_PATH}{quote(key)}?expires={expires}&signature={sig}"
-        return url, datetime.fromtimestamp(expires, timezone.utc)
+        return url, datetime.fromtimestamp(expires, UTC)
 
     def check_links(self) -> None:
         """Links are signed with the link secret, which settings already require."""
@@ -159,7 +159,7 @@ class LocalStorage:
                 mtime = (directory / name).stat().st_mtime
             except FileNotFoundError:  # removed meanwhile
                 continue
-            found.append((name, datetime.fromtimestamp(mtime, timezone.utc)))
+            found.append((name, datetime.fromtimestamp(mtime, UTC)))
         return found
 
     @contextmanager

@@ -9,7 +9,7 @@ names travel once per report (:meth:`Warehouse.school_names`), not once per link
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from importlib.resources import files
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -60,19 +60,17 @@ class CatalogQuery:
     zone: str = "UTC"  # the report's time zone: its period above, and the dates it shows
 
     @classmethod
-    def for_dates(
-        cls, institution_id: int, start: date, end: date, zone: ZoneInfo, school_ids=None
-    ) -> "CatalogQuery":
+    def for_dates(cls, institution_id: int, start: date, end: date, zone: ZoneInfo, school_ids=None) -> CatalogQuery:
         """``[start 00:00, end+1 00:00)`` in ``zone``, as the naive UTC the warehouse stores."""
 
         def utc(d: date) -> datetime:
             local = datetime.combine(d, time(0), tzinfo=zone)
-            return local.astimezone(timezone.utc).replace(tzinfo=None)
+            return local.astimezone(UTC).replace(tzinfo=None)
 
         ids = tuple(sorted(set(school_ids))) if school_ids else None
         return cls(institution_id, utc(start), utc(end + timedelta(days=1)), ids, zone=zone.key)
 
-    def part(self, ids: IdRange) -> "CatalogQuery":
+    def part(self, ids: IdRange) -> CatalogQuery:
         return replace(self, ids=ids)
 
     def _filter(self, with_ids: bool = True) -> tuple[str, list]:
@@ -125,7 +123,7 @@ class Partitioning:
         return max(1, min(self.cap, cpus))
 
     @classmethod
-    def from_options(cls, options: dict[str, str], cap: int) -> "Partitioning":
+    def from_options(cls, options: dict[str, str], cap: int) -> Partitioning:
         k = int(options["partitions"]) if "partitions" in options else None
         if k is not None and not 1 <= k <= 64:
             raise ValueError(f"partitions must be between 1 and 64, not {k}")

@@ -23,12 +23,44 @@ CREATE TABLE enrollments (course_id BIGINT, user_id BIGINT, enrolled_at TIMESTAM
 """
 
 # Accented and mixed-case words so the report's accent- and case-insensitive ordering matters.
-SCHOOL_WORDS = ["Escola Álvares", "Colégio Éden", "escola Zumbi", "Instituto Ômega", "Academia Ágora",
-                "Centro Ítaca", "Escola Barão", "Faculdade Çedro", "escola aurora", "Liceu Úrsula"]
-TITLE_WORDS_A = ["Introdução a", "Fundamentos de", "Avançado em", "Oficina de", "Trilha de",
-                 "Workshop de", "Módulo de", "Curso de", "Prática de", "Ética em"]
-TITLE_WORDS_B = ["Python", "Gestão", "Liderança", "Excel", "Marketing", "Álgebra", "Ciência de Dados",
-                 "Comunicação", "Segurança", "Ônibus Espaciais", "Redação", "Física"]
+SCHOOL_WORDS = [
+    "Escola Álvares",
+    "Colégio Éden",
+    "escola Zumbi",
+    "Instituto Ômega",
+    "Academia Ágora",
+    "Centro Ítaca",
+    "Escola Barão",
+    "Faculdade Çedro",
+    "escola aurora",
+    "Liceu Úrsula",
+]
+TITLE_WORDS_A = [
+    "Introdução a",
+    "Fundamentos de",
+    "Avançado em",
+    "Oficina de",
+    "Trilha de",
+    "Workshop de",
+    "Módulo de",
+    "Curso de",
+    "Prática de",
+    "Ética em",
+]
+TITLE_WORDS_B = [
+    "Python",
+    "Gestão",
+    "Liderança",
+    "Excel",
+    "Marketing",
+    "Álgebra",
+    "Ciência de Dados",
+    "Comunicação",
+    "Segurança",
+    "Ônibus Espaciais",
+    "Redação",
+    "Física",
+]
 
 BATCH = 2_000_000
 EPOCH = "TIMESTAMP '2025-01-01 00:00:00'"
@@ -102,7 +134,7 @@ def _courses_sql(institutions: int, seed: int) -> str:
 def _links_sql(institutions: int, per_inst: int, seed: int) -> str:
     # 0, 1 or 2 schools per course (about a third have none), always of the course's institution.
     return f"""INSERT INTO course_schools SELECT DISTINCT i,
-        ({_h(seed, 10, 'i, k')} % {per_inst}) * {institutions} + 1 + (i - 1) % {institutions}
+        ({_h(seed, 10, "i, k")} % {per_inst}) * {institutions} + 1 + (i - 1) % {institutions}
         FROM range({{lo}}, {{hi}}) t(i), range(0, 2) r(k)
         WHERE k < {_h(seed, 11)} % 3"""
 

@@ -17,12 +17,12 @@ from actors.warehouse.base import (
     COURSES_SCHEMA,
     LINKS_SCHEMA,
     NAMES_SCHEMA,
+    PARTITION_OPTIONS,
     CatalogQuery,
     CatalogRows,
     IdRange,
-    conform,
-    PARTITION_OPTIONS,
     Partitioning,
+    conform,
     id_ranges,
 )
 
@@ -50,7 +50,9 @@ class DuckDBWarehouse:
             cur.close()
 
     def fetch(self, query: CatalogQuery) -> CatalogRows:
-        return CatalogRows(self._arrow(query.courses_sql(), COURSES_SCHEMA), self._arrow(query.links_sql(), LINKS_SCHEMA))
+        return CatalogRows(
+            self._arrow(query.courses_sql(), COURSES_SCHEMA), self._arrow(query.links_sql(), LINKS_SCHEMA)
+        )
 
     def school_names(self, query: CatalogQuery) -> pa.Table:
         return self._arrow(query.names_sql(), NAMES_SCHEMA)

@@ -41,13 +41,13 @@ from actors.warehouse.base import (
     COURSES_SCHEMA,
     LINKS_SCHEMA,
     NAMES_SCHEMA,
+    PARTITION_OPTIONS,
     RANGES_SCHEMA,
     CatalogQuery,
     CatalogRows,
     IdRange,
-    conform,
-    PARTITION_OPTIONS,
     Partitioning,
+    conform,
     id_ranges,
 )
 
@@ -101,8 +101,10 @@ class RedshiftWarehouse:
         self._idle: list[redshift_connector.Connection] = [self._connect()]  # fail fast on bad config
 
     def fetch(self, query: CatalogQuery) -> CatalogRows:
-        courses, links = self._read(("catalog_courses", *query.courses_sql(), COURSES_SCHEMA),
-                                    ("catalog_links", *query.links_sql(), LINKS_SCHEMA))
+        courses, links = self._read(
+            ("catalog_courses", *query.courses_sql(), COURSES_SCHEMA),
+            ("catalog_links", *query.links_sql(), LINKS_SCHEMA),
+        )
         return CatalogRows(courses, links)
 
     def school_names(self, query: CatalogQuery) -> pa.Table:
@@ -154,9 +156,7 @@ class RedshiftWarehouse:
         con.autocommit = True  # stops the driver's implicit BEGIN: fetch opens its own transaction
         return con
 
-    def _stream(
-        self, cur: redshift_connector.Cursor, name: str, sql: str, params: list, schema: pa.Schema
-    ) -> pa.Table:
+    def _stream(self, cur: redshift_connector.Cursor, name: str, sql: str, params: list, schema: pa.Schema) -> pa.Table:
         """Declare ``sql`` as server-side cursor ``name`` and turn each FETCH block into a RecordBatch.
 
         ``name`` must be unique per result shape: the driver caches each statement text with the

@@ -69,6 +69,7 @@ def free_port() -> int:
 
 # --- strictness the schema lacks -------------------------------------------------------------
 
+
 def _models_in(annotation) -> list[type[BaseModel]]:
     """The pydantic models an annotation can hold (through Optional, Union, List, Dict)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -113,12 +114,13 @@ def check_serve_config(raw: dict):
 
 # --- the Serve config ------------------------------------------------------------------------
 
+
 def test_serve_config_validates_against_ray_schema_and_the_app(monkeypatch):
     from ray import serve
     from ray.serve.schema import HTTPOptionsSchema
 
-    from actors.job.deployment import JobConsumer
     from actors.config.settings import Settings, load_settings
+    from actors.job.deployment import JobConsumer
     from serve_app.app import ReportsAPI, build_app
 
     raw = load("serve_config.yaml")
@@ -162,10 +164,13 @@ def test_unknown_keys_are_caught():
 
     ServeDeploySchema.model_validate(raw)  # Ray accepts it…
     assert unknown_keys(ServeDeploySchema, raw) == [  # …and we do not
-        "http_options.sll_certfile", "applications[0].deployments[1].num_replica"]
+        "http_options.sll_certfile",
+        "applications[0].deployments[1].num_replica",
+    ]
 
 
 # --- subprocesses with their own Ray -----------------------------------------------------------
+
 
 def _start_time(pid: int) -> str | None:
     """The process's start time (to tell it from a later one with the same pid); None if gone."""
@@ -206,9 +211,14 @@ class RayProcess:
         self.log_path = self.temp / "out.log"
         self._log = open(self.log_path, "wb")
         clean = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-        self.proc = subprocess.Popen([sys.executable, *args],
-                                     cwd=ROOT, env={**clean, "RAY_TMPDIR": str(self.temp), **env},
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env={**clean, "RAY_TMPDIR": str(self.temp), **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.ours: dict[int, str] = {}
 
     def log(self) -> str:
@@ -222,8 +232,7 @@ class RayProcess:
             time.sleep(0.2)
 
     def serve_log(self, pattern: str) -> str:
-        return "\n".join(p.read_text(errors="replace")
-                         for p in self.temp.glob(f"ray/session_*/logs/serve/{pattern}"))
+        return "\n".join(p.read_text(errors="replace") for p in self.temp.glob(f"ray/session_*/logs/serve/{pattern}"))
 
     def stop(self) -> None:
         self.ours = _descendants(self.proc.pid)
@@ -266,8 +275,7 @@ def tiny_data(tmp_path_factory) -> Path:
     from actors.warehouse.demo import generate
 
     data = tmp_path_factory.mktemp("cluster-data")
-    generate(data / "warehouse.duckdb", institutions=2, courses=60, schools=4, views=600,
-             enrollments=200, seed=7)
+    generate(data / "warehouse.duckdb", institutions=2, courses=60, schools=4, views=600, enrollments=200, seed=7)
     return data
 
 
@@ -298,13 +306,17 @@ def test_serve_config_deploys_and_produces_a_report(tmp_path, tiny_data):
         with httpx.Client(base_url=base, timeout=10) as client:
             assert wait_http(client, "/healthz", timeout=60).json() == {"status": "ok"}
             auth = {"Authorization": f"Bearer {mint_token(SECRET, 1, 7, 'demo', 600)}"}
-            r = client.get("/institution/reports/catalog", headers=auth,
-                           params={"start_date": "2025-01-01", "end_date": "2026-12-31"})
+            r = client.get(
+                "/institution/reports/catalog",
+                headers=auth,
+                params={"start_date": "2025-01-01", "end_date": "2026-12-31"},
+            )
             assert r.status_code == 200, r.text
             job_id = r.json()["results"]["id"]
             deadline = time.monotonic() + 45
-            while (job := client.get(f"/institution/reports/jobs/{job_id}", headers=auth).json()["results"]
-                   )["status"] not in ("done", "failed"):
+            while (job := client.get(f"/institution/reports/jobs/{job_id}", headers=auth).json()["results"])[
+                "status"
+            ] not in ("done", "failed"):
                 assert time.monotonic() < deadline, job
                 time.sleep(0.3)
             assert job["status"] == "done" and job["rows"] > 0, job
@@ -315,14 +327,17 @@ def test_serve_config_deploys_and_produces_a_report(tmp_path, tiny_data):
         # The config's deployment overrides reached Serve (not the code's defaults).
         controller = ray_proc.serve_log("controller_*.log")
         assert "Registering autoscaling state for deployment Deployment(name='ReportsAPI'" in controller
-        assert "Using custom autoscaling policy 'actors.job.autoscaling:BacklogPolicy' for deployment " \
-               "'Deployment(name='JobConsumer'" in controller
+        assert (
+            "Using custom autoscaling policy 'actors.job.autoscaling:BacklogPolicy' for deployment "
+            "'Deployment(name='JobConsumer'" in controller
+        )
     finally:
         ray_proc.stop()
     assert not any(_start_time(p) == s for p, s in ray_proc.ours.items()), "processes left behind"
 
 
 # --- HTTPS at the Serve proxy --------------------------------------------------------------------
+
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
     from cryptography import x509
@@ -332,19 +347,27 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "catalog-report test")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = directory / "tls.crt", directory / "tls.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     key_path.chmod(0o600)
     return cert_path, key_path
 
@@ -371,8 +394,13 @@ def test_https_terminated_by_the_serve_proxy(tmp_path, tiny_data):
     cert, key = self_signed(tmp_path)
     port = free_port()
     http = {"host": "127.0.0.1", "port": port, "ssl_certfile": str(cert), "ssl_keyfile": str(key)}
-    values = {"data_dir": str(tmp_path / "data"), "warehouse_url": f"duckdb://{tiny_data}/warehouse.duckdb",
-              "jwt_secret": SECRET, "render_workers": 1, "public_base_url": f"https://localhost:{port}"}
+    values = {
+        "data_dir": str(tmp_path / "data"),
+        "warehouse_url": f"duckdb://{tiny_data}/warehouse.duckdb",
+        "jwt_secret": SECRET,
+        "render_workers": 1,
+        "public_base_url": f"https://localhost:{port}",
+    }
     ray_proc = RayProcess("-c", SERVE_TLS, json.dumps(http), json.dumps(values), env={})
     try:
         ray_proc.wait_for("READY", timeout=60)
@@ -380,8 +408,9 @@ def test_https_terminated_by_the_serve_proxy(tmp_path, tiny_data):
         with httpx.Client(verify=trust, timeout=10) as client:
             r = wait_http(client, f"https://127.0.0.1:{port}/healthz", timeout=30)
             assert r.json() == {"status": "ok"} and r.http_version in ("HTTP/1.1", "HTTP/2")
-            r = client.get(f"https://localhost:{port}/institution/reports/jobs/nope",
-                           headers={"Authorization": "Bearer not-a-jwt"})
+            r = client.get(
+                f"https://localhost:{port}/institution/reports/jobs/nope", headers={"Authorization": "Bearer not-a-jwt"}
+            )
             assert r.status_code == 401 and r.json()["code"] == "unauthenticated"
         # Plain HTTP to the TLS port gets no HTTP answer…
         with pytest.raises(httpx.TransportError):
@@ -399,11 +428,26 @@ def test_cli_serve_https(tmp_path, tiny_data):
 
     cert, key = self_signed(tmp_path)
     port = free_port()
-    env = {"REPORTS_DATA_DIR": str(tmp_path / "data"), "REPORTS_WAREHOUSE_URL": f"duckdb://{tiny_data}/warehouse.duckdb",
-           "REPORTS_JWT_SECRET": SECRET, "REPORTS_RENDER_WORKERS": "1"}
-    ray_proc = RayProcess("-c", "import sys; from serve_app.cli import main; sys.argv[0] = 'catalog-report'; main()",
-                          "serve", "--host", "127.0.0.1", "--port", str(port),
-                          "--ssl-certfile", str(cert), "--ssl-keyfile", str(key), env=env)
+    env = {
+        "REPORTS_DATA_DIR": str(tmp_path / "data"),
+        "REPORTS_WAREHOUSE_URL": f"duckdb://{tiny_data}/warehouse.duckdb",
+        "REPORTS_JWT_SECRET": SECRET,
+        "REPORTS_RENDER_WORKERS": "1",
+    }
+    ray_proc = RayProcess(
+        "-c",
+        "import sys; from serve_app.cli import main; sys.argv[0] = 'catalog-report'; main()",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ssl-certfile",
+        str(cert),
+        "--ssl-keyfile",
+        str(key),
+        env=env,
+    )
     try:
         ray_proc.wait_for("serving at", timeout=90)
         assert f"serving at https://127.0.0.1:{port}" in ray_proc.log()
@@ -411,12 +455,16 @@ def test_cli_serve_https(tmp_path, tiny_data):
         with httpx.Client(verify=ssl.create_default_context(cafile=str(cert)), timeout=10) as client:
             base = f"https://127.0.0.1:{port}"
             assert client.get(f"{base}/healthz").json() == {"status": "ok"}
-            r = client.get(f"{base}/institution/reports/catalog", headers=auth,
-                           params={"start_date": "2025-01-01", "end_date": "2026-12-31"})
+            r = client.get(
+                f"{base}/institution/reports/catalog",
+                headers=auth,
+                params={"start_date": "2025-01-01", "end_date": "2026-12-31"},
+            )
             job_id = r.json()["results"]["id"]
             deadline = time.monotonic() + 45
-            while (job := client.get(f"{base}/institution/reports/jobs/{job_id}", headers=auth).json()["results"]
-                   )["status"] not in ("done", "failed"):
+            while (job := client.get(f"{base}/institution/reports/jobs/{job_id}", headers=auth).json()["results"])[
+                "status"
+            ] not in ("done", "failed"):
                 assert time.monotonic() < deadline, job
                 time.sleep(0.3)
             assert job["status"] == "done" and job["url"].startswith(f"{base}/"), job
@@ -428,6 +476,7 @@ def test_cli_serve_https(tmp_path, tiny_data):
 
 
 # --- KubeRay ----------------------------------------------------------------------------------
+
 
 def _docs_by_kind() -> dict[str, dict]:
     docs = load_all("kuberay-rayservice.yaml")
@@ -469,15 +518,15 @@ def test_rayservice_structure():
 
     head = cluster["headGroupSpec"]
     groups = cluster["workerGroupSpecs"]
-    assert groups and all({"groupName", "replicas", "minReplicas", "maxReplicas", "rayStartParams", "template"}
-                          <= set(g) for g in groups)
+    assert groups and all(
+        {"groupName", "replicas", "minReplicas", "maxReplicas", "rayStartParams", "template"} <= set(g) for g in groups
+    )
     for params in [head["rayStartParams"]] + [g["rayStartParams"] for g in groups]:
         assert all(isinstance(v, str) for v in params.values()), "rayStartParams is map[string]string"
     for g in groups:
         assert g["minReplicas"] <= g["replicas"] <= g["maxReplicas"]
         [c] = g["template"]["spec"]["containers"]
         assert str(c["resources"]["limits"]["cpu"]) == g["rayStartParams"]["num-cpus"]
-
 
     from actors.config.settings import Settings
 
@@ -516,6 +565,7 @@ def test_rayservice_structure():
 
 # --- Ray cluster launcher (GCP) ------------------------------------------------------------------
 
+
 def test_cluster_launcher_validates_against_rays_schema():
     import ray.autoscaler
     from ray.autoscaler._private.util import prepare_config, validate_config
@@ -538,6 +588,7 @@ def test_cluster_launcher_validates_against_rays_schema():
 
 
 # --- Dockerfile -----------------------------------------------------------------------------------
+
 
 def dockerfile() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
@@ -572,9 +623,12 @@ def test_dockerfile_references_what_exists():
         *sources, dest = parts
         for src in sources:
             assert (ROOT / src).exists(), f"COPY {src}: not in the repository"
-            for file in ([ROOT / src] if (ROOT / src).is_file() else (ROOT / src).rglob("*")):
-                target = dest.rstrip("/") + "/" + (file.name if (ROOT / src).is_file()
-                                                   else str(file.relative_to(ROOT / src)))
+            for file in [ROOT / src] if (ROOT / src).is_file() else (ROOT / src).rglob("*"):
+                target = (
+                    dest.rstrip("/")
+                    + "/"
+                    + (file.name if (ROOT / src).is_file() else str(file.relative_to(ROOT / src)))
+                )
                 copied[target] = file
     assert PYPROJECT["project"]["readme"] in {p.name for p in copied.values()}  # `pip install .` needs it
 
@@ -599,12 +653,18 @@ def test_entrypoint_runs_args_or_serve_run(tmp_path):
     fake = tmp_path / "serve"
     fake.write_text('#!/bin/sh\necho "serve $*"\n')
     fake.chmod(0o755)
-    out = subprocess.run([str(script)], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    out = subprocess.run(
+        [str(script)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
+    )
     assert out.stdout == f"serve run {CLUSTER}/serve_config.yaml\n"
 
 
 # --- the local multi-node recipe ------------------------------------------------------------------
+
 
 def test_local_multinode_script_is_safe_next_to_other_rays():
     text = (CLUSTER / "local-multinode.sh").read_text()

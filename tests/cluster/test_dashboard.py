@@ -26,8 +26,9 @@ def one_report(served) -> str:
     """Request a report through the API and wait until it is done; its job id."""
     import jwt
 
-    token = jwt.encode({"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": int(time.time()) + 600},
-                       SECRET, algorithm="HS256")
+    token = jwt.encode(
+        {"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": int(time.time()) + 600}, SECRET, algorithm="HS256"
+    )
     auth = {"Authorization": f"Bearer {token}"}
     job = httpx.get(f"{served.api_url}/institution/reports/catalog", params=GOOD, headers=auth, timeout=30)
     job_id = job.json()["results"]["id"]
@@ -45,8 +46,13 @@ def served(warehouse, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     data = tmp_path_factory.mktemp("dashboard-service")
     port, dashboard_port = free_port(), free_port()
-    env = {"HOME": str(home), "REPORTS_DATA_DIR": str(data), "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}",
-           "REPORTS_JWT_SECRET": SECRET, "REPORTS_RENDER_WORKERS": "2"}
+    env = {
+        "HOME": str(home),
+        "REPORTS_DATA_DIR": str(data),
+        "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}",
+        "REPORTS_JWT_SECRET": SECRET,
+        "REPORTS_RENDER_WORKERS": "2",
+    }
     server = ServeProcess(["--port", str(port), "--dashboard-port", str(dashboard_port)], env)
     server.home, server.port, server.dashboard_port = home, port, dashboard_port
     yield server
@@ -55,8 +61,10 @@ def served(warehouse, tmp_path_factory):
 
 def test_serve_prints_the_dashboard_and_how_to_pass_its_token(served):
     lines = served.lines
-    order = [next(i for i, line in enumerate(lines) if line.startswith(start)) for start in
-             ("catalog-report is serving at", "  curl ", "notifications:", "Ray dashboard:", "Ctrl-C")]
+    order = [
+        next(i for i, line in enumerate(lines) if line.startswith(start))
+        for start in ("catalog-report is serving at", "  curl ", "notifications:", "Ray dashboard:", "Ctrl-C")
+    ]
     assert order == sorted(order), lines
     assert served.api_url == f"http://127.0.0.1:{served.port}"
     assert served.dashboard_url == f"http://127.0.0.1:{served.dashboard_port}"
@@ -75,8 +83,9 @@ def test_serve_prints_the_dashboard_and_how_to_pass_its_token(served):
     assert httpx.get(api, timeout=30).status_code == 401
     apps = httpx.get(api, headers={"Authorization": f"Bearer {token}"}, timeout=30).json()["applications"]
     assert apps["catalog-report"]["status"] == "RUNNING"
-    login = httpx.post(f"{served.dashboard_url}/api/authenticate", headers={"Authorization": f"Bearer {token}"},
-                       timeout=30)
+    login = httpx.post(
+        f"{served.dashboard_url}/api/authenticate", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
     assert login.status_code == 200 and "ray-authentication-token" in login.cookies
     assert httpx.get(api, cookies=login.cookies, timeout=30).status_code == 200
 
@@ -104,13 +113,21 @@ def test_the_dashboard_in_a_browser_shows_the_service(served):
         assert jobs["found"], jobs["rows"]
         # A report's chunks are render-chunk tasks of that job; each has its page under it.
         one_report(served)
-        login = httpx.post(f"{served.dashboard_url}/api/authenticate", headers={"Authorization": f"Bearer {token}"},
-                           timeout=30)
-        tasks = httpx.get(f"{served.dashboard_url}/api/v0/tasks", cookies=login.cookies, timeout=30, params={
-            "filter_keys": "name", "filter_predicates": "=", "filter_values": "render-chunk", "limit": 10}).json()
+        login = httpx.post(
+            f"{served.dashboard_url}/api/authenticate", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        tasks = httpx.get(
+            f"{served.dashboard_url}/api/v0/tasks",
+            cookies=login.cookies,
+            timeout=30,
+            params={"filter_keys": "name", "filter_predicates": "=", "filter_values": "render-chunk", "limit": 10},
+        ).json()
         [task, *_] = tasks["data"]["result"]["result"]
-        shown = browser.page(f"jobs/{task['job_id']}/tasks/{task['task_id']}", whole=True,
-                             until=["render-chunk", "render_here", "FINISHED", '"CPU": 1'])
+        shown = browser.page(
+            f"jobs/{task['job_id']}/tasks/{task['task_id']}",
+            whole=True,
+            until=["render-chunk", "render_here", "FINISHED", '"CPU": 1'],
+        )
         assert shown["found"], shown["rows"]
     finally:
         browser.close()
@@ -122,17 +139,25 @@ def test_prometheus_scrapes_the_service_metrics(served, tmp_path):
     config = served.session_dir / "metrics" / "prometheus" / "prometheus.yml"
     assert config.exists(), sorted(p.name for p in served.session_dir.iterdir())
     port = free_port()
-    prometheus = subprocess.Popen(["prometheus", f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
-                                   f"--storage.tsdb.path={tmp_path / 'tsdb'}"],
-                                  stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "w"))
+    prometheus = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "prometheus.log", "w"),
+    )
     try:
         one_report(served)
         query = f"http://127.0.0.1:{port}/api/v1/query"
         deadline, result = time.monotonic() + 120, []
         while time.monotonic() < deadline and not result:
             try:  # the counter reaches Prometheus after Ray's report interval and a scrape (10 s each)
-                result = httpx.get(query, params={"query": 'ray_catalog_jobs_total{status="done"}'},
-                                   timeout=10).json()["data"]["result"]
+                result = httpx.get(query, params={"query": 'ray_catalog_jobs_total{status="done"}'}, timeout=10).json()[
+                    "data"
+                ]["result"]
             except httpx.HTTPError:
                 pass  # still starting
             time.sleep(2)

@@ -38,9 +38,20 @@ def test_the_laptop_recipe_runs_a_report_end_to_end(tmp_path, warehouse):
         pytest.skip(f"the Pub/Sub emulator is not installed on this machine ({EMULATOR} is missing)")
     ports = {"--pubsub-port": free_port(), "--gcs-port": free_port(), "--notify-port": free_port()}
     stand_ins = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.stand_ins", "--dir", str(tmp_path / "stand-ins"),
-         *[str(x) for kv in ports.items() for x in kv]],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "tests.support.stand_ins",
+            "--dir",
+            str(tmp_path / "stand-ins"),
+            *[str(x) for kv in ports.items() for x in kv],
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     serve = None
     try:
         printed = []
@@ -54,16 +65,28 @@ def test_the_laptop_recipe_runs_a_report_end_to_end(tmp_path, warehouse):
         commands = [line for line in "".join(printed).splitlines() if line.startswith(".venv/bin/catalog-report")]
         assert commands and all(c in section for c in commands)
 
-        env = {**os.environ, **{k: v.strip("'") for k, v in given.items()},
-               "REPORTS_DATA_DIR": str(tmp_path / "data"), "REPORTS_JWT_SECRET": SECRET,
-               "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}", "RAY_ADDRESS": ""}
-        setup = subprocess.run([CLI, "queue-setup", "--no-retry-policy"], env=env, capture_output=True, text=True,
-                               timeout=120)
+        env = {
+            **os.environ,
+            **{k: v.strip("'") for k, v in given.items()},
+            "REPORTS_DATA_DIR": str(tmp_path / "data"),
+            "REPORTS_JWT_SECRET": SECRET,
+            "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}",
+            "RAY_ADDRESS": "",
+        }
+        setup = subprocess.run(
+            [CLI, "queue-setup", "--no-retry-policy"], env=env, capture_output=True, text=True, timeout=120
+        )
         assert setup.returncode == 0 and "without a retry policy" in setup.stderr, setup.stderr
         port = free_port()
         log = open(tmp_path / "serve.log", "w+")
-        serve = subprocess.Popen([CLI, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=log,
-                                 text=True, start_new_session=True)
+        serve = subprocess.Popen(
+            [CLI, "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            start_new_session=True,
+        )
         curl = None
         deadline = time.monotonic() + 180
         while curl is None and time.monotonic() < deadline:

@@ -22,16 +22,32 @@ def four_institutions(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("consumers, render_workers, consumer_jobs, kill", [
-    (3, 4, 2, "kill"),  # 3 consumers x 4 chunks in flight on 3 CPUs, a node removed mid-run
-    (1, 0, 4, "keep"),  # the defaults: one consumer, one chunk per CPU (+1)
-])
-def test_forty_mixed_jobs_on_three_nodes(four_institutions, tmp_path, capsys, consumers, render_workers,
-                                         consumer_jobs, kill):
-    result = run_script("mixed_load_scenario.py", tmp_path, four_institutions, consumers, render_workers,
-                        consumer_jobs, kill, timeout=600)
-    show_timeline(capsys, f"{consumers} consumers, render_workers={render_workers}, {consumer_jobs} jobs each, {kill}",
-                  result["timeline"], f"render tasks by node: {result['render_tasks_by_node']}")
+@pytest.mark.parametrize(
+    "consumers, render_workers, consumer_jobs, kill",
+    [
+        (3, 4, 2, "kill"),  # 3 consumers x 4 chunks in flight on 3 CPUs, a node removed mid-run
+        (1, 0, 4, "keep"),  # the defaults: one consumer, one chunk per CPU (+1)
+    ],
+)
+def test_forty_mixed_jobs_on_three_nodes(
+    four_institutions, tmp_path, capsys, consumers, render_workers, consumer_jobs, kill
+):
+    result = run_script(
+        "mixed_load_scenario.py",
+        tmp_path,
+        four_institutions,
+        consumers,
+        render_workers,
+        consumer_jobs,
+        kill,
+        timeout=600,
+    )
+    show_timeline(
+        capsys,
+        f"{consumers} consumers, render_workers={render_workers}, {consumer_jobs} jobs each, {kill}",
+        result["timeline"],
+        f"render tasks by node: {result['render_tasks_by_node']}",
+    )
     results, expected = result["results"], result["expected"]
     assert [r["status"] for r in results] == ["done"] * 40
     assert [(r["rows"], r["sha"]) for r in results] == [(e["rows"], e["sha"]) for e in expected]

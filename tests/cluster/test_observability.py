@@ -31,17 +31,22 @@ def test_metrics_after_a_job(service, ray_session):
     assert service.wait_done(job_id, token)["status"] == "done"
     with ThreadPoolExecutor(8) as pool:  # one refusal: 61 requests for one institution
         list(pool.map(lambda _: service.request_report(service.token(institution_id=9), **GOOD), range(61)))
-    text = scrape(ray_session.metrics_url, [
-        r'ray_catalog_jobs_total\{[^}]*status="done"[^}]*\} [1-9]',
-        r'ray_catalog_job_seconds_bucket',
-        *[rf'ray_catalog_job_phase_seconds_bucket\{{[^}}]*phase="{p}"' for p in
-          ("query", "prepare", "render", "merge", "store", "notify")],
-        r"ray_catalog_rows_rendered_total\{[^}]*\} [1-9]",
-        r"ray_catalog_queue_lag_seconds_bucket",
-        r"ray_catalog_rate_limit_refusals_total\{[^}]*\} [1-9]",
-        r"ray_catalog_reconcile_passes_total\{[^}]*\} [1-9]",
-        r"ray_catalog_jobs_pending\{",
-    ])
+    text = scrape(
+        ray_session.metrics_url,
+        [
+            r'ray_catalog_jobs_total\{[^}]*status="done"[^}]*\} [1-9]',
+            r"ray_catalog_job_seconds_bucket",
+            *[
+                rf'ray_catalog_job_phase_seconds_bucket\{{[^}}]*phase="{p}"'
+                for p in ("query", "prepare", "render", "merge", "store", "notify")
+            ],
+            r"ray_catalog_rows_rendered_total\{[^}]*\} [1-9]",
+            r"ray_catalog_queue_lag_seconds_bucket",
+            r"ray_catalog_rate_limit_refusals_total\{[^}]*\} [1-9]",
+            r"ray_catalog_reconcile_passes_total\{[^}]*\} [1-9]",
+            r"ray_catalog_jobs_pending\{",
+        ],
+    )
     # Serve's own metrics, alongside: the API deployment's request count.
     assert re.search(r'ray_serve_deployment_request_counter(_total)?\{[^}]*deployment="ReportsAPI"', text)
     _the_dashboard_queries_only_what_is_exported(text)
@@ -52,8 +57,11 @@ def _declared_metrics() -> set[str]:
     something happened: a redrive, a refusal)."""
     source = (ROOT / "actors" / "observability" / "metrics.py").read_text()
     suffixes = {"Counter": ["_total"], "Gauge": [""], "Histogram": ["_bucket", "_sum", "_count"]}
-    return {f"ray_{name}{suffix}" for kind, name in re.findall(r'(Counter|Gauge|Histogram)\("([a-z_]+)"', source)
-            for suffix in suffixes[kind]}
+    return {
+        f"ray_{name}{suffix}"
+        for kind, name in re.findall(r'(Counter|Gauge|Histogram)\("([a-z_]+)"', source)
+        for suffix in suffixes[kind]
+    }
 
 
 def _the_dashboard_queries_only_what_is_exported(scraped: str) -> None:
@@ -61,11 +69,20 @@ def _the_dashboard_queries_only_what_is_exported(scraped: str) -> None:
     service or exported by its Serve deployments, and what is exported carries the SessionName
     label the dashboard filters on."""
     dashboard = json.loads((ROOT / "cluster" / "grafana" / "catalog-report.json").read_text())
-    queried = {m for panel in dashboard["panels"] for t in panel["targets"]
-               for m in re.findall(r"\b(ray_[a-z_]+)\{", t["expr"])}
-    assert {"ray_catalog_jobs_total", "ray_catalog_job_phase_seconds_bucket", "ray_catalog_jobs_pending",
-            "ray_catalog_rows_rendered_total", "ray_catalog_rate_limit_refusals_total",
-            "ray_serve_deployment_replica_healthy"} <= queried
+    queried = {
+        m
+        for panel in dashboard["panels"]
+        for t in panel["targets"]
+        for m in re.findall(r"\b(ray_[a-z_]+)\{", t["expr"])
+    }
+    assert {
+        "ray_catalog_jobs_total",
+        "ray_catalog_job_phase_seconds_bucket",
+        "ray_catalog_jobs_pending",
+        "ray_catalog_rows_rendered_total",
+        "ray_catalog_rate_limit_refusals_total",
+        "ray_serve_deployment_replica_healthy",
+    } <= queried
     exported = {m for m in queried if re.search(rf'^{m}\{{[^}}]*SessionName="', scraped, re.MULTILINE)}
     assert queried <= exported | _declared_metrics(), sorted(queried - exported - _declared_metrics())
     assert "ray_serve_deployment_replica_healthy" in exported
@@ -90,7 +107,6 @@ def test_logs_are_json_lines_with_the_job_id(service, ray_session):
     assert any("notified" in r["message"] for r in records)
 
 
-
 def test_bulk_work_yields_the_cpu_to_the_http_path(service, ray_session):
     """API replicas run at normal priority; the consumer and render workers below them, so a
     burst of jobs cannot starve the requests (see actors/runtime/priority.py)."""
@@ -98,9 +114,9 @@ def test_bulk_work_yields_the_cpu_to_the_http_path(service, ray_session):
 
     import pyarrow as pa
 
-    from actors.runtime.priority import BACKGROUND
     from actors.report.partition import plan_chunks
     from actors.report.render import render_here, table_chunks
+    from actors.runtime.priority import BACKGROUND
     from tests.report.xlsx.test_xlsx_properties import sample_table
 
     def niceness(actor):
@@ -111,7 +127,8 @@ def test_bulk_work_yields_the_cpu_to_the_http_path(service, ray_session):
         kind = "api" if "ReportsAPI" in info["name"] else "consumer" if "JobConsumer" in info["name"] else None
         if kind:
             found.setdefault(kind, set()).add(
-                niceness(ray_session.get_actor(info["name"], namespace=info["namespace"])))
+                niceness(ray_session.get_actor(info["name"], namespace=info["namespace"]))
+            )
 
     # What a render task runs, in a task worker of its own: it lowers that process.
     table = sample_table(10)

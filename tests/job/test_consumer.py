@@ -11,13 +11,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from actors.job.consumer import JobRunner
+from actors.job.ledger import Ledger
 from actors.job.message import CatalogJob, CatalogJobV1, new_job_id, utcnow
 from actors.job.state import Status
-from actors.job.ledger import Ledger
+from actors.job.submit import submit
 from actors.notify import open_notifier
 from actors.queue import open_queue
 from actors.storage import open_storage
-from actors.job.submit import submit
 from actors.warehouse import open_warehouse
 from tests.conftest import ADMIN, STUDENT
 from tests.support.data import expected_report
@@ -45,8 +45,14 @@ def env(tmp_path, settings_factory):
     storage = open_storage(settings.storage_url, settings.links)
 
     def runner(warehouse=None, worker_id=None):
-        return JobRunner(settings.runner, queue, storage, warehouse or open_warehouse(settings.warehouse_url),
-                         open_notifier(settings.notify_url, settings.notify), worker_id=worker_id)
+        return JobRunner(
+            settings.runner,
+            queue,
+            storage,
+            warehouse or open_warehouse(settings.warehouse_url),
+            open_notifier(settings.notify_url, settings.notify),
+            worker_id=worker_id,
+        )
 
     def outbox():
         path = settings.outbox_path
@@ -56,8 +62,16 @@ def env(tmp_path, settings_factory):
 
 
 def job(**kw) -> CatalogJob:
-    values = dict(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
-                  end_date=date(2025, 12, 31), timezone="UTC", requested_at=utcnow())
+    values = dict(
+        job_id=new_job_id(),
+        institution_id=1,
+        user_id=7,
+        subdomain="demo",
+        start_date=date(2025, 1, 1),
+        end_date=date(2025, 12, 31),
+        timezone="UTC",
+        requested_at=utcnow(),
+    )
     return CatalogJob(**{**values, **kw})
 
 
@@ -98,11 +112,13 @@ def test_the_report_is_in_the_time_zone_its_message_carries(env):
     assert Ledger(storage).get(job_id)[0].status is Status.done
     [path] = files(settings)
     rows = [r + [None] * (10 - len(r)) for r in read_both(path)["Catálogo"][1:]]
-    expected = expected_report(1, date(2025, 1, 1), date(2025, 12, 31), subdomain="demo", student=STUDENT,
-                               admin=ADMIN, tz="America/Sao_Paulo")
+    expected = expected_report(
+        1, date(2025, 1, 1), date(2025, 12, 31), subdomain="demo", student=STUDENT, admin=ADMIN, tz="America/Sao_Paulo"
+    )
     assert rows == expected
-    assert rows != expected_report(1, date(2025, 1, 1), date(2025, 12, 31), subdomain="demo", student=STUDENT,
-                                   admin=ADMIN)
+    assert rows != expected_report(
+        1, date(2025, 1, 1), date(2025, 12, 31), subdomain="demo", student=STUDENT, admin=ADMIN
+    )
 
 
 def test_duplicate_delivery_gives_one_file_and_one_notification(env):
@@ -162,8 +178,9 @@ def test_failure_past_the_retry_budget_is_recorded_and_notified_once(env):
     assert queue.pending() == 0 and files(settings) == []
 
 
-@pytest.mark.parametrize("payload", [b"not json", b'{"type": "catalog"}', b"\xff\xfe",
-                                     b'{"type":"catalog","version":1,"institutionId":-1}'])
+@pytest.mark.parametrize(
+    "payload", [b"not json", b'{"type": "catalog"}', b"\xff\xfe", b'{"type":"catalog","version":1,"institutionId":-1}']
+)
 def test_unparseable_message_is_dead_lettered_and_the_queue_keeps_flowing(env, payload):
     settings, queue, storage, runner, outbox = env
     queue.publish(payload)
@@ -177,8 +194,14 @@ def test_unparseable_message_is_dead_lettered_and_the_queue_keeps_flowing(env, p
 
 def test_version_1_message_is_a_job_under_its_message_id(env):
     settings, queue, storage, runner, outbox = env
-    old = CatalogJobV1(institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
-                       end_date=date(2025, 12, 31), requested_at=utcnow())
+    old = CatalogJobV1(
+        institution_id=1,
+        user_id=7,
+        subdomain="demo",
+        start_date=date(2025, 1, 1),
+        end_date=date(2025, 12, 31),
+        requested_at=utcnow(),
+    )
     message_id = queue.publish(old.to_bytes())
     assert runner().run_once(0)
     state, _ = Ledger(storage).get(message_id)
@@ -192,13 +215,20 @@ def test_a_reused_message_id_is_not_taken_for_the_earlier_job(env):
     """A queue that numbers messages afresh (the Pub/Sub emulator after a restart) hands a new
     version-1 request an id an earlier job has: it must not pass for that job, already done."""
     settings, queue, storage, runner, outbox = env
-    first = CatalogJobV1(institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
-                         end_date=date(2025, 12, 31), requested_at=utcnow())
+    first = CatalogJobV1(
+        institution_id=1,
+        user_id=7,
+        subdomain="demo",
+        start_date=date(2025, 1, 1),
+        end_date=date(2025, 12, 31),
+        requested_at=utcnow(),
+    )
     message_id = queue.publish(first.to_bytes())
     runner().run_once(0)
     other = first.model_copy(update={"user_id": 8, "start_date": date(2025, 3, 1)})
-    queue._db.execute("INSERT INTO messages (id, data, published_at) VALUES (?, ?, ?)",
-                      (message_id, other.to_bytes(), time.time()))
+    queue._db.execute(
+        "INSERT INTO messages (id, data, published_at) VALUES (?, ?, ?)", (message_id, other.to_bytes(), time.time())
+    )
     runner().run_once(0)
     [(_, data, reason)] = queue.dead_letters()
     assert data == other.to_bytes() and "another request" in reason
@@ -243,8 +273,14 @@ def test_a_dead_consumers_job_is_taken_over_one_lease_after_its_last_heartbeat(t
     state, gen = ledger.get(job_id)
     ledger.put(state.model_copy(update={"status": Status.running, "worker": "dead-one", "heartbeat": utcnow()}), gen)
     last_beat = time.monotonic()
-    survivor = JobRunner(settings.runner, queue, storage, open_warehouse(settings.warehouse_url), open_notifier(settings.notify_url, settings.notify),
-                         worker_id="survivor")
+    survivor = JobRunner(
+        settings.runner,
+        queue,
+        storage,
+        open_warehouse(settings.warehouse_url),
+        open_notifier(settings.notify_url, settings.notify),
+        worker_id="survivor",
+    )
     while ledger.get(job_id)[0].worker != "survivor" and time.monotonic() - last_beat < 3 * settings.lease_seconds:
         survivor.run_once(0.1)
     taken_after = time.monotonic() - last_beat
@@ -257,10 +293,17 @@ def test_a_message_whose_id_cannot_name_a_record_is_dead_lettered(env, message_i
     """A version-1 message is a job under its message id; one that is no valid storage key is
     set aside at once (it was retried forever), and nothing is written for it."""
     settings, queue, storage, runner, outbox = env
-    old = CatalogJobV1(institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
-                       end_date=date(2025, 12, 31), requested_at=utcnow())
-    queue._db.execute("INSERT INTO messages (id, data, published_at) VALUES (?, ?, ?)",
-                      (message_id, old.to_bytes(), time.time()))
+    old = CatalogJobV1(
+        institution_id=1,
+        user_id=7,
+        subdomain="demo",
+        start_date=date(2025, 1, 1),
+        end_date=date(2025, 12, 31),
+        requested_at=utcnow(),
+    )
+    queue._db.execute(
+        "INSERT INTO messages (id, data, published_at) VALUES (?, ?, ?)", (message_id, old.to_bytes(), time.time())
+    )
     assert runner().run_once(0)
     [(_, data, reason)] = queue.dead_letters()
     assert data == old.to_bytes() and reason.startswith("unparseable") and "job_id" in reason, reason

@@ -14,13 +14,13 @@ from datetime import date
 import pytest
 
 from actors.job.consumer import JobRunner
-from actors.job.message import CatalogJob, CatalogJobV1, new_job_id, utcnow
 from actors.job.ledger import Ledger
-from actors.notify import open_notifier
-from actors.report.pipeline import render_serially
-from actors.queue import open_queue
-from actors.storage import open_storage
+from actors.job.message import CatalogJob, CatalogJobV1, new_job_id, utcnow
 from actors.job.submit import submit
+from actors.notify import open_notifier
+from actors.queue import open_queue
+from actors.report.pipeline import render_serially
+from actors.storage import open_storage
 from actors.warehouse import open_warehouse
 from tests.support.faults import ConsumerDied, Dice, FaultyQueue, FlakyStorage, FlakyWarehouse, dying_renderer
 from tests.support.notify_server import NotificationAPI
@@ -42,8 +42,14 @@ def fault_run(settings, api: NotificationAPI, count_files, jobs: int = 200, seed
     poison = 0
     for i in range(jobs):
         inst = INSTITUTIONS[i % len(INSTITUTIONS)] if i % 20 else BROKEN if i % 40 == 0 else 2
-        request = dict(institution_id=inst, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
-                       end_date=date(2025, 12, 31), requested_at=utcnow())
+        request = dict(
+            institution_id=inst,
+            user_id=7,
+            subdomain="demo",
+            start_date=date(2025, 1, 1),
+            end_date=date(2025, 12, 31),
+            requested_at=utcnow(),
+        )
         if i % 10 == 5:  # a version-1 message, as older publishers send: its message id is the job id
             job_id = queue.publish(CatalogJobV1(**request).to_bytes())
         else:
@@ -66,10 +72,18 @@ def fault_run(settings, api: NotificationAPI, count_files, jobs: int = 200, seed
         """One consumer process after another: each its own queue client, as replicas have."""
         generation = 0
         while not stop.is_set():
-            client = FaultyQueue(open_queue(settings.queue_url), dice, p_lost_ack=0.05,
-                                 lease_seconds=settings.lease_seconds)
-            runner = JobRunner(settings.runner, client, storage, warehouse, open_notifier(settings.notify_url, settings.notify), render=render,
-                               worker_id=f"{name}-{generation}")
+            client = FaultyQueue(
+                open_queue(settings.queue_url), dice, p_lost_ack=0.05, lease_seconds=settings.lease_seconds
+            )
+            runner = JobRunner(
+                settings.runner,
+                client,
+                storage,
+                warehouse,
+                open_notifier(settings.notify_url, settings.notify),
+                render=render,
+                worker_id=f"{name}-{generation}",
+            )
             try:
                 while not stop.is_set():
                     runner.run_once(wait_seconds=0.3)
@@ -98,8 +112,13 @@ def fault_run(settings, api: NotificationAPI, count_files, jobs: int = 200, seed
     statuses = {d["body"]["jobId"]: d["body"]["status"] for d in api.delivered}
     # A job meant to succeed may still end "failed" when random faults used up its whole retry
     # budget: that is the contract, and the ledger says how many runs it had.
-    exhausted = {job_id for job_id, want in expected.items() if want == "done" and statuses.get(job_id) == "failed"
-                 and ledger.get(job_id)[0].attempts >= settings.max_delivery_attempts}
+    exhausted = {
+        job_id
+        for job_id, want in expected.items()
+        if want == "done"
+        and statuses.get(job_id) == "failed"
+        and ledger.get(job_id)[0].attempts >= settings.max_delivery_attempts
+    }
     summary = {
         "jobs accepted": len(expected),
         "poison messages": poison,
@@ -108,8 +127,9 @@ def fault_run(settings, api: NotificationAPI, count_files, jobs: int = 200, seed
         "duplicates": sum(n - 1 for n in delivered.values() if n > 1),
         "lost": sum(1 for job_id in expected if job_id not in delivered),
         "failed after exhausting retries": len(exhausted),
-        "wrong status": sum(1 for job_id, want in expected.items()
-                            if statuses.get(job_id, want) != want and job_id not in exhausted),
+        "wrong status": sum(
+            1 for job_id, want in expected.items() if statuses.get(job_id, want) != want and job_id not in exhausted
+        ),
         "injected: lost acks": sum(lost_acks.values()),
         "injected: consumer deaths": sum(deaths.values()),
         "injected: uploads refused": storage.refused,
@@ -131,8 +151,9 @@ def print_summary(title: str, summary: dict, capsys) -> None:
 def test_fault_run_embedded_backends(tmp_path, settings_factory, capsys):
     api = NotificationAPI()
     try:
-        settings = settings_factory(tmp_path, notify_url=api.url, max_delivery_attempts=4, lease_seconds=2,
-                                    notify_attempts=12)
+        settings = settings_factory(
+            tmp_path, notify_url=api.url, max_delivery_attempts=4, lease_seconds=2, notify_attempts=12
+        )
         files_root = settings.data_dir / "files" / "catalog"
         summary, expected = fault_run(settings, api, lambda: len(list(files_root.rglob("*.xlsx"))))
     finally:
@@ -141,14 +162,17 @@ def test_fault_run_embedded_backends(tmp_path, settings_factory, capsys):
     assert summary["lost"] == 0 and summary["duplicates"] == 0 and summary["wrong status"] == 0
     done = sum(1 for s in expected.values() if s == "done") - summary["failed after exhausting retries"]
     assert summary["files written"] == done
-    assert summary["injected: warehouse failures"] > 0 and summary["notification attempts answered 500"] > 0  # every fault really happened
+    assert (
+        summary["injected: warehouse failures"] > 0 and summary["notification attempts answered 500"] > 0
+    )  # every fault really happened
     queue = open_queue(settings.queue_url)
     assert queue.pending() == 0 and len(queue.dead_letters()) == summary["poison messages"]
 
 
 @pytest.mark.slow
-def test_fault_run_pubsub_and_gcs(tmp_path, settings_factory, pubsub_emulator_closing_streams, gcs_emulator,
-                                  service_account_key, monkeypatch, capsys):
+def test_fault_run_pubsub_and_gcs(
+    tmp_path, settings_factory, pubsub_emulator_closing_streams, gcs_emulator, service_account_key, monkeypatch, capsys
+):
     """The same run on the production adapters: the ``pubsub://`` queue on Google's Pub/Sub
     emulator and ``gs://`` storage (files and the ledger) on fake-gcs-server. Every fault of the
     embedded run is injected here too. The lease is 10 s, Pub/Sub's shortest ack deadline, so
@@ -175,16 +199,26 @@ def test_fault_run_pubsub_and_gcs(tmp_path, settings_factory, pubsub_emulator_cl
     prefix = f"fault-{name}"
     api = NotificationAPI()
     try:
-        settings = settings_factory(tmp_path, notify_url=api.url, queue_url=queue_url,
-                                    storage_url=f"gs://{BUCKET}/{prefix}", max_delivery_attempts=4,
-                                    lease_seconds=10, notify_attempts=12)
+        settings = settings_factory(
+            tmp_path,
+            notify_url=api.url,
+            queue_url=queue_url,
+            storage_url=f"gs://{BUCKET}/{prefix}",
+            max_delivery_attempts=4,
+            lease_seconds=10,
+            notify_attempts=12,
+        )
         bucket = gcs.Client(project=None).bucket(BUCKET)
-        summary, expected = fault_run(settings, api, lambda: sum(
-            1 for blob in bucket.list_blobs(prefix=f"{prefix}/catalog/") if blob.name.endswith(".xlsx")))
+        summary, expected = fault_run(
+            settings,
+            api,
+            lambda: sum(1 for blob in bucket.list_blobs(prefix=f"{prefix}/catalog/") if blob.name.endswith(".xlsx")),
+        )
     finally:
         api.stop()
-    print_summary("fault run, production adapters (Pub/Sub emulator, fake-gcs-server, HTTP notification API)",
-                  summary, capsys)
+    print_summary(
+        "fault run, production adapters (Pub/Sub emulator, fake-gcs-server, HTTP notification API)", summary, capsys
+    )
     assert summary["lost"] == 0 and summary["duplicates"] == 0 and summary["wrong status"] == 0
     done = sum(1 for s in expected.values() if s == "done") - summary["failed after exhausting retries"]
     assert summary["files written"] == done
@@ -216,8 +250,9 @@ def _drain(subscription: str) -> list:
 
 
 @pytest.mark.slow
-def test_every_stand_in_restarts_in_the_middle_of_a_run(tmp_path, settings_factory, own_pubsub_emulator,
-                                                        service_account_key, monkeypatch, capsys):
+def test_every_stand_in_restarts_in_the_middle_of_a_run(
+    tmp_path, settings_factory, own_pubsub_emulator, service_account_key, monkeypatch, capsys
+):
     """50 jobs through the production adapters while every stand-in restarts at once: the
     Pub/Sub emulator (which forgets its topics, subscriptions and messages, so the operator runs
     queue-setup again, as README says), fake-gcs-server (files and ledger kept on disk, as GCS
@@ -225,10 +260,10 @@ def test_every_stand_in_restarts_in_the_middle_of_a_run(tmp_path, settings_facto
     503 and are sent again, as a client does after Retry-After; the reconciler publishes again
     the jobs whose messages the emulator forgot. Every accepted job ends done, once, notified
     once: lost=0 duplicates=0."""
-    from actors.queue.pubsub import PubSubQueue
-    from actors.queue.pubsub_admin import ensure_topology
     from actors.job.reconciler import Reconciler
     from actors.job.submit import Unavailable
+    from actors.queue.pubsub import PubSubQueue
+    from actors.queue.pubsub_admin import ensure_topology
     from tests.support.emulators import BUCKET, FakeGcs, fake_gcs_binary, free_port
 
     binary = fake_gcs_binary()
@@ -242,10 +277,19 @@ def test_every_stand_in_restarts_in_the_middle_of_a_run(tmp_path, settings_facto
     url = "pubsub://catalog-test/restart-jobs?subscription=restart-worker&max_delivery_attempts=20"
     ensure_topology(url, ack_deadline_seconds=10, retry_policy=False)
     api = NotificationAPI()
-    settings = settings_factory(tmp_path, queue_url=url, storage_url=f"gs://{BUCKET}/restart", notify_url=api.url,
-                                lease_seconds=10, redrive_after_seconds=15, reconcile_seconds=2,
-                                publish_timeout_seconds=3, max_delivery_attempts=10, notify_attempts=3,
-                                notify_timeout_seconds=2)
+    settings = settings_factory(
+        tmp_path,
+        queue_url=url,
+        storage_url=f"gs://{BUCKET}/restart",
+        notify_url=api.url,
+        lease_seconds=10,
+        redrive_after_seconds=15,
+        reconcile_seconds=2,
+        publish_timeout_seconds=3,
+        max_delivery_attempts=10,
+        notify_attempts=3,
+        notify_timeout_seconds=2,
+    )
     stop = threading.Event()
     accepted: list[str] = []
     refused = Counter()
@@ -262,8 +306,15 @@ def test_every_stand_in_restarts_in_the_middle_of_a_run(tmp_path, settings_facto
         """A consumer replica: its own queue client, consumer loop and reconciler loop."""
         queue, storage = PubSubQueue(url), open_storage(settings.storage_url, settings.links)
         queues.append(queue)
-        runner = JobRunner(settings.runner, queue, storage, open_warehouse(settings.warehouse_url), open_notifier(settings.notify_url, settings.notify),
-                           render=slow_render, worker_id=name)
+        runner = JobRunner(
+            settings.runner,
+            queue,
+            storage,
+            open_warehouse(settings.warehouse_url),
+            open_notifier(settings.notify_url, settings.notify),
+            render=slow_render,
+            worker_id=name,
+        )
         reconcilers.append(Reconciler(settings.reconcile, queue, storage, holder=name))
 
         def reconcile() -> None:
@@ -272,6 +323,7 @@ def test_every_stand_in_restarts_in_the_middle_of_a_run(tmp_path, settings_facto
                     reconcilers[-1].tick()
                 except Exception:
                     pass  # storage down: the next tick
+
         threading.Thread(target=reconcile, daemon=True).start()
         while not stop.is_set():
             try:
@@ -285,9 +337,16 @@ def test_every_stand_in_restarts_in_the_middle_of_a_run(tmp_path, settings_facto
         queues.append(queue)
         for i in range(50):
             while True:
-                job = CatalogJob(job_id=new_job_id(), institution_id=INSTITUTIONS[i % 3], user_id=7,
-                                 subdomain="demo", start_date=date(2025, 1, 1), end_date=date(2025, 12, 31),
-                                 timezone=settings.timezone, requested_at=utcnow())
+                job = CatalogJob(
+                    job_id=new_job_id(),
+                    institution_id=INSTITUTIONS[i % 3],
+                    user_id=7,
+                    subdomain="demo",
+                    start_date=date(2025, 1, 1),
+                    end_date=date(2025, 12, 31),
+                    timezone=settings.timezone,
+                    requested_at=utcnow(),
+                )
                 try:
                     submit(ledger, queue, job, settings.publish_timeout_seconds)
                     accepted.append(job.job_id)
@@ -316,8 +375,9 @@ def test_every_stand_in_restarts_in_the_middle_of_a_run(tmp_path, settings_facto
     outage = round(time.monotonic() - restart_at, 1)
 
     deadline = started + 400
-    while time.monotonic() < deadline and (len(accepted) < 50 or
-                                           not set(accepted) <= {d["body"]["jobId"] for d in api.delivered}):
+    while time.monotonic() < deadline and (
+        len(accepted) < 50 or not set(accepted) <= {d["body"]["jobId"] for d in api.delivered}
+    ):
         time.sleep(0.5)
     time.sleep(settings.redrive_after_seconds + settings.lease_seconds + 3 * settings.reconcile_seconds)
     stop.set()
@@ -349,8 +409,9 @@ def test_every_stand_in_restarts_in_the_middle_of_a_run(tmp_path, settings_facto
     }
     gcs.stop()
     api.stop()
-    print_summary("restart of every stand-in mid-run (Pub/Sub emulator, fake-gcs-server, notification API)",
-                  summary, capsys)
+    print_summary(
+        "restart of every stand-in mid-run (Pub/Sub emulator, fake-gcs-server, notification API)", summary, capsys
+    )
     with capsys.disabled():
         print(f"  lost={summary['lost']} duplicates={summary['duplicates']}")
     assert len(accepted) == 50 and summary["lost"] == 0 and summary["duplicates"] == 0

@@ -19,9 +19,18 @@ def ledger(tmp_path) -> Ledger:
 
 
 def accepted(institution_id: int = 1) -> JobState:
-    return JobState.accepted(CatalogJob(job_id=new_job_id(), institution_id=institution_id, user_id=7,
-                                        subdomain="demo", start_date=date(2025, 1, 1), end_date=date(2025, 1, 31),
-                                        timezone="UTC", requested_at=utcnow()))
+    return JobState.accepted(
+        CatalogJob(
+            job_id=new_job_id(),
+            institution_id=institution_id,
+            user_id=7,
+            subdomain="demo",
+            start_date=date(2025, 1, 1),
+            end_date=date(2025, 1, 31),
+            timezone="UTC",
+            requested_at=utcnow(),
+        )
+    )
 
 
 def test_create_get_and_compare_and_swap(ledger):

@@ -11,22 +11,30 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 
 from actors.job.consumer import JobRunner
-from actors.job.message import CatalogJob, new_job_id, utcnow
-from actors.job.state import JobState, Status
 from actors.job.ledger import PENDING, Ledger
+from actors.job.message import CatalogJob, new_job_id, utcnow
+from actors.job.reconciler import Reconciler
+from actors.job.state import JobState, Status
+from actors.job.submit import submit
 from actors.notify import open_notifier
 from actors.queue import open_queue
-from actors.job.reconciler import Reconciler
 from actors.storage import open_storage
-from actors.job.submit import submit
 from actors.warehouse import open_warehouse
 
 QUICK = {"lease_seconds": 2, "redrive_after_seconds": 3, "reconcile_seconds": 0.5}
 
 
 def job(**kw) -> CatalogJob:
-    values = dict(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
-                  end_date=date(2025, 12, 31), timezone="UTC", requested_at=utcnow())
+    values = dict(
+        job_id=new_job_id(),
+        institution_id=1,
+        user_id=7,
+        subdomain="demo",
+        start_date=date(2025, 1, 1),
+        end_date=date(2025, 12, 31),
+        timezone="UTC",
+        requested_at=utcnow(),
+    )
     return CatalogJob(**{**values, **kw})
 
 
@@ -39,8 +47,13 @@ def outbox(settings) -> list[dict]:
 def running(settings, queue, storage, notifier=None):
     """The service without Ray: one consumer loop and one reconciler loop, as a replica runs them."""
     stop = threading.Event()
-    runner = JobRunner(settings.runner, queue, storage, open_warehouse(settings.warehouse_url),
-                       notifier or open_notifier(settings.notify_url, settings.notify))
+    runner = JobRunner(
+        settings.runner,
+        queue,
+        storage,
+        open_warehouse(settings.warehouse_url),
+        notifier or open_notifier(settings.notify_url, settings.notify),
+    )
     reconciler = Reconciler(settings.reconcile, queue, storage, holder=runner.worker_id)
 
     def consume():
@@ -108,8 +121,13 @@ def test_a_done_job_whose_message_was_lost_while_notifying_is_notified_once(tmp_
     ledger = Ledger(storage)
     lost = job()
     submit(ledger, queue, lost)
-    runner = JobRunner(settings.runner, queue, storage, open_warehouse(settings.warehouse_url),
-                       FailingFirst(open_notifier(settings.notify_url, settings.notify), 1))
+    runner = JobRunner(
+        settings.runner,
+        queue,
+        storage,
+        open_warehouse(settings.warehouse_url),
+        FailingFirst(open_notifier(settings.notify_url, settings.notify), 1),
+    )
     assert runner.run_once(0)
     state, _ = ledger.get(lost.job_id)
     assert (state.status, state.notified, state.worker) == (Status.done, False, None)
@@ -121,8 +139,9 @@ def test_a_done_job_whose_message_was_lost_while_notifying_is_notified_once(tmp_
     assert len(list((settings.data_dir / "files").rglob("*.xlsx"))) == 1
 
 
-def test_a_job_whose_message_was_acked_behind_its_back_on_pubsub_is_redriven(tmp_path, settings_factory,
-                                                                              pubsub_emulator):
+def test_a_job_whose_message_was_acked_behind_its_back_on_pubsub_is_redriven(
+    tmp_path, settings_factory, pubsub_emulator
+):
     """On the Pub/Sub emulator: another subscriber takes and acks the message first."""
     from google.cloud import pubsub_v1
 
@@ -132,8 +151,9 @@ def test_a_job_whose_message_was_acked_behind_its_back_on_pubsub_is_redriven(tmp
     name = uuid.uuid4().hex[:10]
     url = f"pubsub://catalog-test/lost-{name}?subscription=lost-{name}"
     ensure_topology(url, ack_deadline_seconds=10, retry_policy=False)
-    settings = settings_factory(tmp_path, queue_url=url, lease_seconds=10, redrive_after_seconds=10,
-                                reconcile_seconds=1)
+    settings = settings_factory(
+        tmp_path, queue_url=url, lease_seconds=10, redrive_after_seconds=10, reconcile_seconds=1
+    )
     queue, storage = open_queue(url), open_storage(settings.storage_url, settings.links)
     lost = job()
     submit(Ledger(storage), queue, lost)

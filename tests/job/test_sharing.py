@@ -11,11 +11,11 @@ from statistics import median
 import pytest
 
 from actors.job.consumer import InstitutionShare, JobRunner
-from actors.job.state import Status
 from actors.job.ledger import Ledger
+from actors.job.state import Status
 from actors.notify import open_notifier
-from actors.report.partition import plan_chunks
 from actors.queue import open_queue
+from actors.report.partition import plan_chunks
 from actors.report.render import RayRenderer, render_serially, table_chunks
 from actors.storage import open_storage
 from actors.warehouse import open_warehouse
@@ -38,8 +38,11 @@ def test_a_small_job_renders_beside_a_big_one_not_after_it(ray_session):
     _render(renderer.render, small, 100)  # warm-up: imports in the workers
     finished: list[float] = []
     big_parts: list = []
-    worker = threading.Thread(target=lambda: big_parts.extend(
-        _render(renderer.render, big, 3_000, lambda done: finished.append(time.monotonic()))))
+    worker = threading.Thread(
+        target=lambda: big_parts.extend(
+            _render(renderer.render, big, 3_000, lambda done: finished.append(time.monotonic()))
+        )
+    )
     worker.start()
     while len(finished) < 4:
         time.sleep(0.01)
@@ -66,8 +69,15 @@ def test_an_institution_past_its_share_goes_to_the_back_of_the_queue(tmp_path, s
     settings = settings_factory(tmp_path)
     queue, storage = open_queue(settings.queue_url), open_storage(settings.storage_url, settings.links)
     share = InstitutionShare(1)
-    runner = JobRunner(settings.runner, queue, storage, open_warehouse(settings.warehouse_url), open_notifier(settings.notify_url, settings.notify),
-                       worker_id="slot-1", share=share)
+    runner = JobRunner(
+        settings.runner,
+        queue,
+        storage,
+        open_warehouse(settings.warehouse_url),
+        open_notifier(settings.notify_url, settings.notify),
+        worker_id="slot-1",
+        share=share,
+    )
     burst = [accept(queue, storage, institution_id=1) for _ in range(2)]
     other = accept(queue, storage, institution_id=2, user_id=8)
     assert share.take(1)  # another slot is running one of institution 1's jobs
@@ -92,15 +102,21 @@ def mid_warehouse(tmp_path_factory):
     """One institution with 40,000 courses: a job that takes a second or two to render."""
     from actors.warehouse.demo import generate
 
-    return generate(tmp_path_factory.mktemp("mid") / "wh.duckdb", institutions=1, courses=40_000, schools=20,
-                    views=200_000, enrollments=50_000)
+    return generate(
+        tmp_path_factory.mktemp("mid") / "wh.duckdb",
+        institutions=1,
+        courses=40_000,
+        schools=20,
+        views=200_000,
+        enrollments=50_000,
+    )
 
 
 def test_a_consumer_told_to_stop_finishes_its_running_job_first(ray_session, mid_warehouse, tmp_path):
     """What Serve's graceful shutdown of a replica (a scale-down) runs: no new job is taken, and
     the running one ends done and notified, once, instead of waiting a lease for a takeover."""
-    from actors.job.deployment import ConsumerLoop
     from actors.config.settings import load_settings
+    from actors.job.deployment import ConsumerLoop
     from actors.job.submit import submit
     from tests.conftest import base_settings
     from tests.job.test_consumer import job
@@ -137,8 +153,7 @@ def _check_scaling(result: dict, jobs: int = 16) -> None:
     assert (result["before"], result["most"], result["after"]) == (1, 3, 1), result
 
 
-def test_consumer_replicas_follow_the_backlog_and_drain_before_stopping(service, ray_session, mid_warehouse,
-                                                                         tmp_path):
+def test_consumer_replicas_follow_the_backlog_and_drain_before_stopping(service, ray_session, mid_warehouse, tmp_path):
     """With the backlog policy, a burst of jobs brings the consumer replicas up to the maximum;
     once the queue is drained they go back to the minimum, and no job is abandoned on the way."""
     from tests.support.scaling_scenario import run

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -11,9 +11,16 @@ from actors.job.state import FOLLOWS, InvalidTransition, JobState, Status
 
 
 def accepted() -> JobState:
-    job = CatalogJob(job_id="01JOB", institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
-                     end_date=date(2025, 12, 31), timezone="UTC",
-                     requested_at=datetime(2025, 6, 2, 12, 0, 0, 123456, tzinfo=timezone.utc))
+    job = CatalogJob(
+        job_id="01JOB",
+        institution_id=1,
+        user_id=7,
+        subdomain="demo",
+        start_date=date(2025, 1, 1),
+        end_date=date(2025, 12, 31),
+        timezone="UTC",
+        requested_at=datetime(2025, 6, 2, 12, 0, 0, 123456, tzinfo=UTC),
+    )
     return JobState.accepted(job)
 
 
@@ -59,23 +66,29 @@ def test_a_finished_job_is_held_only_to_notify():
         accepted().held("w1")
 
 
-@pytest.mark.parametrize("step", [
-    lambda s: s.retried(),
-    lambda s: done(s),
-    lambda s: s.failed("x", None),
-    lambda s: s.notified_now(),
-])
+@pytest.mark.parametrize(
+    "step",
+    [
+        lambda s: s.retried(),
+        lambda s: done(s),
+        lambda s: s.failed("x", None),
+        lambda s: s.notified_now(),
+    ],
+)
 def test_steps_a_queued_job_cannot_take(step):
     with pytest.raises(InvalidTransition):
         step(accepted())
 
 
-@pytest.mark.parametrize("step", [
-    lambda s: s.claimed("w"),
-    lambda s: s.retried(),
-    lambda s: done(s),
-    lambda s: s.failed("x", None),
-])
+@pytest.mark.parametrize(
+    "step",
+    [
+        lambda s: s.claimed("w"),
+        lambda s: s.retried(),
+        lambda s: done(s),
+        lambda s: s.failed("x", None),
+    ],
+)
 def test_a_finished_job_never_changes_status_again(step):
     for finished in (done(accepted().claimed("w")), accepted().claimed("w").failed("x", None)):
         with pytest.raises(InvalidTransition):
@@ -88,6 +101,16 @@ def test_the_table_has_every_status():
 
 def test_the_public_body_is_spec_shaped():
     body = done(accepted().claimed("w")).public().model_dump(mode="json", by_alias=True)
-    assert list(body) == ["id", "type", "status", "progress", "rows", "url", "expiresAt", "error", "createdAt",
-                          "finishedAt"]
+    assert list(body) == [
+        "id",
+        "type",
+        "status",
+        "progress",
+        "rows",
+        "url",
+        "expiresAt",
+        "error",
+        "createdAt",
+        "finishedAt",
+    ]
     assert body["status"] == "done" and body["createdAt"] == "2025-06-02T12:00:00Z" and body["finishedAt"].endswith("Z")

@@ -20,13 +20,28 @@ def api():
 
 
 def note(job_id="job-1") -> Notification:
-    return Notification(status="done", job_id=job_id, user_id=7, institution_id=1, subdomain="demo",
-                        url="https://files/x.xlsx", file_name="catalogo_2025-01-01_2025-12-31.xlsx", rows=3)
+    return Notification(
+        status="done",
+        job_id=job_id,
+        user_id=7,
+        institution_id=1,
+        subdomain="demo",
+        url="https://files/x.xlsx",
+        file_name="catalogo_2025-01-01_2025-12-31.xlsx",
+        rows=3,
+    )
 
 
 def client(api, **kw) -> HttpNotifier:
-    return HttpNotifier(api.url, NotifyOptions(token=kw.pop("token", "svc-token"), timeout_seconds=kw.pop("timeout", 1.0),
-                                               attempts=kw.pop("attempts", 8), max_wait_seconds=kw.pop("max_wait", 0.5)))
+    return HttpNotifier(
+        api.url,
+        NotifyOptions(
+            token=kw.pop("token", "svc-token"),
+            timeout_seconds=kw.pop("timeout", 1.0),
+            attempts=kw.pop("attempts", 8),
+            max_wait_seconds=kw.pop("max_wait", 0.5),
+        ),
+    )
 
 
 def test_payload_and_headers(api):
@@ -34,10 +49,19 @@ def test_payload_and_headers(api):
     [req] = api.delivered
     assert req["headers"]["idempotency-key"] == "job-1"
     assert req["headers"]["authorization"] == "Bearer svc-token"
-    assert req["body"] == {"typeReport": "catalog", "status": "done", "jobId": "job-1", "userId": 7,
-                           "institutionId": 1, "subdomain": "demo", "url": "https://files/x.xlsx",
-                           "expiresAt": None, "fileName": "catalogo_2025-01-01_2025-12-31.xlsx",
-                           "rows": 3, "error": None}
+    assert req["body"] == {
+        "typeReport": "catalog",
+        "status": "done",
+        "jobId": "job-1",
+        "userId": 7,
+        "institutionId": 1,
+        "subdomain": "demo",
+        "url": "https://files/x.xlsx",
+        "expiresAt": None,
+        "fileName": "catalogo_2025-01-01_2025-12-31.xlsx",
+        "rows": 3,
+        "error": None,
+    }
 
 
 def test_5xx_is_retried_until_the_api_recovers(api):

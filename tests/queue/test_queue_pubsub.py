@@ -12,17 +12,16 @@ from datetime import date
 
 import pytest
 
+from actors.config.settings import load_settings
 from actors.job.consumer import JobRunner
-from actors.job.message import CatalogJob, CatalogJobV1, new_job_id, utcnow
 from actors.job.ledger import Ledger
+from actors.job.message import CatalogJob, CatalogJobV1, new_job_id, utcnow
+from actors.job.submit import submit
 from actors.notify import open_notifier
-from actors.queue import Delivery, open_queue
-from actors.queue import pubsub
+from actors.queue import Delivery, open_queue, pubsub
 from actors.queue.pubsub import PubSubConfig, PubSubQueue
 from actors.queue.pubsub_admin import ensure_topology
-from actors.config.settings import load_settings
 from actors.storage import open_storage
-from actors.job.submit import submit
 from actors.warehouse import open_warehouse
 
 PROJECT = "catalog-test"
@@ -89,22 +88,37 @@ def dead_letters(url: str, n: int, timeout: float = 15) -> list[tuple[bytes, dic
 
 def test_url_options_and_defaults():
     config = PubSubConfig.from_url("pubsub://my-project")
-    assert (config.topic, config.subscription, config.dead_letter_topic, config.dead_letter_subscription,
-            config.max_delivery_attempts, config.max_messages) == (
-        "generate-report-catalog-topic", "catalog-worker", "generate-report-catalog-topic-dead-letter",
-        "generate-report-catalog-topic-dead-letter-sub", 10, 2)
-    config = PubSubConfig.from_url("pubsub://p/jobs?subscription=worker&dead_letter_topic=dead"
-                                   "&dead_letter_subscription=dead-sub&max_delivery_attempts=7&max_messages=4")
+    assert (
+        config.topic,
+        config.subscription,
+        config.dead_letter_topic,
+        config.dead_letter_subscription,
+        config.max_delivery_attempts,
+        config.max_messages,
+    ) == (
+        "generate-report-catalog-topic",
+        "catalog-worker",
+        "generate-report-catalog-topic-dead-letter",
+        "generate-report-catalog-topic-dead-letter-sub",
+        10,
+        2,
+    )
+    config = PubSubConfig.from_url(
+        "pubsub://p/jobs?subscription=worker&dead_letter_topic=dead"
+        "&dead_letter_subscription=dead-sub&max_delivery_attempts=7&max_messages=4"
+    )
     assert config == PubSubConfig("p", "jobs", "worker", "dead", "dead-sub", 7, 4)
     assert config.subscription_path("worker") == "projects/p/subscriptions/worker"
-    for bad, message in (("pubsub:///jobs", "expected pubsub://"),
-                         ("pubsub://p/jobs?subscriptoin=w", "unknown pubsub:// option.s. subscriptoin"),
-                         ("pubsub://p?max_delivery_attempts=3", "5..100"),
-                         ("pubsub://p?max_delivery_attempts=ten", "whole number, not 'ten'"),
-                         ("pubsub://p?max_messages=0", "at least 1"),
-                         ("pubsub://p/jobs?subscription=", "subscription '' is not a Pub/Sub name"),
-                         ("pubsub://p/1jobs", "topic '1jobs'"),
-                         ("pubsub://p/jobs?dead_letter_topic=goog-x", "dead_letter_topic 'goog-x'")):
+    for bad, message in (
+        ("pubsub:///jobs", "expected pubsub://"),
+        ("pubsub://p/jobs?subscriptoin=w", "unknown pubsub:// option.s. subscriptoin"),
+        ("pubsub://p?max_delivery_attempts=3", "5..100"),
+        ("pubsub://p?max_delivery_attempts=ten", "whole number, not 'ten'"),
+        ("pubsub://p?max_messages=0", "at least 1"),
+        ("pubsub://p/jobs?subscription=", "subscription '' is not a Pub/Sub name"),
+        ("pubsub://p/1jobs", "topic '1jobs'"),
+        ("pubsub://p/jobs?dead_letter_topic=goog-x", "dead_letter_topic 'goog-x'"),
+    ):
         with pytest.raises(ValueError, match=message):
             PubSubConfig.from_url(bad)
 
@@ -187,8 +201,9 @@ def test_a_killed_consumer_process_has_its_message_back_after_one_lease(url, mak
     renewing its lease, so the message is delivered again one lease after it died; and the dead
     process's stream takes nothing published after the death."""
     victim = make().publish(b"victim")
-    child = subprocess.Popen([sys.executable, "-c", KILLED_CONSUMER, url, str(ACK_DEADLINE)],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CONSUMER, url, str(ACK_DEADLINE)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout.readline().strip() == victim
     finally:
@@ -293,13 +308,24 @@ class AckLostOnce:
 
 @pytest.fixture
 def consumer(url, tmp_path, warehouse):
-    settings = load_settings(data_dir=tmp_path, queue_url=url, warehouse_url=f"duckdb://{warehouse}",
-                             jwt_secret="x" * 32, lease_seconds=ACK_DEADLINE)
+    settings = load_settings(
+        data_dir=tmp_path,
+        queue_url=url,
+        warehouse_url=f"duckdb://{warehouse}",
+        jwt_secret="x" * 32,
+        lease_seconds=ACK_DEADLINE,
+    )
     queue = PubSubQueue(url)
     source = open_warehouse(settings.warehouse_url)
 
     def runner(queue=queue) -> JobRunner:
-        return JobRunner(settings.runner, queue, open_storage(settings.storage_url, settings.links), source, open_notifier(settings.notify_url, settings.notify))
+        return JobRunner(
+            settings.runner,
+            queue,
+            open_storage(settings.storage_url, settings.links),
+            source,
+            open_notifier(settings.notify_url, settings.notify),
+        )
 
     def outbox() -> list[dict]:
         path = settings.outbox_path
@@ -312,8 +338,14 @@ def consumer(url, tmp_path, warehouse):
 
 def job(**kw) -> CatalogJobV1:
     """A version-1 message: its job id is the message id Pub/Sub assigns."""
-    values = dict(institution_id=1, user_id=7, subdomain="demo", start_date=date(2025, 1, 1),
-                  end_date=date(2025, 12, 31), requested_at=utcnow())
+    values = dict(
+        institution_id=1,
+        user_id=7,
+        subdomain="demo",
+        start_date=date(2025, 1, 1),
+        end_date=date(2025, 12, 31),
+        requested_at=utcnow(),
+    )
     return CatalogJobV1(**{**values, **kw})
 
 
@@ -357,19 +389,34 @@ def test_job_ids_stay_unique_when_the_emulator_numbers_messages_afresh(own_pubsu
     queue-setup) must be a new job with its own file and notification, not pass for the job
     that had its id before."""
     url = f"pubsub://{PROJECT}/jobs-restart?subscription=worker-restart&max_delivery_attempts=5"
-    settings = load_settings(data_dir=tmp_path, queue_url=url, warehouse_url=f"duckdb://{warehouse}",
-                             jwt_secret="x" * 32, lease_seconds=ACK_DEADLINE)
+    settings = load_settings(
+        data_dir=tmp_path,
+        queue_url=url,
+        warehouse_url=f"duckdb://{warehouse}",
+        jwt_secret="x" * 32,
+        lease_seconds=ACK_DEADLINE,
+    )
     storage, source = open_storage(settings.storage_url, settings.links), open_warehouse(settings.warehouse_url)
     ledger = Ledger(storage)
     accepted = []
     for user_id, start in ((7, date(2025, 1, 1)), (8, date(2025, 3, 1))):
         ensure_topology(url, ack_deadline_seconds=ACK_DEADLINE, retry_policy=False)
         queue = PubSubQueue(url)
-        one = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=user_id, subdomain="demo", start_date=start,
-                         end_date=date(2025, 12, 31), timezone="UTC", requested_at=utcnow())
+        one = CatalogJob(
+            job_id=new_job_id(),
+            institution_id=1,
+            user_id=user_id,
+            subdomain="demo",
+            start_date=start,
+            end_date=date(2025, 12, 31),
+            timezone="UTC",
+            requested_at=utcnow(),
+        )
         submit(ledger, queue, one)
         accepted.append(one)
-        assert JobRunner(settings.runner, queue, storage, source, open_notifier(settings.notify_url, settings.notify)).run_once(wait_seconds=15)
+        assert JobRunner(
+            settings.runner, queue, storage, source, open_notifier(settings.notify_url, settings.notify)
+        ).run_once(wait_seconds=15)
         queue.close()
         own_pubsub_emulator.stop()
         own_pubsub_emulator.start()
@@ -400,8 +447,8 @@ def test_an_outage_is_reported_in_bounded_time_and_leaves_no_job_behind(own_pubs
     retries stop then too), and the job's ledger record is withdrawn; the health check says
     first that Pub/Sub does not answer, then, once it is back without its topology, that the
     subscription is missing, and nothing once queue-setup has run again."""
-    from actors.queue import QueueUnavailable
     from actors.job.submit import Unavailable
+    from actors.queue import QueueUnavailable
 
     url = f"pubsub://{PROJECT}/jobs-outage?subscription=worker-outage"
     ensure_topology(url, ack_deadline_seconds=ACK_DEADLINE, retry_policy=False)
@@ -413,9 +460,16 @@ def test_an_outage_is_reported_in_bounded_time_and_leaves_no_job_behind(own_pubs
         own_pubsub_emulator.stop()
         with pytest.raises(QueueUnavailable, match="did not answer"):
             queue.check(timeout=2)
-        one = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
-                         start_date=date(2025, 1, 1), end_date=date(2025, 12, 31), timezone="UTC",
-                         requested_at=utcnow())
+        one = CatalogJob(
+            job_id=new_job_id(),
+            institution_id=1,
+            user_id=7,
+            subdomain="demo",
+            start_date=date(2025, 1, 1),
+            end_date=date(2025, 12, 31),
+            timezone="UTC",
+            requested_at=utcnow(),
+        )
         started = time.monotonic()
         with pytest.raises(Unavailable, match="queue did not answer"):
             submit(ledger, queue, one, publish_timeout=2)

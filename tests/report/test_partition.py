@@ -36,8 +36,11 @@ def test_courses_without_a_school_are_one_group():
     assert plan_chunks(pa.array([], pa.string()), 5) == []
 
 
-@given(st.lists(st.tuples(st.sampled_from(["A", "B", "C", None]), st.integers(1, 9)), max_size=12),
-       st.integers(1, 20), st.integers(1, 30))
+@given(
+    st.lists(st.tuples(st.sampled_from(["A", "B", "C", None]), st.integers(1, 9)), max_size=12),
+    st.integers(1, 20),
+    st.integers(1, 30),
+)
 def test_chunks_cover_the_report_once_in_order(runs, size, sheet_rows):
     column = schools(*runs)
     plan = plan_chunks(column, size, sheet_rows)

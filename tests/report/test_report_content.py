@@ -20,8 +20,7 @@ from tests.support.data import HEADERS, P_END, P_START, expected_report
 from tests.support.workbook import read_both, read_openpyxl
 
 
-def produce(tmp_path, settings, institution=1, start=P_START, end=P_END, school_ids=None, sheet_rows=None,
-            **kw):
+def produce(tmp_path, settings, institution=1, start=P_START, end=P_END, school_ids=None, sheet_rows=None, **kw):
     wh = open_warehouse(settings.warehouse_url)
     query = CatalogQuery.for_dates(institution, start, end, settings.zone, school_ids)
     out = tmp_path / "report.xlsx"
@@ -39,8 +38,7 @@ def pad(rows, width=10):
 def test_content_matches_independent_computation(tmp_path, settings_factory, school_ids):
     settings = settings_factory(tmp_path)
     out, produced = produce(tmp_path, settings, school_ids=school_ids)
-    expected = expected_report(1, P_START, P_END, subdomain="demo", student=STUDENT, admin=ADMIN,
-                               school_ids=school_ids)
+    expected = expected_report(1, P_START, P_END, subdomain="demo", student=STUDENT, admin=ADMIN, school_ids=school_ids)
     sheets = read_both(out)
     assert list(sheets) == ["Catálogo"]
     rows = pad(sheets["Catálogo"])
@@ -52,8 +50,9 @@ def test_content_matches_independent_computation(tmp_path, settings_factory, sch
 def test_period_in_another_time_zone(tmp_path, settings_factory):
     settings = settings_factory(tmp_path, timezone="America/Sao_Paulo")
     out, _ = produce(tmp_path, settings, start=date(2025, 1, 1), end=date(2025, 12, 31))
-    expected = expected_report(1, date(2025, 1, 1), date(2025, 12, 31), subdomain="demo", student=STUDENT,
-                               admin=ADMIN, tz="America/Sao_Paulo")
+    expected = expected_report(
+        1, date(2025, 1, 1), date(2025, 12, 31), subdomain="demo", student=STUDENT, admin=ADMIN, tz="America/Sao_Paulo"
+    )
     assert pad(read_both(out)["Catálogo"])[1:] == expected
     # The first view (2025-01-01 00:00 UTC) is 2024-12-31 21:00 in São Paulo: outside the period.
     assert [r for r in expected if r[0] == 1][0][5] == 2
@@ -113,20 +112,27 @@ def test_long_text_is_cut_to_excel_limit(tmp_path, settings_factory):
     assert rows[13][1] == "😀" * 16383  # astral characters count twice, as Excel counts them
 
 
-@given(rows=st.lists(st.tuples(st.integers(-5, 5), st.booleans(), st.integers(0, 9), st.integers(0, 2**40)),
-                     max_size=60))
+@given(
+    rows=st.lists(st.tuples(st.integers(-5, 5), st.booleans(), st.integers(0, 9), st.integers(0, 2**40)), max_size=60)
+)
 @hypothesis_settings(max_examples=200, deadline=None)
 def test_the_packed_sort_orders_rows_as_a_multi_key_sort(rows):
     """Rows by (flag, small rank, wide rank, id), duplicate ids kept in arrival order, both
     when the keys fit in one int64 and when they do not."""
-    ids, flag, small, wide = (np.array(c, dtype=t) for c, t in zip(zip(*rows), (np.int64, bool, np.int64, np.int64))) \
-        if rows else (np.empty(0, np.int64), np.empty(0, bool), np.empty(0, np.int64), np.empty(0, np.int64))
+    ids, flag, small, wide = (
+        (np.array(c, dtype=t) for c, t in zip(zip(*rows), (np.int64, bool, np.int64, np.int64)))
+        if rows
+        else (np.empty(0, np.int64), np.empty(0, bool), np.empty(0, np.int64), np.empty(0, np.int64))
+    )
     assert _sort_order(ids, flag, small).tolist() == np.lexsort((ids, small, flag)).tolist()
     assert _sort_order(ids, flag, wide, wide).tolist() == np.lexsort((ids, wide, wide, flag)).tolist()
 
 
-@given(names=st.lists(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8),
-                      min_size=1, max_size=4))
+@given(
+    names=st.lists(
+        st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8), min_size=1, max_size=4
+    )
+)
 @hypothesis_settings(max_examples=300, deadline=None)
 def test_a_school_text_key_is_its_names_keys_joined(names):
     """What lets school texts be ranked from their names' keys (actors.report.catalog.aggregate_schools):

@@ -24,22 +24,27 @@ CLI = [str(Path(sys.executable).with_name("catalog-report"))]  # the installed c
 
 
 def run(args, env=None, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(CLI + args, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})}, **kw)
+    return subprocess.run(
+        CLI + args, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}, **kw
+    )
 
 
 def table_digest(path: Path) -> list:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return [con.execute(f"SELECT count(*), sum(hash(t)) FROM {t} AS t").fetchone()
-                for t in ("schools", "courses", "course_schools", "course_views", "enrollments")]
+        return [
+            con.execute(f"SELECT count(*), sum(hash(t)) FROM {t} AS t").fetchone()
+            for t in ("schools", "courses", "course_schools", "course_views", "enrollments")
+        ]
     finally:
         con.close()
 
 
 def test_token_is_signed_with_the_configured_secret():
-    r = run(["token", "--institution-id", "3", "--user-id", "9", "--subdomain", "acme", "--ttl", "120"],
-            env={"REPORTS_JWT_SECRET": SECRET})
+    r = run(
+        ["token", "--institution-id", "3", "--user-id", "9", "--subdomain", "acme", "--ttl", "120"],
+        env={"REPORTS_JWT_SECRET": SECRET},
+    )
     assert r.returncode == 0, r.stderr
     claims = jwt.decode(r.stdout.strip(), SECRET, algorithms=["HS256"])
     assert (claims["institutionId"], claims["userId"], claims["subdomain"]) == (3, 9, "acme")
@@ -48,25 +53,50 @@ def test_token_is_signed_with_the_configured_secret():
 
 def test_commands_that_check_no_token_say_nothing_about_the_secret(tmp_path, warehouse):
     """Only ``serve`` checks tokens, so only it warns that the development secret is in use."""
-    env = {"REPORTS_JWT_SECRET": "", "REPORTS_DATA_DIR": str(tmp_path), "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}"}
+    env = {
+        "REPORTS_JWT_SECRET": "",
+        "REPORTS_DATA_DIR": str(tmp_path),
+        "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}",
+    }
     r = run(["token", "--institution-id", "1", "--user-id", "1", "--subdomain", "x"], env=env)
     assert r.returncode == 0 and r.stderr == "", r.stderr
-    r = run(["render", "--institution-id", "1", "--subdomain", "demo", "--start-date", "2025-01-01",
-             "--end-date", "2025-12-31", "--out", str(tmp_path / "r.xlsx"), "--workers", "1"], env=env)
+    r = run(
+        [
+            "render",
+            "--institution-id",
+            "1",
+            "--subdomain",
+            "demo",
+            "--start-date",
+            "2025-01-01",
+            "--end-date",
+            "2025-12-31",
+            "--out",
+            str(tmp_path / "r.xlsx"),
+            "--workers",
+            "1",
+        ],
+        env=env,
+    )
     assert r.returncode == 0 and "JWT" not in r.stderr + r.stdout, r.stderr
 
 
 def test_a_library_warning_is_one_plain_line():
-    r = run(["token", "--institution-id", "1", "--user-id", "1", "--subdomain", "x"], env={"REPORTS_JWT_SECRET": "short"})
+    r = run(
+        ["token", "--institution-id", "1", "--user-id", "1", "--subdomain", "x"], env={"REPORTS_JWT_SECRET": "short"}
+    )
     assert r.returncode == 0
     assert r.stderr.splitlines() == [
         "warning: The HMAC key is 5 bytes long, which is below the minimum recommended length of 32 bytes for SHA256. "
-        "See RFC 7518 Section 3.2."], r.stderr
+        "See RFC 7518 Section 3.2."
+    ], r.stderr
 
 
 def test_bad_configuration_fails_with_one_line_naming_the_variable():
-    r = run(["token", "--institution-id", "1", "--user-id", "1", "--subdomain", "x"],
-            env={"REPORTS_QUEUE_URL": "kafka://somewhere"})
+    r = run(
+        ["token", "--institution-id", "1", "--user-id", "1", "--subdomain", "x"],
+        env={"REPORTS_QUEUE_URL": "kafka://somewhere"},
+    )
     assert r.returncode == 2
     assert "REPORTS_QUEUE_URL" in r.stderr and "kafka" in r.stderr and "Traceback" not in r.stderr
 
@@ -76,8 +106,12 @@ def test_public_key_tokens_need_their_own_link_secret(tmp_path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     env = {"REPORTS_JWT_PUBLIC_KEY": pem, "REPORTS_DATA_DIR": str(tmp_path), "REPORTS_JWT_SECRET": ""}
     args = ["token", "--institution-id", "1", "--user-id", "1", "--subdomain", "x"]
     r = run(args, env=env)
@@ -98,9 +132,26 @@ def test_demo_data_is_deterministic_per_seed(tmp_path):
 
 def test_render_writes_the_report(tmp_path, warehouse):
     out = tmp_path / "out.xlsx"
-    r = run(["render", "--institution-id", "1", "--subdomain", "demo", "--start-date", "2025-01-01",
-             "--end-date", "2025-12-31", "--school-ids", "10,12", "--out", str(out), "--workers", "2"],
-            env={"REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}", "REPORTS_DATA_DIR": str(tmp_path)})
+    r = run(
+        [
+            "render",
+            "--institution-id",
+            "1",
+            "--subdomain",
+            "demo",
+            "--start-date",
+            "2025-01-01",
+            "--end-date",
+            "2025-12-31",
+            "--school-ids",
+            "10,12",
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+        ],
+        env={"REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}", "REPORTS_DATA_DIR": str(tmp_path)},
+    )
     assert r.returncode == 0, r.stderr
     assert re.search(r"^7 rows in [\d.]+s", r.stdout, re.M), r.stdout
     assert len(read_both(out)["Catálogo"]) == 8
@@ -110,11 +161,22 @@ class Server:
     """``catalog-report serve`` in its own process group, so a kill takes all of Ray with it."""
 
     def __init__(self, data_dir: Path, port: int):
-        env = {**os.environ, "REPORTS_DATA_DIR": str(data_dir), "REPORTS_JWT_SECRET": SECRET,
-               "REPORTS_LEASE_SECONDS": "3", "RAY_ADDRESS": ""}
+        env = {
+            **os.environ,
+            "REPORTS_DATA_DIR": str(data_dir),
+            "REPORTS_JWT_SECRET": SECRET,
+            "REPORTS_LEASE_SECONDS": "3",
+            "RAY_ADDRESS": "",
+        }
         self.log = open(data_dir / f"serve-{time.time_ns()}.log", "w+")
-        self.proc = subprocess.Popen(CLI + ["serve", "--port", str(port)], stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            CLI + ["serve", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
         self.lines = []
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -150,8 +212,9 @@ def test_serve_prints_a_working_curl_and_jobs_survive_a_kill(tmp_path):
     data_dir = tmp_path / "svc"
     data_dir.mkdir()
     # Big enough that the job cannot finish in the moment between acceptance and the kill.
-    generate(data_dir / "warehouse.duckdb", institutions=1, courses=400_000, schools=50, views=2_000_000,
-             enrollments=200_000)
+    generate(
+        data_dir / "warehouse.duckdb", institutions=1, courses=400_000, schools=50, views=2_000_000, enrollments=200_000
+    )
     port = free_port()
     server = Server(data_dir, port)
     args = server.curl()
@@ -190,19 +253,35 @@ def one_line_error(r: subprocess.CompletedProcess, variable: str, *words: str) -
     return lines[0]
 
 
-@pytest.mark.parametrize("env, variable, words", [
-    ({"REPORTS_STORAGE_URL": "gs://reports/pfx?public=yes"}, "REPORTS_STORAGE_URL", ["public", "'yes'"]),
-    ({"REPORTS_STORAGE_URL": "gs://reports/pfx?chunk=8"}, "REPORTS_STORAGE_URL", ["unknown option 'chunk'"]),
-    ({"REPORTS_STORAGE_URL": "gs://reports/pfx", "REPORTS_LINK_TTL_SECONDS": "900000"}, "REPORTS_STORAGE_URL",
-     ["REPORTS_LINK_TTL_SECONDS", "public=true"]),
-    ({"REPORTS_QUEUE_URL": "pubsub://proj/jobs?max_messages=two"}, "REPORTS_QUEUE_URL", ["max_messages", "'two'"]),
-    ({"REPORTS_QUEUE_URL": "local://relative/queue"}, "REPORTS_QUEUE_URL", ["local:///absolute"]),
-    ({"REPORTS_WAREHOUSE_URL": "redshift://u:p@127.0.0.1:9/db?ssl=maybe"}, "REPORTS_WAREHOUSE_URL",
-     ["ssl must be true or false"]),
-])
+@pytest.mark.parametrize(
+    "env, variable, words",
+    [
+        ({"REPORTS_STORAGE_URL": "gs://reports/pfx?public=yes"}, "REPORTS_STORAGE_URL", ["public", "'yes'"]),
+        ({"REPORTS_STORAGE_URL": "gs://reports/pfx?chunk=8"}, "REPORTS_STORAGE_URL", ["unknown option 'chunk'"]),
+        (
+            {"REPORTS_STORAGE_URL": "gs://reports/pfx", "REPORTS_LINK_TTL_SECONDS": "900000"},
+            "REPORTS_STORAGE_URL",
+            ["REPORTS_LINK_TTL_SECONDS", "public=true"],
+        ),
+        ({"REPORTS_QUEUE_URL": "pubsub://proj/jobs?max_messages=two"}, "REPORTS_QUEUE_URL", ["max_messages", "'two'"]),
+        ({"REPORTS_QUEUE_URL": "local://relative/queue"}, "REPORTS_QUEUE_URL", ["local:///absolute"]),
+        (
+            {"REPORTS_WAREHOUSE_URL": "redshift://u:p@127.0.0.1:9/db?ssl=maybe"},
+            "REPORTS_WAREHOUSE_URL",
+            ["ssl must be true or false"],
+        ),
+    ],
+)
 def test_serve_refuses_a_bad_backend_url_in_one_line_before_ray_starts(tmp_path, warehouse, env, variable, words):
-    r = run(["serve", "--port", str(free_port())], env={"REPORTS_DATA_DIR": str(tmp_path), "REPORTS_JWT_SECRET": SECRET,
-                                                       "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}", **env})
+    r = run(
+        ["serve", "--port", str(free_port())],
+        env={
+            "REPORTS_DATA_DIR": str(tmp_path),
+            "REPORTS_JWT_SECRET": SECRET,
+            "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}",
+            **env,
+        },
+    )
     one_line_error(r, variable, *words)
     assert "Traceback" not in r.stderr and "Ray" not in r.stderr + r.stdout  # Ray announces its start
 
@@ -210,30 +289,56 @@ def test_serve_refuses_a_bad_backend_url_in_one_line_before_ray_starts(tmp_path,
 def test_serve_refuses_a_configured_warehouse_file_that_is_missing(tmp_path):
     """Demo data only for the embedded default: a configured file that is not there is an error."""
     missing = tmp_path / "moved" / "warehouse.duckdb"
-    r = run(["serve", "--port", str(free_port())], env={"REPORTS_DATA_DIR": str(tmp_path), "REPORTS_JWT_SECRET": SECRET,
-                                                       "REPORTS_WAREHOUSE_URL": f"duckdb://{missing}"})
+    r = run(
+        ["serve", "--port", str(free_port())],
+        env={
+            "REPORTS_DATA_DIR": str(tmp_path),
+            "REPORTS_JWT_SECRET": SECRET,
+            "REPORTS_WAREHOUSE_URL": f"duckdb://{missing}",
+        },
+    )
     one_line_error(r, "REPORTS_WAREHOUSE_URL", f"no DuckDB file at {missing}")
     assert not missing.exists() and not (tmp_path / "warehouse.duckdb").exists()
 
 
 def test_queue_setup_refuses_a_mistyped_option_in_one_line():
-    r = run(["queue-setup"], env={"REPORTS_QUEUE_URL": "pubsub://proj/jobs?subscriptoin=worker",
-                                  "REPORTS_JWT_SECRET": SECRET})
+    r = run(
+        ["queue-setup"],
+        env={"REPORTS_QUEUE_URL": "pubsub://proj/jobs?subscriptoin=worker", "REPORTS_JWT_SECRET": SECRET},
+    )
     one_line_error(r, "REPORTS_QUEUE_URL", "unknown pubsub:// option(s) subscriptoin")
 
 
 def test_serve_says_the_subscription_is_missing_before_ray_starts(tmp_path, warehouse, pubsub_emulator):
-    r = run(["serve", "--port", str(free_port())], env={
-        "REPORTS_DATA_DIR": str(tmp_path), "REPORTS_JWT_SECRET": SECRET, "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}",
-        "REPORTS_QUEUE_URL": "pubsub://catalog-test/never-set-up?subscription=never-set-up"})
-    one_line_error(r, "REPORTS_QUEUE_URL", "projects/catalog-test/subscriptions/never-set-up does not exist",
-                   "catalog-report queue-setup")
+    r = run(
+        ["serve", "--port", str(free_port())],
+        env={
+            "REPORTS_DATA_DIR": str(tmp_path),
+            "REPORTS_JWT_SECRET": SECRET,
+            "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}",
+            "REPORTS_QUEUE_URL": "pubsub://catalog-test/never-set-up?subscription=never-set-up",
+        },
+    )
+    one_line_error(
+        r,
+        "REPORTS_QUEUE_URL",
+        "projects/catalog-test/subscriptions/never-set-up does not exist",
+        "catalog-report queue-setup",
+    )
 
 
 def test_serve_says_links_cannot_be_signed_before_ray_starts(tmp_path, warehouse, gcs_emulator):
-    r = run(["serve", "--port", str(free_port())], env={
-        "REPORTS_DATA_DIR": str(tmp_path), "REPORTS_JWT_SECRET": SECRET, "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}",
-        "REPORTS_STORAGE_URL": "gs://reports/pfx", "STORAGE_EMULATOR_HOST": gcs_emulator.url,
-        "GOOGLE_APPLICATION_CREDENTIALS": ""})
-    one_line_error(r, "REPORTS_STORAGE_URL", "no Google credentials were found", "GOOGLE_APPLICATION_CREDENTIALS",
-                   "public=true")
+    r = run(
+        ["serve", "--port", str(free_port())],
+        env={
+            "REPORTS_DATA_DIR": str(tmp_path),
+            "REPORTS_JWT_SECRET": SECRET,
+            "REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}",
+            "REPORTS_STORAGE_URL": "gs://reports/pfx",
+            "STORAGE_EMULATOR_HOST": gcs_emulator.url,
+            "GOOGLE_APPLICATION_CREDENTIALS": "",
+        },
+    )
+    one_line_error(
+        r, "REPORTS_STORAGE_URL", "no Google credentials were found", "GOOGLE_APPLICATION_CREDENTIALS", "public=true"
+    )

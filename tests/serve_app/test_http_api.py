@@ -85,11 +85,18 @@ def test_malformed_claims_are_invalid_argument(service, claims, message):
     [
         None,
         # alg none, unsigned
-        "Bearer " + b64({"alg": "none", "typ": "JWT"}) + "."
-        + b64({"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": 9999999999}) + ".",
+        "Bearer "
+        + b64({"alg": "none", "typ": "JWT"})
+        + "."
+        + b64({"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": 9999999999})
+        + ".",
         # right claims, wrong key
-        "Bearer " + jwt.encode({"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": 9999999999},
-                               "wrong-secret-wrong-secret-wrong-secret", algorithm="HS256"),
+        "Bearer "
+        + jwt.encode(
+            {"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": 9999999999},
+            "wrong-secret-wrong-secret-wrong-secret",
+            algorithm="HS256",
+        ),
     ],
 )
 def test_token_attacks_are_unauthenticated(service, header):
@@ -231,8 +238,9 @@ def test_a_job_whose_message_is_lost_while_notifying_is_notified_once(service, r
             assert time.monotonic() < deadline, found
             time.sleep(0.1)
         db = sqlite3.connect(service.data_dir / "queue" / "queue.sqlite3", isolation_level=None, timeout=30)
-        deleted = db.execute("DELETE FROM messages WHERE id = ? OR CAST(data AS TEXT) LIKE ?",
-                             (job_id, f"%{job_id}%")).rowcount
+        deleted = db.execute(
+            "DELETE FROM messages WHERE id = ? OR CAST(data AS TEXT) LIKE ?", (job_id, f"%{job_id}%")
+        ).rowcount
         db.close()
     finally:
         outbox.rmdir()
@@ -312,8 +320,9 @@ def test_overload_is_shed_with_a_json_503(service, ray_session, tmp_path):
     from serve_app.app import build_app
     from tests.conftest import base_settings
 
-    values = base_settings(tmp_path, service.settings.warehouse_url.removeprefix("duckdb://"),
-                           max_in_flight=1, render_workers=1)
+    values = base_settings(
+        tmp_path, service.settings.warehouse_url.removeprefix("duckdb://"), max_in_flight=1, render_workers=1
+    )
     serve.run(build_app(values), name="shed", route_prefix="/shed")
     try:
         url = service.base_url + "/shed/institution/reports/catalog"

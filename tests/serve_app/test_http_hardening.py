@@ -67,8 +67,16 @@ def test_a_token_past_the_leeway_says_expired(service):
 @pytest.mark.parametrize(
     "payload",
     [
-        b'"inf"', b'"9999999999"', b"NaN", b"Infinity", b"-Infinity", b"1e400", b"9999999999.5",
-        b"true", b"null", b"[9999999999]",
+        b'"inf"',
+        b'"9999999999"',
+        b"NaN",
+        b"Infinity",
+        b"-Infinity",
+        b"1e400",
+        b"9999999999.5",
+        b"true",
+        b"null",
+        b"[9999999999]",
     ],
     ids=lambda p: p.decode(),
 )
@@ -79,8 +87,9 @@ def test_exp_that_is_not_a_finite_integer_is_invalid_argument(service, payload):
 
 @pytest.mark.parametrize("claim", ["iat", "nbf"])
 def test_iat_and_nbf_when_present_are_integers_too(service, claim):
-    token = signed_raw(b'{"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": 9999999999, "'
-                       + claim.encode() + b'": "soon"}')
+    token = signed_raw(
+        b'{"institutionId": 1, "userId": 7, "subdomain": "demo", "exp": 9999999999, "' + claim.encode() + b'": "soon"}'
+    )
     assert claim in assert_error(service.get(UNKNOWN_JOB, token), 400, "invalid_argument")["message"]
 
 
@@ -98,8 +107,11 @@ def test_head_is_answered_on_health_status_and_downloads(service):
     url = service.wait_done(job_id, token)["url"]
     head = httpx.head(service.base_url + "/healthz", timeout=30)
     assert head.status_code == 200 and head.content == b""
-    status = httpx.head(f"{service.base_url}/institution/reports/jobs/{job_id}",
-                        headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    status = httpx.head(
+        f"{service.base_url}/institution/reports/jobs/{job_id}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
     assert status.status_code == 200 and status.content == b"" and status.headers["cache-control"] == "no-store"
     download, got = httpx.head(url, timeout=30), httpx.get(url, timeout=30)
     assert download.status_code == 200 and download.content == b""
@@ -107,8 +119,12 @@ def test_head_is_answered_on_health_status_and_downloads(service):
     assert download.headers["content-type"] == got.headers["content-type"]
     # HEAD answers what GET would, errors included, and never does what only GET of a report does.
     assert httpx.head(f"{service.base_url}/institution/reports/jobs/{job_id}", timeout=30).status_code == 401
-    catalog = httpx.head(service.base_url + "/institution/reports/catalog", params=GOOD,
-                         headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    catalog = httpx.head(
+        service.base_url + "/institution/reports/catalog",
+        params=GOOD,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
     assert catalog.status_code == 405 and catalog.headers["allow"] == "GET"
 
 
@@ -150,7 +166,9 @@ def _request_line(target: bytes, method: bytes = b"GET", version: bytes = b"HTTP
 
 MALFORMED = {
     "query over 64 KB": _request_line(b"/institution/reports/catalog?q=" + b"a" * 70_000),
-    "10,000 parameters": _request_line(b"/institution/reports/catalog?" + b"&".join(b"p%d=1" % i for i in range(10_000))),
+    "10,000 parameters": _request_line(
+        b"/institution/reports/catalog?" + b"&".join(b"p%d=1" % i for i in range(10_000))
+    ),
     "unknown method": _request_line(b"/healthz", method=b"FOO"),
     "garbage request line": b"\x00\x01 garbage\r\n\r\n",
     "Content-Length: abc": b"GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
@@ -164,14 +182,21 @@ def test_malformed_http_gets_an_encore_json_400(service, request_bytes):
     status, headers, body = raw_exchange(service.base_url, request_bytes)
     assert status == 400 and headers["content-type"] == "application/json", body
     assert httpx.Response(400, content=body).json() == {
-        "code": "invalid_argument", "message": "malformed HTTP request", "details": None}
+        "code": "invalid_argument",
+        "message": "malformed HTTP request",
+        "details": None,
+    }
     assert int(headers["content-length"]) == len(body)
 
 
 def test_a_websocket_handshake_is_refused_in_json(service):
-    status, headers, body = raw_exchange(service.base_url, (
-        b"GET /healthz HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+    status, headers, body = raw_exchange(
+        service.base_url,
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ),
+    )
     assert status == 404 and headers["content-type"] == "application/json", body
     assert httpx.Response(404, content=body).json()["code"] == "not_found"
 
@@ -190,6 +215,7 @@ def test_the_proxys_own_plain_text_answers_become_json():
             transport = httpx.ASGITransport(app=JsonErrorAnswers(inner))
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 return await client.get("/x")
+
         return asyncio.run(go())
 
     for status in (404, 408, 503):
@@ -215,7 +241,10 @@ def test_readyz_names_a_warehouse_that_is_gone_and_recovers(service):
 
     ready = service.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json() == {"status": "ok", "backends": dict.fromkeys(["consumer", "queue", "storage", "warehouse"], "ok")}
+    assert ready.json() == {
+        "status": "ok",
+        "backends": dict.fromkeys(["consumer", "queue", "storage", "warehouse"], "ok"),
+    }
     path = Path(urlsplit(service.settings.warehouse_url).path)
     away = path.with_name(path.name + ".away")
     path.rename(away)
@@ -229,30 +258,39 @@ def test_readyz_names_a_warehouse_that_is_gone_and_recovers(service):
 
 
 def test_a_consumer_starts_without_its_warehouse_and_fails_the_job_with_one_notification(
-        ray_session, settings_factory, tmp_path):
+    ray_session, settings_factory, tmp_path
+):
     """The consumer's Ray shell, built while the (explicitly configured) warehouse file is
     missing: it starts, reports the warehouse, and the job ends failed and notified once."""
     import json
 
     from actors.job.deployment import ConsumerLoop
+    from actors.job.ledger import Ledger
     from actors.job.message import CatalogJob, new_job_id, utcnow
     from actors.job.state import Status
-    from actors.job.ledger import Ledger
+    from actors.job.submit import submit
     from actors.queue import open_queue
     from actors.storage import open_storage
-    from actors.job.submit import submit
 
-    settings = settings_factory(tmp_path, warehouse_url=f"duckdb://{tmp_path}/missing.duckdb",
-                                max_delivery_attempts=2, reconcile_seconds=60)
+    settings = settings_factory(
+        tmp_path, warehouse_url=f"duckdb://{tmp_path}/missing.duckdb", max_delivery_attempts=2, reconcile_seconds=60
+    )
     loop = ConsumerLoop(settings.model_dump(mode="json"), render_workers=1)
     try:
         report = loop.backends()
         assert report["warehouse"].startswith("no DuckDB file at ")
         assert [name for name, why in report.items() if why] == ["warehouse"]
         storage = open_storage(settings.storage_url, settings.links)
-        job = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
-                         start_date=GOOD["start_date"], end_date=GOOD["end_date"], timezone="UTC",
-                         requested_at=utcnow())
+        job = CatalogJob(
+            job_id=new_job_id(),
+            institution_id=1,
+            user_id=7,
+            subdomain="demo",
+            start_date=GOOD["start_date"],
+            end_date=GOOD["end_date"],
+            timezone="UTC",
+            requested_at=utcnow(),
+        )
         submit(Ledger(storage), open_queue(settings.queue_url), job)
         deadline = time.monotonic() + 60
         while not settings.outbox_path.exists() and time.monotonic() < deadline:

@@ -19,9 +19,11 @@ def test_no_server_errors_and_json_errors_only(service):
     seen: dict[str, set[int]] = {}
 
     for operation in operations:
+
         @given(case=operation.as_strategy())
-        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None,
-                  derandomize=True)
+        @settings(
+            max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True
+        )
         def check(case):
             response = case.call(headers=auth, timeout=30)
             seen.setdefault(operation.label, set()).add(response.status_code)

@@ -17,6 +17,7 @@ from tests.serve_app.test_http_api import GOOD, assert_error
 def own_processes(title: bytes) -> list[int]:
     """Pids of this test process's descendants whose command line starts with ``title`` (the Ray
     worker of an actor is named ``ray::<Class>``): other Rays on the machine are never touched."""
+
     def ancestors(pid: int):
         while pid > 1:
             try:
@@ -68,8 +69,7 @@ def test_a_durable_store_keeps_the_counts_for_a_new_limiter(ray_session, setting
         redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2).ping()
     except redis.ConnectionError:
         pytest.skip("no Redis on 127.0.0.1:6379 (.ci/run starts one)")
-    settings = settings_factory(tmp_path, rate_limit_per_minute=3,
-                                rate_limit_storage_url="redis://127.0.0.1:6379/0")
+    settings = settings_factory(tmp_path, rate_limit_per_minute=3, rate_limit_storage_url="redis://127.0.0.1:6379/0")
     institution = str(random.randrange(10**9, 10**10))  # the store outlives test runs
     first = RateLimiter.remote(settings.model_dump(mode="json"))
     assert ray.get([first.hit.remote(institution) for _ in range(3)]) == [0.0, 0.0, 0.0]
@@ -100,6 +100,7 @@ def test_one_token_in_bulk_gets_its_share_of_the_proxy_and_no_more(service):
     async def go() -> tuple[list[httpx.Response], list[int]]:
         limits = httpx.Limits(max_connections=120, max_keepalive_connections=120)
         async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
             async def poll(token: str) -> httpx.Response:
                 return await client.get(url, headers={"Authorization": f"Bearer {token}"})
 
@@ -128,8 +129,13 @@ def test_status_polls_have_a_budget_per_institution_and_health_is_never_shed(ser
     from serve_app.app import build_app
     from tests.conftest import base_settings
 
-    values = base_settings(tmp_path, service.settings.warehouse_url.removeprefix("duckdb://"),
-                           read_limit_per_minute=5, max_in_flight=1, render_workers=1)
+    values = base_settings(
+        tmp_path,
+        service.settings.warehouse_url.removeprefix("duckdb://"),
+        read_limit_per_minute=5,
+        max_in_flight=1,
+        render_workers=1,
+    )
     serve.run(build_app(values), name="reads", route_prefix="/reads")
     try:
         url = service.base_url + "/reads/institution/reports/jobs/no-such-job"

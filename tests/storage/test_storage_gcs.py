@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -32,17 +32,17 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from google.auth.credentials import Credentials
 from google.cloud import storage
 
+from actors.config.settings import ConfigError, load_settings
 from actors.job.consumer import JobRunner
+from actors.job.ledger import Ledger
 from actors.job.message import CatalogJob, new_job_id, utcnow
 from actors.job.state import JobState, Status
-from actors.job.ledger import Ledger
+from actors.job.submit import Unavailable, submit
 from actors.notify import open_notifier
 from actors.queue import open_queue
-from actors.config.settings import ConfigError, load_settings
 from actors.storage import PreconditionFailed, open_storage
 from actors.storage.base import XLSX_TYPE
 from actors.storage.gcs import GcsStorage, content_disposition
-from actors.job.submit import Unavailable, submit
 from actors.warehouse import open_warehouse
 from tests.support.emulators import BUCKET, SIGNER, FakeGcs
 from tests.support.workbook import read_both
@@ -89,16 +89,28 @@ def verify_v4(url: str, public_key: RSAPublicKey, email: str = SIGNER) -> dict[s
 
     canonical_query = "&".join(f"{enc(k)}={enc(v)}" for k, v in sorted(params.items()))
     assert params["X-Goog-SignedHeaders"] == "host"
-    canonical_request = "\n".join([
-        "GET", parts.path, canonical_query, f"host:{parts.netloc}\n", "host", "UNSIGNED-PAYLOAD",
-    ])
+    canonical_request = "\n".join(
+        [
+            "GET",
+            parts.path,
+            canonical_query,
+            f"host:{parts.netloc}\n",
+            "host",
+            "UNSIGNED-PAYLOAD",
+        ]
+    )
     stamp = params["X-Goog-Date"]
     scope = f"{stamp[:8]}/auto/storage/goog4_request"
     assert params["X-Goog-Algorithm"] == "GOOG4-RSA-SHA256"
     assert params["X-Goog-Credential"] == f"{email}/{scope}"
-    string_to_sign = "\n".join([
-        "GOOG4-RSA-SHA256", stamp, scope, hashlib.sha256(canonical_request.encode()).hexdigest(),
-    ])
+    string_to_sign = "\n".join(
+        [
+            "GOOG4-RSA-SHA256",
+            stamp,
+            scope,
+            hashlib.sha256(canonical_request.encode()).hexdigest(),
+        ]
+    )
     public_key.verify(signature, string_to_sign.encode(), padding.PKCS1v15(), hashes.SHA256())
     return params
 
@@ -115,8 +127,12 @@ def write_file(path: Path, size: int) -> bytes:
 def test_upload_stores_bytes_type_and_disposition_under_the_prefix(tmp_path):
     store = gcs(tmp_path, prefix="reports-a")
     data = write_file(tmp_path / "r.xlsx", 70_000)
-    store.put_file("catalog/1/j1/catalogo_2025-01-01_2025-12-31.xlsx", tmp_path / "r.xlsx", XLSX_TYPE,
-                   "catalogo_2025-01-01_2025-12-31.xlsx")
+    store.put_file(
+        "catalog/1/j1/catalogo_2025-01-01_2025-12-31.xlsx",
+        tmp_path / "r.xlsx",
+        XLSX_TYPE,
+        "catalogo_2025-01-01_2025-12-31.xlsx",
+    )
     blob = raw_bucket().get_blob("reports-a/catalog/1/j1/catalogo_2025-01-01_2025-12-31.xlsx")
     assert blob is not None and blob.size == len(data)
     assert blob.content_type == XLSX_TYPE
@@ -126,11 +142,14 @@ def test_upload_stores_bytes_type_and_disposition_under_the_prefix(tmp_path):
 
 def test_content_disposition_follows_rfc_6266():
     assert content_disposition("catalogo_2025-01-01_2025-12-31.xlsx") == (
-        'attachment; filename="catalogo_2025-01-01_2025-12-31.xlsx"')
+        'attachment; filename="catalogo_2025-01-01_2025-12-31.xlsx"'
+    )
     assert content_disposition("catálogo 😀.xlsx") == (
-        "attachment; filename=\"catalogo _.xlsx\"; filename*=UTF-8''cat%C3%A1logo%20%F0%9F%98%80.xlsx")
+        "attachment; filename=\"catalogo _.xlsx\"; filename*=UTF-8''cat%C3%A1logo%20%F0%9F%98%80.xlsx"
+    )
     assert content_disposition('a"b\\c\n.xlsx') == (
-        "attachment; filename=\"a_b_c_.xlsx\"; filename*=UTF-8''a%22b%5Cc%0A.xlsx")
+        "attachment; filename=\"a_b_c_.xlsx\"; filename*=UTF-8''a%22b%5Cc%0A.xlsx"
+    )
 
 
 # --- a proxy in front of the emulator: sees every request, can refuse uploads -------------------
@@ -173,15 +192,21 @@ class Proxy:
                         refused = proxy._uploads in proxy.refuse
                         proxy._uploads += 1
                 if refused:
-                    status, headers, payload = 503, {"Content-Type": "application/json"}, json.dumps(
-                        {"error": {"code": 503, "message": "try again later"}}).encode()
+                    status, headers, payload = (
+                        503,
+                        {"Content-Type": "application/json"},
+                        json.dumps({"error": {"code": 503, "message": "try again later"}}).encode(),
+                    )
                 else:
                     conn = http.client.HTTPConnection(urlsplit(proxy.target).netloc, timeout=30)
                     conn.request(self.command, self.path, body=body, headers=dict(self.headers))
                     resp = conn.getresponse()
                     status, payload = resp.status, resp.read()
-                    headers = {k: v for k, v in resp.getheaders()
-                               if k.lower() not in ("transfer-encoding", "connection", "content-length")}
+                    headers = {
+                        k: v
+                        for k, v in resp.getheaders()
+                        if k.lower() not in ("transfer-encoding", "connection", "content-length")
+                    }
                     conn.close()
                 with proxy._lock:
                     proxy.seen.append((self.command, self.path, status))
@@ -239,10 +264,13 @@ def test_small_file_goes_up_in_one_request(tmp_path, proxy, monkeypatch):
     assert method == "POST" and "uploadType=multipart" in path and status == 200
 
 
-@pytest.mark.parametrize("size, refuse, refused", [
-    (9 * MiB, {0, 1, 3}, ["POST", "POST", "PUT"]),  # resumable: session start twice, first chunk once
-    (100_000, {0, 1}, ["POST", "POST"]),  # one request, twice
-])
+@pytest.mark.parametrize(
+    "size, refuse, refused",
+    [
+        (9 * MiB, {0, 1, 3}, ["POST", "POST", "PUT"]),  # resumable: session start twice, first chunk once
+        (100_000, {0, 1}, ["POST", "POST"]),  # one request, twice
+    ],
+)
 def test_upload_refused_for_a_while_is_retried_to_a_stored_file(tmp_path, proxy, monkeypatch, size, refuse, refused):
     store = through(proxy, monkeypatch, tmp_path, refuse, query="chunk_mib=4", prefix="flaky")
     data = write_file(tmp_path / "f.xlsx", size)
@@ -302,13 +330,13 @@ def test_delete_sends_the_generation_as_a_precondition(tmp_path, proxy, monkeypa
 
 def test_list_gives_the_names_under_a_prefix_in_order_with_their_times(tmp_path):
     store = gcs(tmp_path)
-    before = datetime.now(timezone.utc) - timedelta(seconds=5)
+    before = datetime.now(UTC) - timedelta(seconds=5)
     for name in ("b", "a", "c"):
         store.write_json(f"jobs-pending/{name}", {}, None)
     store.write_json("jobs/a.json", {}, None)
     listed = store.list("jobs-pending/", 2)
     assert [name for name, _ in listed] == ["a", "b"]
-    assert all(before < at <= datetime.now(timezone.utc) + timedelta(seconds=5) for _, at in listed)
+    assert all(before < at <= datetime.now(UTC) + timedelta(seconds=5) for _, at in listed)
     assert store.list("nothing-here/", 10) == []
 
 
@@ -352,15 +380,15 @@ def test_signed_link_is_a_valid_v4_signature_and_downloads(tmp_path, service_acc
     data = write_file(tmp_path / "r.xlsx", 5000)
     key = "catalog/1/job 1/catálogo_2025.xlsx"  # the name needs escaping in the URL path
     store.put_file(key, tmp_path / "r.xlsx", XLSX_TYPE, "catálogo_2025.xlsx")
-    before = datetime.now(timezone.utc).replace(microsecond=0)
+    before = datetime.now(UTC).replace(microsecond=0)
     url, expires_at = store.link(key, 3600)
     params = verify_v4(url, service_account_key.public_key)
     parts = urlsplit(url)
     assert f"{parts.scheme}://{parts.netloc}" == emulator.url
     assert parts.path == "/reports/links/catalog/1/job%201/cat%C3%A1logo_2025.xlsx"
     assert params["X-Goog-Expires"] == "3600"
-    signed_at = datetime.strptime(params["X-Goog-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-    assert before <= signed_at <= datetime.now(timezone.utc)
+    signed_at = datetime.strptime(params["X-Goog-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert before <= signed_at <= datetime.now(UTC)
     assert expires_at == signed_at + timedelta(seconds=3600) and expires_at.tzinfo is not None
     # The verifier is not vacuous: the same signature over another object fails.
     with pytest.raises(InvalidSignature):
@@ -368,7 +396,8 @@ def test_signed_link_is_a_valid_v4_signature_and_downloads(tmp_path, service_acc
     got = httpx.get(url)
     assert got.status_code == 200 and got.content == data
     assert got.headers["content-disposition"] == (
-        "attachment; filename=\"catalogo_2025.xlsx\"; filename*=UTF-8''cat%C3%A1logo_2025.xlsx")
+        "attachment; filename=\"catalogo_2025.xlsx\"; filename*=UTF-8''cat%C3%A1logo_2025.xlsx"
+    )
 
 
 def test_signing_without_a_key_goes_through_iam_sign_blob(tmp_path, service_account_key, monkeypatch):
@@ -383,7 +412,7 @@ def test_signing_without_a_key_goes_through_iam_sign_blob(tmp_path, service_acco
 
         def refresh(self, request) -> None:
             self.token = "ya29.metadata-token"
-            self.expiry = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(hours=1)
+            self.expiry = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)
             self.service_account_email = "runner@catalog-test.iam.gserviceaccount.com"
 
     calls = []
@@ -412,8 +441,12 @@ def test_public_option_gives_the_plain_object_url(tmp_path, emulator):
 
 
 def test_a_public_link_is_notified_without_an_expiry(tmp_path, warehouse):
-    settings = load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/pub-job?public=true",
-                             warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32)
+    settings = load_settings(
+        data_dir=tmp_path,
+        storage_url=f"gs://{BUCKET}/pub-job?public=true",
+        warehouse_url=f"duckdb://{warehouse}",
+        jwt_secret="x" * 32,
+    )
     runner, store = runner_for(settings)
     job = accepted(settings, store)
     assert runner.run_once(wait_seconds=0)
@@ -423,14 +456,17 @@ def test_a_public_link_is_notified_without_an_expiry(tmp_path, warehouse):
     assert note["expiresAt"] is None and note["url"] == state.url and httpx.get(note["url"]).status_code == 200
 
 
-@pytest.mark.parametrize("query, settings, message", [
-    ("public=yes", {}, "public must be true or false"),
-    ("chunk_mib=0", {}, "chunk_mib must be"),
-    ("chunk=8", {}, "unknown option 'chunk'"),
-    ("ledger_timeout=0", {}, "ledger_timeout must be"),
-    ("ledger_timeout=soon", {}, "ledger_timeout must be"),
-    ("", {"link_ttl_seconds": 8 * 24 * 3600}, "REPORTS_LINK_TTL_SECONDS"),
-])
+@pytest.mark.parametrize(
+    "query, settings, message",
+    [
+        ("public=yes", {}, "public must be true or false"),
+        ("chunk_mib=0", {}, "chunk_mib must be"),
+        ("chunk=8", {}, "unknown option 'chunk'"),
+        ("ledger_timeout=0", {}, "ledger_timeout must be"),
+        ("ledger_timeout=soon", {}, "ledger_timeout must be"),
+        ("", {"link_ttl_seconds": 8 * 24 * 3600}, "REPORTS_LINK_TTL_SECONDS"),
+    ],
+)
 def test_bad_options_fail_at_start_naming_the_variable(tmp_path, query, settings, message):
     with pytest.raises(ConfigError, match=message):
         gcs(tmp_path, query=query, **settings)
@@ -478,15 +514,23 @@ def test_a_gcs_outage_refuses_a_job_within_the_ledger_timeout(tmp_path, monkeypa
     store = gcs(tmp_path, query="ledger_timeout=2")
     settings = load_settings(data_dir=tmp_path, jwt_secret="x" * 32)
     queue = open_queue(settings.queue_url)
-    job = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
-                     start_date=date(2025, 1, 1), end_date=date(2025, 12, 31), timezone="UTC", requested_at=utcnow())
+    job = CatalogJob(
+        job_id=new_job_id(),
+        institution_id=1,
+        user_id=7,
+        subdomain="demo",
+        start_date=date(2025, 1, 1),
+        end_date=date(2025, 12, 31),
+        timezone="UTC",
+        requested_at=utcnow(),
+    )
     started = time.monotonic()
     with pytest.raises(Unavailable, match="could not be recorded"):
         submit(Ledger(store), queue, job)
     assert time.monotonic() - started < 2 + 3
     assert queue.pending() == 0
     started = time.monotonic()
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the client gives up with
         Ledger(store).get(job.job_id)  # a status read is bounded too (the API answers 503)
     assert time.monotonic() - started < 2 + 3
 
@@ -495,12 +539,27 @@ def test_a_gcs_outage_refuses_a_job_within_the_ledger_timeout(tmp_path, monkeypa
 
 
 def test_consumer_end_to_end_on_gcs(tmp_path, warehouse, service_account_key):
-    settings = load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/pfx",
-                             warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32)
+    settings = load_settings(
+        data_dir=tmp_path, storage_url=f"gs://{BUCKET}/pfx", warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32
+    )
     queue, store = open_queue(settings.queue_url), open_storage(settings.storage_url, settings.links)
-    runner = JobRunner(settings.runner, queue, store, open_warehouse(settings.warehouse_url), open_notifier(settings.notify_url, settings.notify))
-    job = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
-                     start_date=date(2025, 1, 1), end_date=date(2025, 12, 31), timezone="UTC", requested_at=utcnow())
+    runner = JobRunner(
+        settings.runner,
+        queue,
+        store,
+        open_warehouse(settings.warehouse_url),
+        open_notifier(settings.notify_url, settings.notify),
+    )
+    job = CatalogJob(
+        job_id=new_job_id(),
+        institution_id=1,
+        user_id=7,
+        subdomain="demo",
+        start_date=date(2025, 1, 1),
+        end_date=date(2025, 12, 31),
+        timezone="UTC",
+        requested_at=utcnow(),
+    )
     submit(Ledger(store), queue, job)
     job_id = job.job_id
     assert runner.run_once(wait_seconds=0)
@@ -517,7 +576,7 @@ def test_consumer_end_to_end_on_gcs(tmp_path, warehouse, service_account_key):
     params = verify_v4(note["url"], service_account_key.public_key)
     assert urlsplit(note["url"]).path == f"/{BUCKET}/{quote(name)}"
     assert params["X-Goog-Expires"] == str(settings.link_ttl_seconds)
-    signed_at = datetime.strptime(params["X-Goog-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    signed_at = datetime.strptime(params["X-Goog-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     expires = signed_at + timedelta(seconds=settings.link_ttl_seconds)
     assert note["expiresAt"] == expires.strftime("%Y-%m-%dT%H:%M:%SZ")
     download = tmp_path / "downloaded.xlsx"
@@ -531,13 +590,26 @@ def test_consumer_end_to_end_on_gcs(tmp_path, warehouse, service_account_key):
 
 def runner_for(settings, storage=None) -> tuple[JobRunner, GcsStorage]:
     store = storage or open_storage(settings.storage_url, settings.links)
-    return JobRunner(settings.runner, open_queue(settings.queue_url), store, open_warehouse(settings.warehouse_url),
-                     open_notifier(settings.notify_url, settings.notify)), store
+    return JobRunner(
+        settings.runner,
+        open_queue(settings.queue_url),
+        store,
+        open_warehouse(settings.warehouse_url),
+        open_notifier(settings.notify_url, settings.notify),
+    ), store
 
 
 def accepted(settings, store) -> CatalogJob:
-    job = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
-                     start_date=date(2025, 1, 1), end_date=date(2025, 12, 31), timezone="UTC", requested_at=utcnow())
+    job = CatalogJob(
+        job_id=new_job_id(),
+        institution_id=1,
+        user_id=7,
+        subdomain="demo",
+        start_date=date(2025, 1, 1),
+        end_date=date(2025, 12, 31),
+        timezone="UTC",
+        requested_at=utcnow(),
+    )
     submit(Ledger(store), open_queue(settings.queue_url), job)
     return job
 
@@ -547,22 +619,37 @@ def test_links_that_cannot_be_signed_are_found_at_start_naming_what_is_missing(t
     from actors.storage import LinkUnavailable
 
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
-    settings = load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/nokey",
-                             warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32)
+    settings = load_settings(
+        data_dir=tmp_path,
+        storage_url=f"gs://{BUCKET}/nokey",
+        warehouse_url=f"duckdb://{warehouse}",
+        jwt_secret="x" * 32,
+    )
     with pytest.raises(LinkUnavailable, match="no Google credentials were found: set GOOGLE_APPLICATION_CREDENTIALS"):
         open_storage(settings.storage_url, settings.links).check_links()
     with pytest.raises(ConfigError, match=r"^REPORTS_STORAGE_URL: gs:// links are signed, .*\?public=true\)$"):
         preflight(settings)
-    preflight(load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/nokey?public=true",
-                            warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32))  # nothing to sign
+    preflight(
+        load_settings(
+            data_dir=tmp_path,
+            storage_url=f"gs://{BUCKET}/nokey?public=true",
+            warehouse_url=f"duckdb://{warehouse}",
+            jwt_secret="x" * 32,
+        )
+    )  # nothing to sign
 
 
 def test_a_job_whose_link_cannot_be_signed_fails_saying_so_and_stores_nothing(tmp_path, warehouse, monkeypatch):
     """Before: five full runs, then "the file could not be stored" (untrue), and the file
     left in the bucket with no record pointing to it."""
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
-    settings = load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/nokey-{uuid.uuid4().hex[:6]}",
-                             warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32, max_delivery_attempts=1)
+    settings = load_settings(
+        data_dir=tmp_path,
+        storage_url=f"gs://{BUCKET}/nokey-{uuid.uuid4().hex[:6]}",
+        warehouse_url=f"duckdb://{warehouse}",
+        jwt_secret="x" * 32,
+        max_delivery_attempts=1,
+    )
     runner, store = runner_for(settings)
     job = accepted(settings, store)
     assert runner.run_once(wait_seconds=0)
@@ -573,8 +660,13 @@ def test_a_job_whose_link_cannot_be_signed_fails_saying_so_and_stores_nothing(tm
 
 
 def test_a_job_that_fails_after_its_upload_leaves_no_file(tmp_path, warehouse):
-    settings = load_settings(data_dir=tmp_path, storage_url=f"gs://{BUCKET}/late-{uuid.uuid4().hex[:6]}",
-                             warehouse_url=f"duckdb://{warehouse}", jwt_secret="x" * 32, max_delivery_attempts=1)
+    settings = load_settings(
+        data_dir=tmp_path,
+        storage_url=f"gs://{BUCKET}/late-{uuid.uuid4().hex[:6]}",
+        warehouse_url=f"duckdb://{warehouse}",
+        jwt_secret="x" * 32,
+        max_delivery_attempts=1,
+    )
     store = open_storage(settings.storage_url, settings.links)
 
     class LedgerDownWhenDone:
@@ -601,11 +693,11 @@ def test_a_job_that_fails_after_its_upload_leaves_no_file(tmp_path, warehouse):
 
 
 def test_keys_written_since_lists_recent_records_under_the_prefix(tmp_path):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     store = gcs(tmp_path, prefix="recent")
-    before = datetime.now(timezone.utc) - timedelta(seconds=5)
+    before = datetime.now(UTC) - timedelta(seconds=5)
     store.write_json("jobs/a.json", {"v": 1}, None)
     store.write_json("jobs/deeper/b.json", {"v": 2}, None)
     assert list(store.keys_written_since("jobs", before)) == ["jobs/a.json"]
-    assert list(store.keys_written_since("jobs", datetime.now(timezone.utc) + timedelta(minutes=1))) == []
+    assert list(store.keys_written_since("jobs", datetime.now(UTC) + timedelta(minutes=1))) == []

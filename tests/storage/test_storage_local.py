@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+from datetime import UTC
 
 import pytest
 
@@ -94,13 +95,13 @@ def test_list_gives_the_names_under_a_prefix_in_order_with_their_times(tmp_path)
 def test_keys_written_since_lists_recent_records_only(tmp_path):
     """What the rate limiter reads back after a restart: the ledger's records of the last minute."""
     import os
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     records = store(tmp_path)
-    assert list(records.keys_written_since("jobs", datetime.now(timezone.utc))) == []  # no directory yet
+    assert list(records.keys_written_since("jobs", datetime.now(UTC))) == []  # no directory yet
     records.write_json("jobs/old.json", {"n": 1}, None)
-    hour_ago = (datetime.now(timezone.utc) - timedelta(hours=1)).timestamp()
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).timestamp()
     os.utime(records.path("jobs/old.json"), (hour_ago, hour_ago))
     records.write_json("jobs/new.json", {"n": 2}, None)
-    minute_ago = datetime.now(timezone.utc) - timedelta(minutes=1)
+    minute_ago = datetime.now(UTC) - timedelta(minutes=1)
     assert list(records.keys_written_since("jobs", minute_ago)) == ["jobs/new.json"]  # no lock files

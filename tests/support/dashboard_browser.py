@@ -27,8 +27,14 @@ def missing() -> str | None:
 class DashboardBrowser:
     def __init__(self, url: str, token: str):
         env = {**os.environ, "RAY_DASHBOARD_TOKEN": token, "CHROMIUM": CHROMIUM}
-        self.proc = subprocess.Popen(["node", str(HARNESS / "dashboard.mjs"), url], cwd=HARNESS, env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            ["node", str(HARNESS / "dashboard.mjs"), url],
+            cwd=HARNESS,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.ready = self._answer()
 
     def _answer(self) -> dict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import unicodedata
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -52,11 +52,22 @@ COURSES = [
 ]
 
 COURSE_SCHOOLS = [
-    (1, 10), (1, 11), (1, 13), (1, 13),  # duplicate link, duplicate name
+    (1, 10),
+    (1, 11),
+    (1, 13),
+    (1, 13),  # duplicate link, duplicate name
     (2, 10),
-    (3, 12), (4, 12), (5, 14), (6, 14), (7, 11),
+    (3, 12),
+    (4, 12),
+    (5, 14),
+    (6, 14),
+    (7, 11),
     (8, 20),  # only another institution's school: Escola stays empty
-    (12, 10), (12, 20), (13, 11), (16, 12), (17, 12),
+    (12, 10),
+    (12, 20),
+    (13, 11),
+    (16, 12),
+    (17, 12),
     (100, 20),
 ]
 
@@ -66,7 +77,9 @@ VIEWS = [
     (1, 2, T(2025, 12, 31, 23, 59, 59, 999999)),  # last instant: counted
     (1, 3, T(2026, 1, 1, 0, 0)),  # end + 1 day: not counted
     (1, 4, T(2024, 12, 31, 23, 59, 59)),  # before: not counted
-    (2, 1, T(2025, 6, 1)), (2, 1, T(2025, 6, 2)), (3, 9, T(2025, 1, 1, 1)),
+    (2, 1, T(2025, 6, 1)),
+    (2, 1, T(2025, 6, 2)),
+    (3, 9, T(2025, 1, 1, 1)),
     (11, 1, T(2025, 6, 1)),  # deleted course
     (100, 1, T(2025, 6, 1)),  # other institution
 ]
@@ -78,9 +91,18 @@ ENROLLMENTS = [
     (3, 2, T(2026, 1, 1), None),  # outside
 ]
 
-HEADERS = ["ID", "Título", "URL de Visualização (Aluno)", "Status", "URL de Edição (Admin)",
-           "Visualizações", "Matrículas", "Conclusões", "Data de Publicação", "Escola"]
-
+HEADERS = [
+    "ID",
+    "Título",
+    "URL de Visualização (Aluno)",
+    "Status",
+    "URL de Edição (Admin)",
+    "Visualizações",
+    "Matrículas",
+    "Conclusões",
+    "Data de Publicação",
+    "Escola",
+]
 
 
 class Warehouse(NamedTuple):
@@ -139,17 +161,52 @@ EDGE = Warehouse(
         (100, 2, "Curso de outra instituição", "published", T(2025, 1, 1), None),
     ],
     course_schools=[
-        (1, 1), (2, 5), (3, 2), (4, 3), (5, 4), (6, 4), (7, 6), (8, 6), (9, 1), (10, 7), (11, 7), (12, 7),
-        (13, 1), (14, 8), (15, 8), (16, 1), (17, 2), (18, 3), (19, 5), (20, 1), (21, 1),
-        (23, 1), (23, 2), (23, 3), (23, 4), (23, 5), (23, 6), (23, 7), (23, 8), (23, 9),  # every school
+        (1, 1),
+        (2, 5),
+        (3, 2),
+        (4, 3),
+        (5, 4),
+        (6, 4),
+        (7, 6),
+        (8, 6),
+        (9, 1),
+        (10, 7),
+        (11, 7),
+        (12, 7),
+        (13, 1),
+        (14, 8),
+        (15, 8),
+        (16, 1),
+        (17, 2),
+        (18, 3),
+        (19, 5),
+        (20, 1),
+        (21, 1),
+        (23, 1),
+        (23, 2),
+        (23, 3),
+        (23, 4),
+        (23, 5),
+        (23, 6),
+        (23, 7),
+        (23, 8),
+        (23, 9),  # every school
         (24, 9),  # only another institution's school: Escola stays empty
         (123456789, 4),
         (100, 9),
     ],
-    views=[(1, 1, T(2025, 1, 1)), (1, 2, T(2025, 12, 31, 23)), (3, 1, T(2025, 6, 1)), (23, 4, T(2025, 7, 1)),
-           (1, 3, T(2026, 1, 1))],  # the last one outside the period
-    enrollments=[(1, 1, T(2025, 1, 1), T(2025, 2, 1)), (4, 2, T(2025, 3, 3), None),
-                 (23, 3, T(2024, 12, 1), T(2025, 1, 15))],
+    views=[
+        (1, 1, T(2025, 1, 1)),
+        (1, 2, T(2025, 12, 31, 23)),
+        (3, 1, T(2025, 6, 1)),
+        (23, 4, T(2025, 7, 1)),
+        (1, 3, T(2026, 1, 1)),
+    ],  # the last one outside the period
+    enrollments=[
+        (1, 1, T(2025, 1, 1), T(2025, 2, 1)),
+        (4, 2, T(2025, 3, 3), None),
+        (23, 3, T(2024, 12, 1), T(2025, 1, 15)),
+    ],
 )
 
 
@@ -174,8 +231,9 @@ def cell_text(s: str | None) -> str | None:
     32,767 UTF-16 units, empty as no value."""
     if s is None:
         return None
-    s = "".join(c for c in s if c in "\t\n\r" or 0x20 <= ord(c) <= 0xD7FF or 0xE000 <= ord(c) <= 0xFFFD
-                or ord(c) >= 0x10000)
+    s = "".join(
+        c for c in s if c in "\t\n\r" or 0x20 <= ord(c) <= 0xD7FF or 0xE000 <= ord(c) <= 0xFFFD or ord(c) >= 0x10000
+    )
     s = s.encode("utf-16-le")[: 2 * 32767].decode("utf-16-le", errors="ignore")
     return s or None
 
@@ -186,13 +244,22 @@ def shown_date(d: date | None) -> date | str | None:
     return f"{d.day:02d}/{d.month:02d}/{d.year:04d}" if d is not None and d.year < 1900 else d
 
 
-def expected_report(institution_id: int, start: date, end: date, *, subdomain: str,
-                    student: str, admin: str, school_ids=None, tz: str = "UTC",
-                    data: Warehouse = CRAFTED) -> list[list]:
+def expected_report(
+    institution_id: int,
+    start: date,
+    end: date,
+    *,
+    subdomain: str,
+    student: str,
+    admin: str,
+    school_ids=None,
+    tz: str = "UTC",
+    data: Warehouse = CRAFTED,
+) -> list[list]:
     zone = ZoneInfo(tz)
 
     def utc(d: date) -> datetime:
-        return datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
+        return datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
 
     lo, hi = utc(start), utc(end + timedelta(days=1))
     school = {sid: (inst, name) for sid, inst, name in data.schools}
@@ -208,19 +275,21 @@ def expected_report(institution_id: int, start: date, end: date, *, subdomain: s
         names = sorted({school[s][1] for s in links if school[s][0] == institution_id}, key=lambda n: (key(n), n))
         pub = None
         if published is not None:
-            pub = published.replace(tzinfo=timezone.utc).astimezone(zone).date()
-        rows.append([
-            cid,
-            cell_text(title),
-            student.format(subdomain=subdomain, course_id=cid),
-            "Publicado" if status == "published" else "Rascunho",
-            admin.format(subdomain=subdomain, course_id=cid),
-            sum(1 for c, _, at in data.views if c == cid and lo <= at < hi),
-            sum(1 for c, _, at, _ in data.enrollments if c == cid and lo <= at < hi),
-            sum(1 for c, _, _, done in data.enrollments if c == cid and done is not None and lo <= done < hi),
-            shown_date(pub),
-            cell_text(", ".join(names)),
-        ])
+            pub = published.replace(tzinfo=UTC).astimezone(zone).date()
+        rows.append(
+            [
+                cid,
+                cell_text(title),
+                student.format(subdomain=subdomain, course_id=cid),
+                "Publicado" if status == "published" else "Rascunho",
+                admin.format(subdomain=subdomain, course_id=cid),
+                sum(1 for c, _, at in data.views if c == cid and lo <= at < hi),
+                sum(1 for c, _, at, _ in data.enrollments if c == cid and lo <= at < hi),
+                sum(1 for c, _, _, done in data.enrollments if c == cid and done is not None and lo <= done < hi),
+                shown_date(pub),
+                cell_text(", ".join(names)),
+            ]
+        )
     rows.sort(key=lambda r: (r[9] is None, key(r[9] or ""), key(title_of(r[0], data) or ""), r[0]))
     return rows
 
@@ -229,10 +298,15 @@ def title_of(course_id: int, data: Warehouse = CRAFTED) -> str | None:
     return next(c[2] for c in data.courses if c[0] == course_id)
 
 
-
 # A table past one sheet's rows, in report order: six school groups, then courses with none.
-BIG_SCHOOLS = ["Academia Ágora", "Colégio Éden", "Escola Álvares", "Instituto Ômega", "Liceu Úrsula",
-               "escola Zumbi"]  # already in key() order
+BIG_SCHOOLS = [
+    "Academia Ágora",
+    "Colégio Éden",
+    "Escola Álvares",
+    "Instituto Ômega",
+    "Liceu Úrsula",
+    "escola Zumbi",
+]  # already in key() order
 BIG_WORDS = ["Álgebra", "Ética", "Física", "Ônibus", "Çedilha", "Über", "Ñandú"]
 BIG_STUDENT, BIG_ADMIN = "https://demo.lxp.test/course/{}", "https://demo.lxp.test/admin/courses/{}/edit"
 BIG_FIRST_DATE, BIG_DATE_SPAN, BIG_DATE_STEP = date(1900, 3, 1), 73_000, 7_919  # 1900-03-01 to 2099

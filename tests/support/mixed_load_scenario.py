@@ -24,13 +24,13 @@ import yaml
 from ray import serve
 from ray.cluster_utils import Cluster
 
-from actors.job.message import CatalogJob, new_job_id, utcnow
-from actors.job.ledger import Ledger
-from actors.report.pipeline import produce_report
-from actors.queue import open_queue
 from actors.config.settings import load_settings
-from actors.storage import open_storage
+from actors.job.ledger import Ledger
+from actors.job.message import CatalogJob, new_job_id, utcnow
 from actors.job.submit import submit
+from actors.queue import open_queue
+from actors.report.pipeline import produce_report
+from actors.storage import open_storage
 from actors.warehouse import CatalogQuery, open_warehouse
 from serve_app.app import build_app
 
@@ -56,37 +56,63 @@ def mixed_jobs(warehouse: Path) -> list[CatalogJob]:
     for i in range(JOBS):
         institution, school = rng.choice(schools)
         big = i % 4 == 0
-        jobs.append(CatalogJob(job_id=new_job_id(), institution_id=institution, user_id=1000 + i, subdomain="demo",
-                               start_date=date(2025, 1, 1), end_date=date(2026, 12, 31),
-                               school_ids=None if big else [school], timezone="UTC", requested_at=utcnow()))
+        jobs.append(
+            CatalogJob(
+                job_id=new_job_id(),
+                institution_id=institution,
+                user_id=1000 + i,
+                subdomain="demo",
+                start_date=date(2025, 1, 1),
+                end_date=date(2026, 12, 31),
+                school_ids=None if big else [school],
+                timezone="UTC",
+                requested_at=utcnow(),
+            )
+        )
     return jobs
 
 
-def main(data_dir: Path, warehouse: Path, consumers: int, render_workers: int, consumer_jobs: int,
-         kill: bool) -> dict:
+def main(data_dir: Path, warehouse: Path, consumers: int, render_workers: int, consumer_jobs: int, kill: bool) -> dict:
     t0 = time.monotonic()
     timeline: list[tuple[float, str]] = []
 
     def mark(event: str) -> None:
         timeline.append((round(time.monotonic() - t0, 2), event))
 
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "gcs_server_port": free_port(), "include_dashboard": True, "dashboard_port": free_port(),
-        "object_store_memory": 200 * 2**20})
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "gcs_server_port": free_port(),
+            "include_dashboard": True,
+            "dashboard_port": free_port(),
+            "object_store_memory": 200 * 2**20,
+        },
+    )
     nodes = [cluster.add_node(num_cpus=1, object_store_memory=200 * 2**20) for _ in range(2)]
     context = ray.init(address=cluster.address, log_to_driver=False)
     os.environ["RAY_ADDRESS"] = f"http://{context.dashboard_url}"  # the state API: where tasks ran
     mark("cluster up: 3 nodes of 1 CPU")
 
     app = yaml.safe_load(CONFIG.read_text())["applications"][0]
-    args = {**app["args"], "data_dir": str(data_dir), "warehouse_url": f"duckdb://{warehouse}",
-            "jwt_secret": "x" * 32, "lease_seconds": 5, "chunk_rows": 2_000, "render_workers": render_workers,
-            "consumer_jobs": consumer_jobs, "api_replicas": 1,
-            "consumer_autoscaling": {"min_replicas": consumers, "max_replicas": consumers}}
+    args = {
+        **app["args"],
+        "data_dir": str(data_dir),
+        "warehouse_url": f"duckdb://{warehouse}",
+        "jwt_secret": "x" * 32,
+        "lease_seconds": 5,
+        "chunk_rows": 2_000,
+        "render_workers": render_workers,
+        "consumer_jobs": consumer_jobs,
+        "api_replicas": 1,
+        "consumer_autoscaling": {"min_replicas": consumers, "max_replicas": consumers},
+    }
     serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
     serve.run(build_app(args), name="catalog-report", route_prefix="/")
-    mark(f"serve_config.yaml's application: {consumers} consumers x {consumer_jobs} jobs, "
-         f"render_workers={render_workers} on 3 CPUs")
+    mark(
+        f"serve_config.yaml's application: {consumers} consumers x {consumer_jobs} jobs, "
+        f"render_workers={render_workers} on 3 CPUs"
+    )
 
     settings = load_settings(**{k: v for k, v in args.items() if k not in ("api_replicas", "consumer_autoscaling")})
     ledger, queue = Ledger(open_storage(settings.storage_url, settings.links)), open_queue(settings.queue_url)
@@ -117,9 +143,18 @@ def main(data_dir: Path, warehouse: Path, consumers: int, render_workers: int, c
         by_node[node_names.get(task.node_id, "other")] = by_node.get(node_names.get(task.node_id, "other"), 0) + 1
     notes = [json.loads(line) for line in settings.outbox_path.read_text().splitlines()]
     states = [ledger.get(job.job_id)[0] for job in jobs]
-    results = [{"job": job.job_id, "status": s.status.value, "rows": s.rows, "runs": s.attempts,
-                "sha": hashlib.sha256(Path(settings.data_dir, "files", job.object_key).read_bytes()).hexdigest()
-                if s.status.value == "done" else None} for job, s in zip(jobs, states, strict=True)]
+    results = [
+        {
+            "job": job.job_id,
+            "status": s.status.value,
+            "rows": s.rows,
+            "runs": s.attempts,
+            "sha": hashlib.sha256(Path(settings.data_dir, "files", job.object_key).read_bytes()).hexdigest()
+            if s.status.value == "done"
+            else None,
+        }
+        for job, s in zip(jobs, states, strict=True)
+    ]
     serve.shutdown()
     ray.shutdown()
     cluster.shutdown()
@@ -130,16 +165,23 @@ def main(data_dir: Path, warehouse: Path, consumers: int, render_workers: int, c
     expected = []
     for job in jobs:
         out = data_dir / "expected.xlsx"
-        query = CatalogQuery.for_dates(job.institution_id, job.start_date, job.end_date, settings.zone,
-                                       job.school_ids)
+        query = CatalogQuery.for_dates(job.institution_id, job.start_date, job.end_date, settings.zone, job.school_ids)
         produced = produce_report(wh, query, subdomain=job.subdomain, options=settings.report, out=out)
         expected.append({"rows": produced.rows, "sha": hashlib.sha256(out.read_bytes()).hexdigest()})
     wh.close()
-    return {"results": results, "expected": expected, "render_tasks_by_node": by_node, "timeline": timeline,
-            "notes": [(n["jobId"], n["status"]) for n in notes]}
+    return {
+        "results": results,
+        "expected": expected,
+        "render_tasks_by_node": by_node,
+        "timeline": timeline,
+        "notes": [(n["jobId"], n["status"]) for n in notes],
+    }
 
 
 if __name__ == "__main__":
     data_dir, warehouse, consumers, workers, slots, kill = sys.argv[1:7]
-    print("RESULT " + json.dumps(main(Path(data_dir), Path(warehouse), int(consumers), int(workers), int(slots),
-                                      kill == "kill")), flush=True)
+    print(
+        "RESULT "
+        + json.dumps(main(Path(data_dir), Path(warehouse), int(consumers), int(workers), int(slots), kill == "kill")),
+        flush=True,
+    )

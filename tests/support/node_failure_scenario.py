@@ -18,13 +18,13 @@ from pathlib import Path
 import ray
 from ray.cluster_utils import Cluster
 
-from actors.job.deployment import ConsumerLoop
-from actors.job.message import CatalogJob, new_job_id, utcnow
-from actors.job.ledger import Ledger
-from actors.queue import open_queue
 from actors.config.settings import load_settings
-from actors.storage import open_storage
+from actors.job.deployment import ConsumerLoop
+from actors.job.ledger import Ledger
+from actors.job.message import CatalogJob, new_job_id, utcnow
 from actors.job.submit import submit
+from actors.queue import open_queue
+from actors.storage import open_storage
 
 
 def free_port() -> int:
@@ -61,24 +61,50 @@ def main(mode: str, data_dir: Path) -> dict:
         timeline.append((round(time.monotonic() - t0, 2), event))
 
     # The dashboard's API server answers the state API (where render tasks ran), on a free port.
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "gcs_server_port": free_port(),
-                                                             "include_dashboard": True, "dashboard_port": free_port()})
-    nodes = [cluster.add_node(num_cpus=2, object_store_memory=300 * 2**20),
-             cluster.add_node(num_cpus=4, object_store_memory=300 * 2**20)]
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 0,
+            "gcs_server_port": free_port(),
+            "include_dashboard": True,
+            "dashboard_port": free_port(),
+        },
+    )
+    nodes = [
+        cluster.add_node(num_cpus=2, object_store_memory=300 * 2**20),
+        cluster.add_node(num_cpus=4, object_store_memory=300 * 2**20),
+    ]
     context = ray.init(address=cluster.address, log_to_driver=False)
     os.environ["RAY_ADDRESS"] = f"http://{context.dashboard_url}"  # for the state API
     mark("cluster up: head (0 CPU) + worker nodes with 2 and 4 CPUs")
 
-    values = {"data_dir": str(data_dir), "warehouse_url": f"duckdb://{data_dir / 'warehouse.duckdb'}",
-              "jwt_secret": "x" * 32, "lease_seconds": 3, "chunk_rows": 1000, "render_workers": 4}
+    values = {
+        "data_dir": str(data_dir),
+        "warehouse_url": f"duckdb://{data_dir / 'warehouse.duckdb'}",
+        "jwt_secret": "x" * 32,
+        "lease_seconds": 3,
+        "chunk_rows": 1000,
+        "render_workers": 4,
+    }
     settings = load_settings(**values)
-    consumer = ray.remote(ConsumerLoop).options(
-        name="catalog-consumer", num_cpus=0, max_restarts=-1, max_task_retries=-1).remote(values)
+    consumer = (
+        ray.remote(ConsumerLoop)
+        .options(name="catalog-consumer", num_cpus=0, max_restarts=-1, max_task_retries=-1)
+        .remote(values)
+    )
     assert ray.get(consumer.alive.remote())
     mark("consumer actor started (4 chunks rendering at once, as Ray tasks)")
 
-    job = CatalogJob(job_id=new_job_id(), institution_id=1, user_id=7, subdomain="demo",
-                     start_date=date(2025, 1, 1), end_date=date(2026, 12, 31), timezone="UTC", requested_at=utcnow())
+    job = CatalogJob(
+        job_id=new_job_id(),
+        institution_id=1,
+        user_id=7,
+        subdomain="demo",
+        start_date=date(2025, 1, 1),
+        end_date=date(2026, 12, 31),
+        timezone="UTC",
+        requested_at=utcnow(),
+    )
     ledger = Ledger(open_storage(settings.storage_url, settings.links))
     submit(ledger, open_queue(settings.queue_url), job)
     job_id = job.job_id
@@ -117,8 +143,16 @@ def main(mode: str, data_dir: Path) -> dict:
     by_node = _render_tasks_by_node({n.node_id: name for n, name in zip(nodes, ["killed", "survivor"])})
     ray.shutdown()
     cluster.shutdown()
-    return {"render_tasks_by_node": by_node, "job_id": job_id, "status": state.status.value, "rows": state.rows, "notes": notes,
-            "files": [str(f) for f in files], "runs": state.attempts, "timeline": timeline}
+    return {
+        "render_tasks_by_node": by_node,
+        "job_id": job_id,
+        "status": state.status.value,
+        "rows": state.rows,
+        "notes": notes,
+        "files": [str(f) for f in files],
+        "runs": state.attempts,
+        "timeline": timeline,
+    }
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ class NotificationAPI:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 record = {"body": body, "headers": {k.lower(): v for k, v in self.headers.items()}}
                 with api._lock:

@@ -113,7 +113,9 @@ async def _read_startup(reader: asyncio.StreamReader) -> bytes:
 
 
 async def _pump(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rewrite: Callable[[bytes, bytes], bytes],
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    rewrite: Callable[[bytes, bytes], bytes],
     inspected: frozenset[int],
 ) -> None:
     """Forward typed messages (Byte1 kind, Int32 length, body) as they come, in whatever
@@ -127,11 +129,11 @@ async def _pump(
             out, at, run = bytearray(), 0, 0  # pending[run:at]: whole messages passed as they are
             while len(pending) - at >= 5:
                 kind = pending[at]  # an int: one byte
-                end = at + 1 + int.from_bytes(pending[at + 1:at + 5], "big")
+                end = at + 1 + int.from_bytes(pending[at + 1 : at + 5], "big")
                 if end > len(pending):
                     break
                 if kind in inspected:
-                    body = rewrite(bytes((kind,)), bytes(pending[at + 5:end]))
+                    body = rewrite(bytes((kind,)), bytes(pending[at + 5 : end]))
                     out += pending[run:at] + bytes((kind,)) + struct.pack("!i", len(body) + 4) + body
                     run = end
                 at = end

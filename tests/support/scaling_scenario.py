@@ -16,25 +16,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: `tests` importable
 
-from ray import serve  # noqa: E402
+from ray import serve
 
-from actors.job.state import Status  # noqa: E402
-from actors.job.ledger import Ledger  # noqa: E402
-from actors.queue import open_queue  # noqa: E402
-from actors.config.settings import load_settings  # noqa: E402
-from actors.storage import open_storage  # noqa: E402
-from actors.job.submit import submit  # noqa: E402
-from serve_app.app import build_app  # noqa: E402
-from tests.conftest import base_settings  # noqa: E402
-from tests.job.test_consumer import job  # noqa: E402
+from actors.config.settings import load_settings
+from actors.job.ledger import Ledger
+from actors.job.state import Status
+from actors.job.submit import submit
+from actors.queue import open_queue
+from actors.storage import open_storage
+from serve_app.app import build_app
+from tests.conftest import base_settings
+from tests.job.test_consumer import job
 
-SCALING = {"min_replicas": 1, "max_replicas": 3, "metrics_interval_s": 0.5, "look_back_period_s": 1,
-           "upscale_delay_s": 0.5, "downscale_delay_s": 3}
+SCALING = {
+    "min_replicas": 1,
+    "max_replicas": 3,
+    "metrics_interval_s": 0.5,
+    "look_back_period_s": 1,
+    "upscale_delay_s": 0.5,
+    "downscale_delay_s": 3,
+}
 
 
 def run(data_dir: Path, warehouse: Path, queue_url: str = "", jobs: int = 16) -> dict:
-    values = base_settings(data_dir, warehouse, consumer_jobs=1, chunk_rows=5_000,
-                           **({"queue_url": queue_url} if queue_url else {}))
+    values = base_settings(
+        data_dir, warehouse, consumer_jobs=1, chunk_rows=5_000, **({"queue_url": queue_url} if queue_url else {})
+    )
     serve.run(build_app({**values, "consumer_autoscaling": SCALING}), name="scaling", route_prefix="/scaling")
     settings = load_settings(**values)
     queue, ledger = open_queue(settings.queue_url), Ledger(open_storage(settings.storage_url, settings.links))
@@ -57,8 +64,13 @@ def run(data_dir: Path, warehouse: Path, queue_url: str = "", jobs: int = 16) ->
         while time.monotonic() < deadline and replicas() > 1:
             time.sleep(0.5)
         notes = settings.outbox_path.read_text().splitlines() if settings.outbox_path.exists() else []
-        return {"before": before, "most": most, "after": replicas(), "notes": len(notes),
-                "outcomes": [[s.status == Status.done, s.attempts, s.notified] for s in states]}
+        return {
+            "before": before,
+            "most": most,
+            "after": replicas(),
+            "notes": len(notes),
+            "outcomes": [[s.status == Status.done, s.attempts, s.notified] for s in states],
+        }
     finally:
         serve.delete("scaling")
         if hasattr(queue, "close"):

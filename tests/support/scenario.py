@@ -12,8 +12,13 @@ TESTS = Path(__file__).parent  # the scenario scripts live beside this module
 
 
 def run_script(script: str, *args: object, timeout: float) -> dict:
-    proc = subprocess.run([sys.executable, str(TESTS / script), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=TESTS.parents[1])
+    proc = subprocess.run(
+        [sys.executable, str(TESTS / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=TESTS.parents[1],
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-5000:]
     return json.loads(lines[-1].removeprefix("RESULT "))

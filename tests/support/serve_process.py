@@ -4,8 +4,8 @@ without touching any other Ray on the machine.
 Its Ray gets its own temp dir (``RAY_TMPDIR``, removed when it stops), so the session
 directory (where Ray writes the Prometheus configuration and service-discovery file) is this
 service's alone, and the service runs in its own process group: stopping it is Ctrl-C, then
-SIGKILL to that group and to any process whose command line names that temp dir. Used by tests/cluster/test_dashboard.py and
-bench/dashboard_screenshots.py."""
+SIGKILL to that group and to any process whose command line names that temp dir. Used by
+tests/cluster/test_dashboard.py and bench/dashboard_screenshots.py."""
 
 from __future__ import annotations
 
@@ -28,11 +28,20 @@ class ServeProcess:
     def __init__(self, args: list[str], env: dict[str, str], timeout: float = 300):
         # Under /tmp and short: Ray's socket paths must stay under 108 bytes. Removed by stop().
         self.ray_tmpdir = Path(tempfile.mkdtemp(prefix="crserve-", dir="/tmp"))
-        self.env = {**{k: v for k, v in os.environ.items() if k not in RAY_ENV},
-                    "RAY_TMPDIR": str(self.ray_tmpdir), **env}
+        self.env = {
+            **{k: v for k, v in os.environ.items() if k not in RAY_ENV},
+            "RAY_TMPDIR": str(self.ray_tmpdir),
+            **env,
+        }
         self.log = open(self.ray_tmpdir / "serve.log", "w+")
-        self.proc = subprocess.Popen([CLI, "serve", *args], stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                     env=self.env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [CLI, "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env=self.env,
+            start_new_session=True,
+        )
         self.lines: list[str] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -51,7 +51,8 @@ def main() -> None:
         gcs.start()
         gcs.create_bucket(BUCKET)
         notify = NotificationAPI(port=args.notify_port)
-        print(f"""stand-ins running (logs in {workdir}); in another shell:
+        print(
+            f"""stand-ins running (logs in {workdir}); in another shell:
 
 export PUBSUB_EMULATOR_HOST={pubsub.host}
 export STORAGE_EMULATOR_HOST={gcs.url}
@@ -62,7 +63,9 @@ export REPORTS_NOTIFY_URL={notify.url}
 .venv/bin/catalog-report queue-setup --no-retry-policy
 .venv/bin/catalog-report serve
 
-Ctrl-C stops them.""", flush=True)
+Ctrl-C stops them.""",
+            flush=True,
+        )
         shown = 0
         while not stop.wait(0.5):
             for note in notify.delivered[shown:]:

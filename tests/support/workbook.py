@@ -33,16 +33,18 @@ def ecma_unescape(value):
 def read_openpyxl(path: Path) -> dict[str, list[list]]:
     wb = openpyxl.load_workbook(path, read_only=True)
     try:
-        return {ws.title: [[_norm(ecma_unescape(v)) for v in row] for row in ws.iter_rows(values_only=True)]
-                for ws in wb}
+        return {
+            ws.title: [[_norm(ecma_unescape(v)) for v in row] for row in ws.iter_rows(values_only=True)] for ws in wb
+        }
     finally:
         wb.close()
 
 
 def read_calamine(path: Path) -> dict[str, list[list]]:
     wb = CalamineWorkbook.from_path(str(path))
-    return {name: [[_norm(v) for v in row] for row in wb.get_sheet_by_name(name).to_python()]
-            for name in wb.sheet_names}
+    return {
+        name: [[_norm(v) for v in row] for row in wb.get_sheet_by_name(name).to_python()] for name in wb.sheet_names
+    }
 
 
 def read_both(path: Path) -> dict[str, list[list]]:
@@ -51,9 +53,10 @@ def read_both(path: Path) -> dict[str, list[list]]:
     assert list(a) == list(b)
     for name in a:
         width = max(len(r) for r in a[name] + b[name])
+
         # Cells hold doubles: openpyxl keeps big integers exact, calamine gives the double.
-        same = lambda rows: [[float(v) if isinstance(v, int) else v for v in r] + [None] * (width - len(r))
-                             for r in rows]  # noqa: E731
+        def same(rows, width=width):
+            return [[float(v) if isinstance(v, int) else v for v in r] + [None] * (width - len(r)) for r in rows]
+
         assert same(a[name]) == same(b[name]), f"openpyxl and calamine disagree on sheet {name}"
     return a
-

@@ -27,15 +27,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import redshift_connector
-from tests.support.pg_shim import PgShim
 
-from actors.warehouse import demo as demo_data
 from actors.report.fetch import fetch_here, fetch_on_ray, partition_queries
 from actors.report.pipeline import produce_report
 from actors.report.render import RayRenderer, render_serially
 from actors.warehouse import CatalogQuery, CatalogRows, open_warehouse
+from actors.warehouse import demo as demo_data
 from actors.warehouse.duckdb import DuckDBWarehouse
 from actors.warehouse.redshift import RedshiftWarehouse, WarehouseConnectionError
+from tests.support.pg_shim import PgShim
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 TABLES = ("schools", "courses", "course_schools", "course_views", "enrollments")
@@ -82,9 +82,7 @@ def warehouse_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_database(
-    pg_server: None, warehouse_file: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def pg_database(pg_server: None, warehouse_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh database holding the same rows as ``warehouse_file`` (DuckDB → CSV → psql \\copy)."""
     name = f"catalog_test_{secrets.token_hex(4)}"
     csv_dir = tmp_path_factory.mktemp("csv")
@@ -264,8 +262,10 @@ def test_rejected_login_raises_connection_error(pg_server: None) -> None:
         RedshiftWarehouse(f"redshift://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres?ssl=false")
 
 
-@pytest.mark.parametrize("options", ["ssl=maybe", "fetch_rows=0", "sslmode=disable", "partitions=0",
-                                     "partitions=65", "partition_min_rows=-1"])
+@pytest.mark.parametrize(
+    "options",
+    ["ssl=maybe", "fetch_rows=0", "sslmode=disable", "partitions=0", "partitions=65", "partition_min_rows=-1"],
+)
 def test_rejects_bad_options(options: str) -> None:
     with pytest.raises(ValueError):
         RedshiftWarehouse(f"redshift://u@127.0.0.1:1/db?{options}")
@@ -287,10 +287,13 @@ def one_piece_sheet(duck: DuckDBWarehouse, settings_factory, tmp_path_factory) -
     return _sheet(settings_factory(tmp_path_factory.mktemp("sheet"), chunk_rows=300), duck, YEAR_2025)
 
 
-@pytest.mark.parametrize("options", ["partitions=1", "partitions=2&partition_min_rows=0",
-                                     "partitions=4&partition_min_rows=0", "partitions=4"])
-def test_same_sheet_from_redshift_in_any_partitioning(shim, pg_database, settings_factory, tmp_path, one_piece_sheet,
-                                                      options):
+@pytest.mark.parametrize(
+    "options",
+    ["partitions=1", "partitions=2&partition_min_rows=0", "partitions=4&partition_min_rows=0", "partitions=4"],
+)
+def test_same_sheet_from_redshift_in_any_partitioning(
+    shim, pg_database, settings_factory, tmp_path, one_piece_sheet, options
+):
     warehouse = open_warehouse(_url(shim, pg_database, f"ssl=false&{options}"))
     try:
         k = int(options.split("&")[0].split("=")[1]) if "min_rows" in options else 1  # else: too small to cut
@@ -326,11 +329,16 @@ def _kill_when_fetching(stop: threading.Event, killed: list) -> None:
 
 def _terminate_sessions_when_fetching(database: str, stop: threading.Event, killed: list) -> None:
     """Have PostgreSQL end the report's sessions mid-FETCH: the driver sees a dropped connection."""
-    sql = ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-           "AND application_name = 'catalog-report' AND query LIKE 'FETCH%'")
+    sql = (
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name = 'catalog-report' AND query LIKE 'FETCH%'"
+    )
     while not stop.is_set() and not killed:
-        out = subprocess.run(["psql", "-X", "-qtA", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-d", database,
-                              "-c", sql], capture_output=True, text=True).stdout.split()
+        out = subprocess.run(
+            ["psql", "-X", "-qtA", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-d", database, "-c", sql],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         if "t" in out:
             killed.append(out)
             return
@@ -338,15 +346,19 @@ def _terminate_sessions_when_fetching(database: str, stop: threading.Event, kill
 
 
 @pytest.mark.parametrize("fault", ["worker-killed", "session-dropped"])
-def test_lost_partition_is_fetched_again(ray_session, shim, pg_database, settings_factory, tmp_path, one_piece_sheet,
-                                         fault):
+def test_lost_partition_is_fetched_again(
+    ray_session, shim, pg_database, settings_factory, tmp_path, one_piece_sheet, fault
+):
     """Three partitions fetched in Ray tasks, one row per round trip so they take a while; one
     task's process is killed, or the server drops its sessions: the lost partitions are fetched
     again on their own (the ranges are planned once) and the sheet is the same."""
     warehouse = open_warehouse(_url(shim, pg_database, "ssl=false&partitions=3&partition_min_rows=0&fetch_rows=1"))
     stop, killed = threading.Event(), []
-    saboteur = (lambda: _kill_when_fetching(stop, killed)) if fault == "worker-killed" else (
-        lambda: _terminate_sessions_when_fetching(pg_database, stop, killed))
+    saboteur = (
+        (lambda: _kill_when_fetching(stop, killed))
+        if fault == "worker-killed"
+        else (lambda: _terminate_sessions_when_fetching(pg_database, stop, killed))
+    )
     thread = threading.Thread(target=saboteur, daemon=True)
     shim.parsed_sql.clear()
     thread.start()
@@ -365,6 +377,7 @@ def test_lost_partition_is_fetched_again(ray_session, shim, pg_database, setting
 def test_partitions_are_fetched_while_every_cpu_is_taken(ray_session, shim, pg_database):
     """Other work (other jobs' render tasks, any actor) may hold every CPU of the cluster; a
     partition fetch asks for none, so it still starts."""
+
     class Holder:  # an actor that holds the CPUs it was given (defined here: shipped by value)
         pass
 
@@ -372,9 +385,7 @@ def test_partitions_are_fetched_while_every_cpu_is_taken(ray_session, shim, pg_d
     ray_session.get(hog.__ray_ready__.remote())
     warehouse = open_warehouse(_url(shim, pg_database, "ssl=false&partitions=2&partition_min_rows=0"))
     fetched: list = []
-    job = threading.Thread(target=lambda: fetched.append(
-        fetch_on_ray(warehouse, YEAR_2025, UTC)),
-        daemon=True)
+    job = threading.Thread(target=lambda: fetched.append(fetch_on_ray(warehouse, YEAR_2025, UTC)), daemon=True)
     try:
         job.start()
         job.join(timeout=120)

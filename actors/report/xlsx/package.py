@@ -119,8 +119,18 @@ class _ZipWriter:
         raw_name = name.encode()
         self.fh.write(
             struct.pack(
-                "<IHHHHHIIIHH", 0x04034B50, 45 if big else 20, 0, 8, _DOS_TIME, _DOS_DATE, crc,
-                _U32 if big else csize, _U32 if big else size, len(raw_name), len(extra),
+                "<IHHHHHIIIHH",
+                0x04034B50,
+                45 if big else 20,
+                0,
+                8,
+                _DOS_TIME,
+                _DOS_DATE,
+                crc,
+                _U32 if big else csize,
+                _U32 if big else size,
+                len(raw_name),
+                len(extra),
             )
             + raw_name
             + extra
@@ -137,9 +147,24 @@ class _ZipWriter:
             extra = struct.pack(f"<HH{len(fields)}Q", 1, 8 * len(fields), *fields) if fields else b""
             self.fh.write(
                 struct.pack(
-                    "<IHHHHHHIIIHHHHHII", 0x02014B50, 45 if fields else 20, 45 if fields else 20, 0, 8,
-                    _DOS_TIME, _DOS_DATE, crc, min(csize, _U32), min(size, _U32), len(raw_name),
-                    len(extra), 0, 0, 0, 0, min(offset, _U32),
+                    "<IHHHHHHIIIHHHHHII",
+                    0x02014B50,
+                    45 if fields else 20,
+                    45 if fields else 20,
+                    0,
+                    8,
+                    _DOS_TIME,
+                    _DOS_DATE,
+                    crc,
+                    min(csize, _U32),
+                    min(size, _U32),
+                    len(raw_name),
+                    len(extra),
+                    0,
+                    0,
+                    0,
+                    0,
+                    min(offset, _U32),
                 )
                 + raw_name
                 + extra
@@ -147,11 +172,21 @@ class _ZipWriter:
         cd_end = self.fh.tell()
         count, cd_size = len(self.entries), cd_end - cd_start
         if cd_start >= _U32 or count >= 0xFFFF:
-            self.fh.write(struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count,
-                                      cd_size, cd_start))
+            self.fh.write(struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, cd_size, cd_start))
             self.fh.write(struct.pack("<IIQI", 0x07064B50, 0, cd_end, 1))
-        self.fh.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, min(count, 0xFFFF),
-                                  min(count, 0xFFFF), min(cd_size, _U32), min(cd_start, _U32), 0))
+        self.fh.write(
+            struct.pack(
+                "<IHHHHIIH",
+                0x06054B50,
+                0,
+                0,
+                min(count, 0xFFFF),
+                min(count, 0xFFFF),
+                min(cd_size, _U32),
+                min(cd_start, _U32),
+                0,
+            )
+        )
 
 
 def write_xlsx(path: Path, sheets: list[Sheet], columns: int) -> int:

@@ -50,10 +50,10 @@ _NOT_SPECIAL = bytes(b for b in range(256) if not _SPECIAL[b])  # for bytes.tran
 def _string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(offsets, bytes) of a string array, without copying."""
     kind = np.int64 if pa.types.is_large_string(values.type) else np.int32
-    offsets = np.frombuffer(values.buffers()[1], dtype=kind)[values.offset: values.offset + len(values) + 1]
+    offsets = np.frombuffer(values.buffers()[1], dtype=kind)[values.offset : values.offset + len(values) + 1]
     data = values.buffers()[2]
     raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, np.uint8)
-    return offsets, raw[offsets[0]: offsets[-1]] if len(offsets) else raw[:0]
+    return offsets, raw[offsets[0] : offsets[-1]] if len(offsets) else raw[:0]
 
 
 def _rare_bytes(values: pa.Array) -> set[int]:

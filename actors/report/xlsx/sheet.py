@@ -46,8 +46,10 @@ def _longest(column: pa.ChunkedArray | pa.Array) -> int:
 
 def column_widths(longest: dict[str, int], headers: list[str], columns: list[Column]) -> list[float]:
     """Widths in characters from the longest value (or header), clamped to a readable range."""
-    return [min(MAX_WIDTH, max(MIN_WIDTH, len(name) + 3, _shown(longest, spec) + 2))
-            for name, spec in zip(headers, columns, strict=True)]
+    return [
+        min(MAX_WIDTH, max(MIN_WIDTH, len(name) + 3, _shown(longest, spec) + 2))
+        for name, spec in zip(headers, columns, strict=True)
+    ]
 
 
 def _shown(longest: dict[str, int], spec: Column) -> int:
@@ -59,13 +61,11 @@ def _shown(longest: dict[str, int], spec: Column) -> int:
 
 def sheet_head(widths: list[float], last_row: int, header: bytes, selected: bool) -> bytes:
     ref = f"A1:{column_letter(len(widths) - 1)}{last_row}"
-    cols = "".join(
-        f'<col min="{i}" max="{i}" width="{w:.2f}" customWidth="1"/>' for i, w in enumerate(widths, 1)
-    )
+    cols = "".join(f'<col min="{i}" max="{i}" width="{w:.2f}" customWidth="1"/>' for i, w in enumerate(widths, 1))
     tab = ' tabSelected="1"' if selected else ""
     return (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-        f"<worksheet {_NS}><dimension ref=\"{ref}\"/>"
+        f'<worksheet {_NS}><dimension ref="{ref}"/>'
         f'<sheetViews><sheetView{tab} workbookViewId="0">'
         '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
         '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>'

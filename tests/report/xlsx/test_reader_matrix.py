@@ -13,18 +13,31 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from actors.config.settings import load_settings
 from actors.report.catalog import HEADERS, REPORT_SCHEMA
 from actors.report.merge import merge_xlsx
 from actors.report.partition import SHEET_DATA_ROWS, plan_chunks
 from actors.report.pipeline import produce_report
 from actors.report.render import render_serially, table_chunks
-from actors.config.settings import load_settings
-from actors.warehouse import CatalogQuery, open_warehouse
 from actors.report.xlsx.rows import Link
 from actors.report.xlsx.sheet import longest_values
+from actors.warehouse import CatalogQuery, open_warehouse
 from tests.conftest import ADMIN, STUDENT, base_settings
-from tests.support.data import (BIG_ADMIN, BIG_DATE_SPAN, BIG_DATE_STEP, BIG_FIRST_DATE, BIG_SCHOOLS, BIG_STUDENT,
-                        BIG_WORDS, EDGE, P_END, P_START, big_sheets, expected_report, write_warehouse)
+from tests.support.data import (
+    BIG_ADMIN,
+    BIG_DATE_SPAN,
+    BIG_DATE_STEP,
+    BIG_FIRST_DATE,
+    BIG_SCHOOLS,
+    BIG_STUDENT,
+    BIG_WORDS,
+    EDGE,
+    P_END,
+    P_START,
+    big_sheets,
+    expected_report,
+    write_warehouse,
+)
 from tests.support.readers import deviations
 from tests.support.readers.matrix import READERS, check, check_all, reader
 
@@ -32,12 +45,20 @@ BIG_ROWS = SHEET_DATA_ROWS + 1_000  # a full first sheet, and a second one
 BIG_WORKERS = 2  # the CI machine's cores: a third reader at once only adds memory
 # Slowest first (CPU seconds measured: openpyxl 300, gnumeric-values 111, libreoffice 101, exceljs-stream 91,
 # poi-stream 91, calamine 38, exceljs 12 and sheetjs 6 to fail), so the longest runs overlap the rest.
-BIG_ORDER = ["openpyxl", "gnumeric-values", "libreoffice", "exceljs-stream", "poi-stream", "calamine", "exceljs",
-             "sheetjs"]
+BIG_ORDER = [
+    "openpyxl",
+    "gnumeric-values",
+    "libreoffice",
+    "exceljs-stream",
+    "poi-stream",
+    "calamine",
+    "exceljs",
+    "sheetjs",
+]
 NOT_RUN_ON_BIG = {
     **{limit.reader: limit.summary for limit in deviations.LIMITS if limit.error is None},
     "gnumeric": "showing 10.5 million cells as formatted text costs Gnumeric ~8 CPU-minutes, 6x its raw "
-                "values; gnumeric-values reads the big file (the edge-case file checks what Gnumeric shows)",
+    "values; gnumeric-values reads the big file (the edge-case file checks what Gnumeric shows)",
 }
 
 
@@ -73,20 +94,36 @@ def big_table(n: int) -> tuple[pa.Table, list]:
     i = np.arange(n, dtype=np.int64)
     ids = pa.array(i + 1)
     title = pc.binary_join_element_wise(
-        "Curso ", pc.utf8_lpad(pc.cast(ids, pa.string()), 7, "0"), " — ",
-        pc.take(pa.array(BIG_WORDS), pa.array(i % len(BIG_WORDS))), "")
+        "Curso ",
+        pc.utf8_lpad(pc.cast(ids, pa.string()), 7, "0"),
+        " — ",
+        pc.take(pa.array(BIG_WORDS), pa.array(i % len(BIG_WORDS))),
+        "",
+    )
     status = pc.take(pa.array(["Rascunho", "Publicado"]), pa.array((i % 3 != 0).astype(np.int8)))
     days = (BIG_FIRST_DATE - date(1970, 1, 1)).days + i * BIG_DATE_STEP % BIG_DATE_SPAN
     published = pa.array(days.astype(np.int32), pa.date32(), mask=i % 5 == 0)
     group = i * (len(BIG_SCHOOLS) + 1) // n
     school = pa.DictionaryArray.from_arrays(
-        pa.array(group.astype(np.int32), mask=group == len(BIG_SCHOOLS)), pa.array(BIG_SCHOOLS))
+        pa.array(group.astype(np.int32), mask=group == len(BIG_SCHOOLS)), pa.array(BIG_SCHOOLS)
+    )
     table = pa.Table.from_arrays(
         [ids, title, status, pa.array(i % 1000), pa.array(i % 97), pa.array(i % 13), published, school],
-        schema=REPORT_SCHEMA)
+        schema=REPORT_SCHEMA,
+    )
     link = lambda template: Link(tuple(template.split("{}")), "id")  # noqa: E731
-    columns = ["id", "title", link(BIG_STUDENT), "status", link(BIG_ADMIN), "views", "enrollments",
-               "completions", "published", "school"]
+    columns = [
+        "id",
+        "title",
+        link(BIG_STUDENT),
+        "status",
+        link(BIG_ADMIN),
+        "views",
+        "enrollments",
+        "completions",
+        "published",
+        "school",
+    ]
     return table, columns
 
 
@@ -110,8 +147,9 @@ def test_the_edge_case_file_reads_as_specified(name, edge_file):
     assert outcome.rows == len(edge_sheets()["Catálogo"])
 
 
-@pytest.mark.parametrize("deviation", deviations.DEVIATIONS,
-                         ids=lambda d: "+".join(d.readers) + ":" + d.clause.split()[3].lstrip("§"))
+@pytest.mark.parametrize(
+    "deviation", deviations.DEVIATIONS, ids=lambda d: "+".join(d.readers) + ":" + d.clause.split()[3].lstrip("§")
+)
 def test_the_edge_case_file_shows_each_known_deviation(deviation):
     """Each deviation the matrix allows is one the edge-case file exercises: with the readers
     held to exactly these readings, a reader that stops deviating fails the matrix."""
@@ -124,8 +162,10 @@ def big_outcomes(big_file):
     order = BIG_ORDER + [r.name for r in READERS if r.name not in BIG_ORDER]  # a reader added later: last
     names = [n for n in order if reader(n).missing() is None and n not in NOT_RUN_ON_BIG]
     outcomes = check_all(names, big_file, partial(big_sheets, BIG_ROWS), BIG_WORKERS, deviate=False)
-    print(f"\nreader matrix, big file ({BIG_ROWS:,} rows), seconds wall/CPU: " + ", ".join(
-        f"{o.reader} {o.seconds:.0f}/{o.cpu_seconds:.0f}" for o in outcomes.values()))
+    print(
+        f"\nreader matrix, big file ({BIG_ROWS:,} rows), seconds wall/CPU: "
+        + ", ".join(f"{o.reader} {o.seconds:.0f}/{o.cpu_seconds:.0f}" for o in outcomes.values())
+    )
     return outcomes
 
 

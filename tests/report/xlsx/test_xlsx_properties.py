@@ -17,9 +17,9 @@ from actors.report.catalog import HEADERS, SHEET_SCHEMA
 from actors.report.merge import merge_xlsx
 from actors.report.partition import SHEET_DATA_ROWS, plan_chunks
 from actors.report.render import RayRenderer, render_here, render_serially, table_chunks
-from actors.runtime.memory import ANON_BUDGET, private_bytes, trim_private
 from actors.report.xlsx.rows import Link, render_rows
 from actors.report.xlsx.sheet import longest_values
+from actors.runtime.memory import ANON_BUDGET, private_bytes, trim_private
 from tests.support.data import cell_text, shown_date
 from tests.support.workbook import read_both, read_calamine
 
@@ -27,13 +27,35 @@ texts = st.one_of(
     st.none(),
     st.text(max_size=40),
     st.text(alphabet=st.characters(codec="utf-8"), max_size=20),  # any code point, controls included
-    st.sampled_from(["=SUM(1)", "=1+1", "+A1", "-2", "@x", "_x0041_", "a_x00e9_b_x", "&amp;", "]]>", "\r\n",
-                     " lead", "trail ", "\t", "😀" * 3, "", "1,5", "00123"]),
+    st.sampled_from(
+        [
+            "=SUM(1)",
+            "=1+1",
+            "+A1",
+            "-2",
+            "@x",
+            "_x0041_",
+            "a_x00e9_b_x",
+            "&amp;",
+            "]]>",
+            "\r\n",
+            " lead",
+            "trail ",
+            "\t",
+            "😀" * 3,
+            "",
+            "1,5",
+            "00123",
+        ]
+    ),
     st.builds(lambda c, n: c * n, st.sampled_from(["a", "é", "😀", "\x01"]), st.integers(30_000, 40_000)),
 )
 counts = st.integers(min_value=0, max_value=2**53)
-dates = st.one_of(st.none(), st.dates(min_value=date(1800, 1, 1), max_value=date(9999, 12, 31)),
-                  st.dates(min_value=date(1899, 12, 25), max_value=date(1900, 3, 5)))  # Excel's 1900 quirk
+dates = st.one_of(
+    st.none(),
+    st.dates(min_value=date(1800, 1, 1), max_value=date(9999, 12, 31)),
+    st.dates(min_value=date(1899, 12, 25), max_value=date(1900, 3, 5)),
+)  # Excel's 1900 quirk
 
 
 @st.composite
@@ -76,8 +98,9 @@ def expected(table: pa.Table) -> list[list]:
     rows = []
     for r in table.to_pylist():
         values = list(r.values())
-        rows.append([cell_text(v) if isinstance(v, str) else shown_date(v) if isinstance(v, date) else v
-                     for v in values])
+        rows.append(
+            [cell_text(v) if isinstance(v, str) else shown_date(v) if isinstance(v, date) else v for v in values]
+        )
     return rows
 
 
@@ -119,8 +142,10 @@ def sample_table(rows: int) -> pa.Table:
     )
 
 
-@given(parts=st.lists(texts.filter(lambda t: t is not None), min_size=1, max_size=4),
-       ids=st.lists(st.one_of(st.none(), st.integers(-2**63, 2**63 - 1)), max_size=6))
+@given(
+    parts=st.lists(texts.filter(lambda t: t is not None), min_size=1, max_size=4),
+    ids=st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)), max_size=6),
+)
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_a_link_renders_as_the_strings_it_stands_for(parts, ids):
     link = Link(tuple(parts), "id")
@@ -139,8 +164,18 @@ def test_bytes_do_not_depend_on_the_number_of_chunks_rendering_at_once(ray_sessi
     cells = cells.set_column(2, "student_url", LINKS[0].values(cells))
     cells = cells.set_column(4, "admin_url", LINKS[1].values(cells))
     table = cells.drop_columns(["student_url", "admin_url"])
-    columns = ["id", "title", LINKS[0], "status", LINKS[1], "views", "enrollments", "completions", "published",
-               "school"]
+    columns = [
+        "id",
+        "title",
+        LINKS[0],
+        "status",
+        LINKS[1],
+        "views",
+        "enrollments",
+        "completions",
+        "published",
+        "school",
+    ]
     digests = set()
     for in_flight in (1, 2, 5):
         renderer = RayRenderer(in_flight, cpus_per_chunk=0.5)  # five fit on the 4-CPU test cluster
@@ -156,18 +191,28 @@ def test_bytes_do_not_depend_on_the_number_of_chunks_rendering_at_once(ray_sessi
 @pytest.mark.slow
 def test_a_full_sheet_continues_on_a_second_one(tmp_path):
     rows = SHEET_DATA_ROWS + 5
-    table = pa.table({
-        "id": pa.array(range(1, rows + 1), pa.int64()), "title": pa.array(["t"] * rows),
-        "student_url": pa.array(["u"] * rows), "status": pa.array(["Rascunho"] * rows),
-        "admin_url": pa.array(["a"] * rows), "views": pa.array([0] * rows, pa.int64()),
-        "enrollments": pa.array([0] * rows, pa.int64()), "completions": pa.array([0] * rows, pa.int64()),
-        "published": pa.nulls(rows, pa.date32()), "school": pa.array(["S"] * rows)}, schema=SHEET_SCHEMA)
+    table = pa.table(
+        {
+            "id": pa.array(range(1, rows + 1), pa.int64()),
+            "title": pa.array(["t"] * rows),
+            "student_url": pa.array(["u"] * rows),
+            "status": pa.array(["Rascunho"] * rows),
+            "admin_url": pa.array(["a"] * rows),
+            "views": pa.array([0] * rows, pa.int64()),
+            "enrollments": pa.array([0] * rows, pa.int64()),
+            "completions": pa.array([0] * rows, pa.int64()),
+            "published": pa.nulls(rows, pa.date32()),
+            "school": pa.array(["S"] * rows),
+        },
+        schema=SHEET_SCHEMA,
+    )
     path = write(table, tmp_path / "big.xlsx", chunk_rows=200_000)
     sheets = read_calamine(path)
     assert list(sheets) == ["Catálogo", "Catálogo (2)"]
     assert len(sheets["Catálogo"]) == 1_048_576 and sheets["Catálogo"][-1][0] == SHEET_DATA_ROWS
     assert sheets["Catálogo (2)"][0] == HEADERS and [r[0] for r in sheets["Catálogo (2)"][1:]] == list(
-        range(SHEET_DATA_ROWS + 1, rows + 1))
+        range(SHEET_DATA_ROWS + 1, rows + 1)
+    )
 
 
 def test_a_render_worker_does_not_keep_the_chunks_it_read(ray_session):
@@ -182,13 +227,18 @@ def test_a_render_worker_does_not_keep_the_chunks_it_read(ray_session):
     class Probe:
         def render(self, refs: list, rows: list, first_rows: list[int], columns: list):
             partitions = ray.get(refs)  # mapped from the object store, as a task's arguments are
-            return [render_here(r, first, columns, *(partitions[p] for p in r.partitions))
-                    for r, first in zip(rows, first_rows, strict=True)]
+            return [
+                render_here(r, first, columns, *(partitions[p] for p in r.partitions))
+                for r, first in zip(rows, first_rows, strict=True)
+            ]
 
         def status(self):
             with open("/proc/self/status") as fh:
-                return {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in fh)
-                        if k in ("RssShmem", "RssAnon")}
+                return {
+                    k: int(v.split()[0]) * 1024
+                    for k, v in (line.split(":", 1) for line in fh)
+                    if k in ("RssShmem", "RssAnon")
+                }
 
     def render_in(probe, rendered: pa.Table, chunks) -> list:
         partitions, rows = table_chunks(rendered, chunks)

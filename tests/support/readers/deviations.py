@@ -20,10 +20,13 @@ from tests.support.readers.exported import displayed
 from tests.support.readers.sheets import Cell
 
 ECMA_DATES = "ECMA-376 Part 1 §18.17.4.1 (1900 date system: serial 60 is the fictitious 1900-02-29)"
-ECMA_ESCAPES = ("ECMA-376 Part 1 §22.9.2.19 ST_Xstring and §22.4.2.4 bstr (`_xHHHH_` escapes; a literal "
-                "`_xHHHH_` is stored as `_x005F_xHHHH_`)")
-ECMA_TEXT = ("ECMA-376 Part 1 §18.4.12 t (Text), with XML 1.0 §2.11: a CR written as `&#13;` is part of "
-             "the text, not a line end")
+ECMA_ESCAPES = (
+    "ECMA-376 Part 1 §22.9.2.19 ST_Xstring and §22.4.2.4 bstr (`_xHHHH_` escapes; a literal "
+    "`_xHHHH_` is stored as `_x005F_xHHHH_`)"
+)
+ECMA_TEXT = (
+    "ECMA-376 Part 1 §18.4.12 t (Text), with XML 1.0 §2.11: a CR written as `&#13;` is part of the text, not a line end"
+)
 
 ONE_DAY = timedelta(days=1)
 MARCH_1900 = date(1900, 3, 1)  # serial 61: from here on a plain day count agrees with Excel
@@ -56,22 +59,42 @@ def _has_cr(cell: Cell) -> bool:
 
 
 DEVIATIONS: tuple[Deviation, ...] = (
-    Deviation(("openpyxl", "gnumeric", "gnumeric-values", "exceljs", "exceljs-stream"), ECMA_ESCAPES,
-              "inline-string text is shown as stored: `_x0041_` (stored `_x005F_x0041_`) reads `_x005F_x0041_`",
-              _escaped_text, _as_stored),
-    Deviation(("libreoffice",), ECMA_DATES,
-              "dates before 1900-03-01 are one day early (no fictitious 1900-02-29): serial 1 shows 31/12/1899",
-              _before_march_1900, lambda d: displayed(f"{d - ONE_DAY:%d/%m/%Y}")),  # shown, then read back
-    Deviation(("exceljs", "exceljs-stream"), ECMA_DATES,
-              "dates before 1900-03-01 are one day early: excelToDate counts days from 1899-12-30",
-              _before_march_1900, lambda d: d - ONE_DAY),
-    Deviation(("sheetjs",), ECMA_DATES,
-              "with cellDates, dates before 1900-03-01 are one day early: numdate counts days from 1899-12-30 "
-              "(its own formatter, SSF, shows them right)",
-              _before_march_1900, lambda d: d - ONE_DAY),
-    Deviation(("libreoffice",), ECMA_TEXT,
-              "a carriage return in a text (CR LF or CR alone) becomes a line feed",
-              _has_cr, lambda s: s.replace("\r\n", "\n").replace("\r", "\n")),
+    Deviation(
+        ("openpyxl", "gnumeric", "gnumeric-values", "exceljs", "exceljs-stream"),
+        ECMA_ESCAPES,
+        "inline-string text is shown as stored: `_x0041_` (stored `_x005F_x0041_`) reads `_x005F_x0041_`",
+        _escaped_text,
+        _as_stored,
+    ),
+    Deviation(
+        ("libreoffice",),
+        ECMA_DATES,
+        "dates before 1900-03-01 are one day early (no fictitious 1900-02-29): serial 1 shows 31/12/1899",
+        _before_march_1900,
+        lambda d: displayed(f"{d - ONE_DAY:%d/%m/%Y}"),
+    ),  # shown, then read back
+    Deviation(
+        ("exceljs", "exceljs-stream"),
+        ECMA_DATES,
+        "dates before 1900-03-01 are one day early: excelToDate counts days from 1899-12-30",
+        _before_march_1900,
+        lambda d: d - ONE_DAY,
+    ),
+    Deviation(
+        ("sheetjs",),
+        ECMA_DATES,
+        "with cellDates, dates before 1900-03-01 are one day early: numdate counts days from 1899-12-30 "
+        "(its own formatter, SSF, shows them right)",
+        _before_march_1900,
+        lambda d: d - ONE_DAY,
+    ),
+    Deviation(
+        ("libreoffice",),
+        ECMA_TEXT,
+        "a carriage return in a text (CR LF or CR alone) becomes a line feed",
+        _has_cr,
+        lambda s: s.replace("\r\n", "\n").replace("\r", "\n"),
+    ),
 )
 
 
@@ -88,18 +111,21 @@ def _split_characters(got: Cell, want: Cell) -> bool:
     its UTF-8 bytes were cut into."""
     if not isinstance(got, str) or not isinstance(want, str) or got == want:
         return False
-    pattern = "".join(re.escape(c) if c.isascii() else f"(?:{re.escape(c)}|\ufffd{{1,{len(c.encode())}}})"
-                      for c in want)
+    pattern = "".join(
+        re.escape(c) if c.isascii() else f"(?:{re.escape(c)}|\ufffd{{1,{len(c.encode())}}})" for c in want
+    )
     return re.fullmatch(pattern, got) is not None
 
 
 CORRUPTIONS: tuple[Corruption, ...] = (
-    Corruption("exceljs-stream",
-               "ExcelJS 4.4 lib/utils/parse-sax.js decodes each inflated chunk (16 KiB) to text on its own "
-               "(exceljs issues #2063, #2084, #2316; fixes #1665, #2081, #2894 not merged)",
-               "a character whose UTF-8 bytes straddle a chunk boundary reads as U+FFFD, once per piece "
-               "(where depends on the bytes: today 53 rows of the big file, 1 cell of the edge-case file)",
-               _split_characters),
+    Corruption(
+        "exceljs-stream",
+        "ExcelJS 4.4 lib/utils/parse-sax.js decodes each inflated chunk (16 KiB) to text on its own "
+        "(exceljs issues #2063, #2084, #2316; fixes #1665, #2081, #2894 not merged)",
+        "a character whose UTF-8 bytes straddle a chunk boundary reads as U+FFFD, once per piece "
+        "(where depends on the bytes: today 53 rows of the big file, 1 cell of the edge-case file)",
+        _split_characters,
+    ),
 )
 
 
@@ -120,18 +146,27 @@ class Limit:
 
 
 LIMITS: tuple[Limit, ...] = (
-    Limit("exceljs", V8_STRING,
-          "cannot open a sheet whose XML is longer: JSZip joins the whole part into one string "
-          "(a full 1,048,575-row catalog sheet is ~665 MB); the streaming reader can",
-          "RuntimeError: exceljs failed: RangeError: Invalid string length"),
-    Limit("sheetjs", V8_STRING,
-          "cannot open a sheet whose XML is longer: it decodes the whole part into one string "
-          "(without WTF: true it silently leaves the sheet out)",
-          "RuntimeError: sheetjs failed: Error: Cannot create a string longer than 0x1fffffe8 characters"),
-    Limit("poi", "memory: no ECMA-376 limit",
-          "XSSFWorkbook holds a sheet as XML beans, ~12 KB a row (1.2 GB resident for 100,000 rows): "
-          "the big file would need ~13 GB, so the matrix reads it only with poi-stream",
-          None),
+    Limit(
+        "exceljs",
+        V8_STRING,
+        "cannot open a sheet whose XML is longer: JSZip joins the whole part into one string "
+        "(a full 1,048,575-row catalog sheet is ~665 MB); the streaming reader can",
+        "RuntimeError: exceljs failed: RangeError: Invalid string length",
+    ),
+    Limit(
+        "sheetjs",
+        V8_STRING,
+        "cannot open a sheet whose XML is longer: it decodes the whole part into one string "
+        "(without WTF: true it silently leaves the sheet out)",
+        "RuntimeError: sheetjs failed: Error: Cannot create a string longer than 0x1fffffe8 characters",
+    ),
+    Limit(
+        "poi",
+        "memory: no ECMA-376 limit",
+        "XSSFWorkbook holds a sheet as XML beans, ~12 KB a row (1.2 GB resident for 100,000 rows): "
+        "the big file would need ~13 GB, so the matrix reads it only with poi-stream",
+        None,
+    ),
 )
 
 

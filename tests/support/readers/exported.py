@@ -68,8 +68,18 @@ def _run(command: list[str]) -> subprocess.CompletedProcess:
 
 def read_libreoffice(path: Path) -> Sheets:
     out = Path(tempfile.mkdtemp(prefix=f"{path.stem}-libreoffice-", dir=path.parent))
-    done = _run(["soffice", f"-env:UserInstallation={(out / 'profile').as_uri()}", "--headless",
-                 "--convert-to", LIBREOFFICE_CSV, "--outdir", str(out), str(path)])
+    done = _run(
+        [
+            "soffice",
+            f"-env:UserInstallation={(out / 'profile').as_uri()}",
+            "--headless",
+            "--convert-to",
+            LIBREOFFICE_CSV,
+            "--outdir",
+            str(out),
+            str(path),
+        ]
+    )
     # soffice reports each sheet it writes, in workbook order.
     written = re.findall(r"^Writing sheet (.*) -> (.*)$", done.stdout, re.MULTILINE)
     if not written:
@@ -80,8 +90,17 @@ def read_libreoffice(path: Path) -> Sheets:
 def _gnumeric(path: Path, shown: bool) -> Sheets:
     out = Path(tempfile.mkdtemp(prefix=f"{path.stem}-gnumeric-", dir=path.parent))
     options = GNUMERIC_CSV + ("preserve" if shown else "raw")
-    _run(["ssconvert", "--export-type=Gnumeric_stf:stf_assistant", "-O", options, "-S", str(path),
-          str(out / "%n.%s.csv")])  # "<sheet index>.<sheet name>.csv"
+    _run(
+        [
+            "ssconvert",
+            "--export-type=Gnumeric_stf:stf_assistant",
+            "-O",
+            options,
+            "-S",
+            str(path),
+            str(out / "%n.%s.csv"),
+        ]
+    )  # "<sheet index>.<sheet name>.csv"
     files = sorted(out.glob("*.csv"), key=lambda f: int(f.name.split(".", 1)[0]))
     return {f.name.split(".", 1)[1].removesuffix(".csv"): _rows(f) for f in files}
 

@@ -14,8 +14,13 @@ from functools import partial
 from pathlib import Path
 
 from tests.support.readers import deviations, poi
-from tests.support.readers.exported import (as_serials, program_missing, read_gnumeric, read_gnumeric_values,
-                                    read_libreoffice)
+from tests.support.readers.exported import (
+    as_serials,
+    program_missing,
+    read_gnumeric,
+    read_gnumeric_values,
+    read_libreoffice,
+)
 from tests.support.readers.nodejs import node_missing, read_with
 from tests.support.readers.python_libs import read_calamine, read_openpyxl
 from tests.support.readers.sheets import Cell, Row, Sheets, trimmed
@@ -79,8 +84,13 @@ def _short(value: object) -> str:
     return text if len(text) <= 80 else f"{text[:60]}…({len(text)} chars)"
 
 
-def compare(actual: Sheets, expected: Expected, as_read: Callable[[Row], Row],
-            explained: Callable[[Cell, Cell], bool], outcome: Outcome) -> None:
+def compare(
+    actual: Sheets,
+    expected: Expected,
+    as_read: Callable[[Row], Row],
+    explained: Callable[[Cell, Cell], bool],
+    outcome: Outcome,
+) -> None:
     """Walk both sheet by sheet, row by row, counting into ``outcome`` the rows where the reading
     differs from ``as_read(expected row)``, apart from cells ``explained(read, asked)`` accounts for."""
     if list(actual) != list(expected):
@@ -103,8 +113,10 @@ def compare(actual: Sheets, expected: Expected, as_read: Callable[[Row], Row],
                 continue
             outcome.mismatches += 1
             if len(outcome.described) < MAX_DESCRIBED:
-                outcome.described.append(f"{name}!{number}: " + "; ".join(
-                    f"col {i + 1}: {_short(g)} instead of {_short(w)}" for i, g, w in cells))
+                outcome.described.append(
+                    f"{name}!{number}: "
+                    + "; ".join(f"col {i + 1}: {_short(g)} instead of {_short(w)}" for i, g, w in cells)
+                )
 
 
 def check(name: str, path: Path, expected: Callable[[], Expected], deviate: bool = True) -> Outcome:
@@ -119,9 +131,10 @@ def check(name: str, path: Path, expected: Callable[[], Expected], deviate: bool
 
     start, cpu = time.perf_counter(), _cpu()
     try:
-        compare(chosen.read(path), expected(), as_read, lambda got, want: deviations.explained(name, got, want),
-                outcome)
-    except Exception as error:  # noqa: BLE001 (a reader's failure is a result here)
+        compare(
+            chosen.read(path), expected(), as_read, lambda got, want: deviations.explained(name, got, want), outcome
+        )
+    except Exception as error:
         outcome.error = f"{type(error).__name__}: {error}"
     outcome.seconds, outcome.cpu_seconds = time.perf_counter() - start, _cpu() - cpu
     return outcome
@@ -132,8 +145,9 @@ def _cpu() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
-def check_all(names: list[str], path: Path, expected: Callable[[], Expected], workers: int,
-              deviate: bool = True) -> dict[str, Outcome]:
+def check_all(
+    names: list[str], path: Path, expected: Callable[[], Expected], workers: int, deviate: bool = True
+) -> dict[str, Outcome]:
     """``check`` for each reader in its own process, ``workers`` at a time, in the given order
     (``expected`` must be picklable: processes are spawned, not forked from the test run)."""
     context = multiprocessing.get_context("spawn")

@@ -50,7 +50,9 @@ def read_with(engine: str) -> Callable[[Path], Sheets]:
         done = subprocess.run(
             ["node", str(NODE_DIR / "read.js"), engine, str(path), str(out)],
             env={**os.environ, "TZ": "UTC"},  # date cells become UTC midnights, read back in UTC
-            capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_SECONDS,
         )
         if done.returncode:
             raise RuntimeError(f"{engine} failed: {done.stderr.strip().splitlines()[0]}")
