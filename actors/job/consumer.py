@@ -285,12 +285,18 @@ class JobRunner:
     def _run(self, job: CatalogJob, delivery: Delivery, claim: _Claim) -> None:
         """Produce, store and record the file, or the final failure; a transient failure with
         attempts left hands the job back to the queue. The link is made first: it needs no
-        file, and a link that cannot be made then costs no work and leaves no file behind."""
+        file, and a link that cannot be made then costs no work and leaves no file behind. A
+        file stored whose success cannot be recorded is a failure too (and is removed)."""
         job_id = claim.state.id
         try:
             claim.progress(0.0, "link")
             url, expires = self.storage.link(job.object_key, self.options.link_ttl_seconds)
             produced = self._produce_and_store(job, claim)
+            claim.save(
+                lambda state: state.succeeded(
+                    rows=produced.rows, url=url, expires_at=expires, object_key=job.object_key, timings=produced.timings
+                )
+            )
         except PreconditionFailed:
             raise
         except Exception as exc:
@@ -302,12 +308,6 @@ class JobRunner:
             reason = PHASE_ERRORS.get(claim.phase, "an internal error occurred")
             leftover = self._discard(job)
             claim.save(lambda state: state.failed(f"The report could not be generated: {reason}.", leftover))
-            return
-        claim.save(
-            lambda state: state.succeeded(
-                rows=produced.rows, url=url, expires_at=expires, object_key=job.object_key, timings=produced.timings
-            )
-        )
 
     def _discard(self, job: CatalogJob) -> str | None:
         """Remove whatever a failed job uploaded; its key if that failed, so the record still

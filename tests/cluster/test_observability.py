@@ -59,7 +59,7 @@ def _declared_metrics() -> set[str]:
     suffixes = {"Counter": ["_total"], "Gauge": [""], "Histogram": ["_bucket", "_sum", "_count"]}
     return {
         f"ray_{name}{suffix}"
-        for kind, name in re.findall(r'(Counter|Gauge|Histogram)\("([a-z_]+)"', source)
+        for kind, name in re.findall(r'(Counter|Gauge|Histogram)\(\s*"([a-z_]+)"', source)
         for suffix in suffixes[kind]
     }
 

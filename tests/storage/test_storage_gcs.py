@@ -451,7 +451,7 @@ def test_a_public_link_is_notified_without_an_expiry(tmp_path, warehouse):
     job = accepted(settings, store)
     assert runner.run_once(wait_seconds=0)
     state, _ = Ledger(store).get(job.job_id)
-    assert state.public()["expiresAt"] is None and state.public()["url"].endswith(job.object_key)
+    assert state.public().expires_at is None and state.public().url.endswith(job.object_key)
     [note] = [json.loads(line) for line in settings.outbox_path.read_text().splitlines()]
     assert note["expiresAt"] is None and note["url"] == state.url and httpx.get(note["url"]).status_code == 200
 
