@@ -10,22 +10,22 @@ import re
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.serve.config import DeploymentActorConfig
 
 from actors.config.settings import DEV_JWT_SECRET_WARNING, Settings, load_settings
 from actors.job.deployment import JobConsumer
 from actors.job.ledger import Ledger
-from actors.job.message import JOB_ID_PATTERN, CatalogJob, new_job_id, utcnow
-from actors.job.state import JobBody
+from actors.job.message import JOB_ID_PATTERN, CatalogJob, iso, new_job_id, utcnow
+from actors.job.state import JobBody, JobState, Status
 from actors.job.submit import Unavailable, submit
 from actors.observability.logs import use_serve_log_files
 from actors.queue import QueueUnavailable, open_queue
-from actors.storage import open_storage
+from actors.storage import LinkUnavailable, PreconditionFailed, open_storage
 from serve_app import downloads, errors, params, shedding
-from serve_app.auth import Authenticator
+from serve_app.auth import Authenticator, Principal
 from serve_app.deps import CurrentPrincipal
 from serve_app.errors import ERROR_RESPONSES, ApiError, error_response
 from serve_app.head import HeadAsGet
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 RETRY_AFTER_SECONDS = 10  # a backend outage: long enough not to hammer it, short enough for a person
 HEALTH_TIMEOUT_SECONDS = 3.0
+FRESH_LINK_SECONDS = 900  # a link handed out by GET …/file: 15 minutes (SPEC §2a)
+DOWNLOAD_COUNT_TRIES = 5
 READY_TIMEOUT_SECONDS = 8.0  # the consumer's own checks give up after 5 s
 
 api = FastAPI(
@@ -77,6 +79,13 @@ class JobAccepted(BaseModel):
 
 class JobStatus(BaseModel):
     results: JobBody
+
+
+class JobList(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    results: list[JobBody]
+    next_cursor: str | None = Field(alias="nextCursor")
 
 
 class Health(BaseModel):
@@ -172,16 +181,88 @@ class ReportsAPI:
     )
     async def job_status(self, job_id: str, who: CurrentPrincipal) -> JobStatus:
         self.reads.check(who.institution_id)
+        state, _ = await self._own_job(job_id, who)
+        return JobStatus(results=state.public())
+
+    @api.get(
+        "/institution/reports/jobs",
+        response_model=JobList,
+        responses=ERROR_RESPONSES,
+        summary="The caller's report jobs, newest first",
+    )
+    async def list_jobs(
+        self,
+        who: CurrentPrincipal,
+        status: Annotated[str | None, Query(description="Only jobs in this status.", examples=["done"])] = None,
+        limit: Annotated[str | None, Query(description="1 to 100 jobs per page (default 20).", examples=["20"])] = None,
+        cursor: Annotated[str | None, Query(description="nextCursor of the previous page.")] = None,
+    ) -> JobList:
+        self.reads.check(who.institution_id)
+        listing = params.parse_listing(status, limit, cursor)
+        states, after = await self._ledger_call(
+            "list", self.ledger.jobs_of, who.institution_id, who.user_id, listing.limit, listing.after, listing.status
+        )
+        return JobList(
+            results=[state.public() for state in states], next_cursor=params.cursor_for(after) if after else None
+        )
+
+    @api.get(
+        "/institution/reports/jobs/{job_id}/file",
+        status_code=302,
+        response_class=RedirectResponse,
+        responses={302: {"description": "to a link signed now, valid 15 minutes"}, **ERROR_RESPONSES},
+        summary="Download a finished report: a redirect to a freshly signed link",
+    )
+    async def job_file(self, job_id: str, who: CurrentPrincipal):
+        self.reads.check(who.institution_id)
+        state, generation = await self._own_job(job_id, who)
+        if state.status is not Status.done or not state.object_key:
+            raise ApiError(
+                400, f"the job is {state.status.value}: it has no file to download", code="failed_precondition"
+            )
         try:
-            found = await asyncio.to_thread(self.ledger.get, job_id) if _JOB_ID.fullmatch(job_id) else None
-        except Exception as exc:  # the ledger's storage did not answer in time: nothing is known, try again
-            log.warning("job %s: status unavailable (%r)", job_id, exc)
+            url, _ = await asyncio.to_thread(self.storage.link, state.object_key, FRESH_LINK_SECONDS)
+        except LinkUnavailable as exc:
+            raise ApiError(503, str(exc), {"Retry-After": str(RETRY_AFTER_SECONDS)}) from exc
+        await self._ledger_call("download count", self._count_download, state, generation)
+        log.info(
+            "download",
+            extra={
+                "job_id": state.id,
+                "user_id": who.user_id,
+                "institution_id": who.institution_id,
+                "at": iso(utcnow()),
+            },
+        )
+        return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+
+    def _count_download(self, state: JobState, generation: str) -> None:
+        """One more download in the record, compare-and-swap (the consumer may still be writing
+        its notification flag)."""
+        for _ in range(DOWNLOAD_COUNT_TRIES):
+            try:
+                self.ledger.put(state.downloaded(), generation)
+                return
+            except PreconditionFailed:
+                state, generation = self.ledger.get(state.id)
+        raise RuntimeError(f"job {state.id}: the download could not be counted")
+
+    async def _own_job(self, job_id: str, who: Principal) -> tuple[JobState, str]:
+        """The caller's job and its generation; 404 for a job that is not theirs, as for none."""
+        found = await self._ledger_call("status", self.ledger.get, job_id) if _JOB_ID.fullmatch(job_id) else None
+        if found is None or (found[0].institution_id, found[0].user_id) != (who.institution_id, who.user_id):
+            raise ApiError(404, "no such job")
+        return found
+
+    async def _ledger_call(self, what: str, call, *args):
+        """A ledger read in a thread; its storage not answering in time is a 503 to retry."""
+        try:
+            return await asyncio.to_thread(call, *args)
+        except Exception as exc:
+            log.warning("%s unavailable: the ledger did not answer (%r)", what, exc)
             raise ApiError(
                 503, "the job ledger did not answer; retry shortly", {"Retry-After": str(RETRY_AFTER_SECONDS)}
             ) from exc
-        if found is None or (found[0].institution_id, found[0].user_id) != (who.institution_id, who.user_id):
-            raise ApiError(404, "no such job")
-        return JobStatus(results=found[0].public())
 
     @api.get(
         "/institution/reports/files/{key:path}",

@@ -48,18 +48,24 @@ class ErrorBody(BaseModel):
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+    """An answer with an Encore body; ``code`` when the status's usual one does not fit (a 400
+    ``failed_precondition``)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, code: str | None = None):
         super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
+        self.status, self.message, self.headers, self.code = status, message, headers or {}, code
 
 
-def error_body(status: int, message: str) -> ErrorBody:
-    return ErrorBody(code=CODES.get(status, "internal" if status >= 500 else "invalid_argument"), message=message)
+def error_body(status: int, message: str, code: str | None = None) -> ErrorBody:
+    code = code or CODES.get(status, "internal" if status >= 500 else "invalid_argument")
+    return ErrorBody(code=code, message=message)
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, code: str | None = None
+) -> JSONResponse:
     return JSONResponse(
-        error_body(status, message).model_dump(),
+        error_body(status, message, code).model_dump(),
         status_code=status,
         headers={"Cache-Control": "no-store", **(headers or {})},
     )
@@ -76,7 +82,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError):
-        return error_response(exc.status, exc.message, exc.headers)
+        return error_response(exc.status, exc.message, exc.headers, exc.code)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from datetime import date
 
 from fastapi import Request
 
+from actors.job.state import Status
 from serve_app.errors import ApiError
 
 MAX_SCHOOL_IDS = 1000
@@ -71,3 +74,40 @@ def parse(start_date: str | None, end_date: str | None, school_ids: str | None) 
     if start > end:
         raise ApiError(400, "start_date must be before or equal to end_date")
     return ReportRequest(start, end, _school_ids(school_ids))
+
+
+LIST_DEFAULT, LIST_MAX = 20, 100
+_LIMIT = re.compile(r"[0-9]{1,3}")
+_HISTORY_ENTRY = re.compile(r"[0-9]{13}-[A-Za-z0-9_-]{1,128}")
+
+
+@dataclass(frozen=True)
+class Listing:
+    status: Status | None
+    limit: int
+    after: str | None  # the history entry the previous page ended with
+
+
+def cursor_for(entry: str) -> str:
+    """An opaque cursor: callers pass it back, they need not read it."""
+    return base64.urlsafe_b64encode(entry.encode()).decode().rstrip("=")
+
+
+def parse_listing(status: str | None, limit: str | None, cursor: str | None) -> Listing:
+    if status is not None and status not in Status.__members__:
+        raise ApiError(400, f"status must be one of {', '.join(Status.__members__)}")
+    if limit is None:
+        count = LIST_DEFAULT
+    elif not _LIMIT.fullmatch(limit) or not 1 <= int(limit) <= LIST_MAX:
+        raise ApiError(400, f"limit must be a whole number from 1 to {LIST_MAX}")
+    else:
+        count = int(limit)
+    after = None
+    if cursor is not None:
+        try:
+            after = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            after = ""
+        if not _HISTORY_ENTRY.fullmatch(after):
+            raise ApiError(400, "cursor is not one this service gave out")
+    return Listing(Status(status) if status else None, count, after)

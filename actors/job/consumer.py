@@ -294,7 +294,12 @@ class JobRunner:
             produced = self._produce_and_store(job, claim)
             claim.save(
                 lambda state: state.succeeded(
-                    rows=produced.rows, url=url, expires_at=expires, object_key=job.object_key, timings=produced.timings
+                    rows=produced.rows,
+                    url=url,
+                    expires_at=expires,
+                    object_key=job.object_key,
+                    timings=produced.timings,
+                    size_bytes=produced.size,
                 )
             )
         except PreconditionFailed:

@@ -11,7 +11,7 @@ job whose notification has not gone out yet is held (its status unchanged) until
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -47,8 +47,22 @@ class InvalidTransition(RuntimeError):
     """A step asked of a job in a state it cannot follow: a bug, never a user's error."""
 
 
+class JobParameters(BaseModel):
+    """What the report was asked for (SPEC §2a), as the request gave it or its defaults."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    start_date: date = Field(alias="startDate")
+    end_date: date = Field(alias="endDate")
+    school_ids: list[int] | None = Field(alias="schoolIds")
+    format: str
+    locale: str
+    timezone: str
+
+
 class JobBody(BaseModel):
-    """A job as the API shows it (SPEC §2): the status route's body and its OpenAPI schema."""
+    """A job as the API shows it (SPEC §2, §2a): the status and list routes' body and its
+    OpenAPI schema."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -62,6 +76,10 @@ class JobBody(BaseModel):
     error: str | None
     created_at: str = Field(alias="createdAt")
     finished_at: str | None = Field(alias="finishedAt")
+    parameters: JobParameters | None  # None only for records older than the message they came from
+    size_bytes: int | None = Field(alias="sizeBytes")
+    eta_seconds: float | None = Field(alias="etaSeconds")  # while running, from its own progress rate
+    downloads: int
 
 
 class JobState(BaseModel):
@@ -93,6 +111,9 @@ class JobState(BaseModel):
     job: CatalogJob | None = None
     redriven_at: datetime | None = None  # the reconciler last published it again
     redrives: int = 0
+    started_at: datetime | None = None  # the current run's claim
+    size_bytes: int | None = None
+    downloads: int = 0  # files handed out through GET /institution/reports/jobs/{id}/file
 
     @classmethod
     def accepted(cls, job: CatalogJob) -> JobState:
@@ -114,7 +135,10 @@ class JobState(BaseModel):
 
     def claimed(self, worker: str) -> JobState:
         """A consumer starts (or, its previous one dead, restarts) the work: one more attempt."""
-        return self._to(Status.running, worker=worker, heartbeat=utcnow(), attempts=self.attempts + 1, error=None)
+        now = utcnow()
+        return self._to(
+            Status.running, worker=worker, heartbeat=now, attempts=self.attempts + 1, error=None, started_at=now
+        )
 
     def held(self, worker: str) -> JobState:
         """A consumer takes a finished job to send its notification: the status stays."""
@@ -130,12 +154,20 @@ class JobState(BaseModel):
         return self._to(Status.queued, worker=None)
 
     def succeeded(
-        self, *, rows: int, url: str, expires_at: datetime | None, object_key: str, timings: dict[str, float]
+        self,
+        *,
+        rows: int,
+        url: str,
+        expires_at: datetime | None,
+        object_key: str,
+        timings: dict[str, float],
+        size_bytes: int | None = None,
     ) -> JobState:
         return self._to(
             Status.done,
             progress=1.0,
             rows=rows,
+            size_bytes=size_bytes,
             url=url,
             expires_at=expires_at,
             object_key=object_key,
@@ -156,12 +188,37 @@ class JobState(BaseModel):
             raise InvalidTransition(f"job {self.id}: {self.status.value} is not finished, nothing to notify")
         return self.model_copy(update={"notified": True})
 
+    def downloaded(self) -> JobState:
+        """Its file was handed out once more through the service."""
+        if self.status is not Status.done:
+            raise InvalidTransition(f"job {self.id}: {self.status.value} has no file to download")
+        return self.model_copy(update={"downloads": self.downloads + 1})
+
+    def eta_seconds(self, now: datetime) -> float | None:
+        """Seconds left at the rate the current run has progressed so far; None before there is
+        a rate to go by (the first 5%) or when the job is not running."""
+        if self.status is not Status.running or self.started_at is None or self.progress < 0.05:
+            return None
+        elapsed = (now - self.started_at).total_seconds()
+        return round(max(0.0, elapsed * (1 - self.progress) / self.progress), 1)
+
     def redriven(self, now: datetime) -> JobState:
         """The reconciler published its message again."""
         return self.model_copy(update={"redriven_at": now, "redrives": self.redrives + 1})
 
     def public(self) -> JobBody:
-        """The shape the status endpoint returns (SPEC §2)."""
+        """The shape the status and list routes return (SPEC §2, §2a)."""
+        job = self.job
+        parameters = None
+        if job is not None:
+            parameters = JobParameters(
+                start_date=job.start_date,
+                end_date=job.end_date,
+                school_ids=job.school_ids,
+                format=job.format,
+                locale=job.locale,
+                timezone=job.timezone,
+            )
         return JobBody(
             id=self.id,
             type=self.type,
@@ -173,4 +230,8 @@ class JobState(BaseModel):
             error=self.error,
             created_at=iso(self.created_at),
             finished_at=iso(self.finished_at),
+            parameters=parameters,
+            size_bytes=self.size_bytes,
+            eta_seconds=self.eta_seconds(utcnow()),
+            downloads=self.downloads,
         )

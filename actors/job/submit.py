@@ -23,7 +23,8 @@ def submit(ledger: Ledger, queue: JobQueue, job: CatalogJob, publish_timeout: fl
     :class:`Unavailable` when either fails; after a failed publish the record is withdrawn,
     unless a consumer has already claimed it (the message got through after all: accepted)."""
     try:
-        generation = ledger.create(JobState.accepted(job))
+        state = JobState.accepted(job)
+        generation = ledger.create(state)
     except Exception as exc:
         raise Unavailable("the job could not be recorded") from exc
     if generation is None:  # a ULID that is already taken: something is badly wrong
@@ -32,7 +33,7 @@ def submit(ledger: Ledger, queue: JobQueue, job: CatalogJob, publish_timeout: fl
         queue.publish(job.to_bytes(), publish_timeout)
     except QueueUnavailable as exc:
         try:
-            if not ledger.withdraw(job.job_id, generation):
+            if not ledger.withdraw(state, generation):
                 return
         except Exception:  # the record stays; the reconciler publishes it once the queue is back
             log.exception("job %s: not published, and its record could not be withdrawn", job.job_id)

@@ -67,7 +67,8 @@ class Storage(Protocol):
         when it is gone); with None, whatever is there, and nothing if it is absent."""
         ...
 
-    def list(self, prefix: str, limit: int) -> list[tuple[str, datetime]]:
+    def list(self, prefix: str, limit: int, start_after: str | None = None) -> list[tuple[str, datetime]]:
         """Up to ``limit`` keys under ``prefix`` (the part after it), in name order, each with
-        when it was last written."""
+        when it was last written; only names after ``start_after`` when given. Its cost follows
+        what is under ``prefix``, never the rest of the storage."""
         ...

@@ -211,10 +211,15 @@ class GcsStorage:
             raise PreconditionFailed(key) from exc
         return str(blob.generation)
 
-    def list(self, prefix: str, limit: int) -> list[tuple[str, datetime]]:
+    def list(self, prefix: str, limit: int, start_after: str | None = None) -> list[tuple[str, datetime]]:
         start = self._blob(prefix).name
-        blobs = self.bucket.list_blobs(prefix=start, max_results=limit, **self._ledger)
-        return [(blob.name.removeprefix(start), blob.updated) for blob in blobs]
+        # start_offset is inclusive: ask for one more and drop start_after itself.
+        offset = {} if start_after is None else {"start_offset": start + start_after}
+        blobs = self.bucket.list_blobs(
+            prefix=start, max_results=limit + (start_after is not None), **offset, **self._ledger
+        )
+        found = [(blob.name.removeprefix(start), blob.updated) for blob in blobs]
+        return [(name, at) for name, at in found if name != start_after][:limit]
 
     def delete(self, key: str, if_generation: str | None = None) -> None:
         try:

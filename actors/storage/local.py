@@ -6,6 +6,7 @@ Writes go to a temp file renamed into place (atomic); the ledger's compare-and-s
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import hashlib
 import json
@@ -147,12 +148,14 @@ class LocalStorage:
                 if if_generation is not None:
                     raise PreconditionFailed(key) from None
 
-    def list(self, prefix: str, limit: int) -> list[tuple[str, datetime]]:
+    def list(self, prefix: str, limit: int, start_after: str | None = None) -> list[tuple[str, datetime]]:
         directory = self.path(prefix.rstrip("/"))
         try:
             names = sorted(n for n in os.listdir(directory) if not n.startswith("."))  # not locks, temp files
         except FileNotFoundError:
             return []
+        if start_after is not None:
+            names = names[bisect.bisect_right(names, start_after) :]
         found = []
         for name in names[:limit]:
             try:

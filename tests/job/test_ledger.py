@@ -9,7 +9,7 @@ import pytest
 
 from actors.job.ledger import ABSENT, Ledger
 from actors.job.message import CatalogJob, new_job_id, utcnow
-from actors.job.state import JobState
+from actors.job.state import JobState, Status
 from actors.storage import LinkOptions, PreconditionFailed, open_storage
 
 
@@ -63,11 +63,11 @@ def test_the_index_lists_pending_jobs_until_unlisted(ledger):
 def test_withdraw_only_an_untouched_record(ledger):
     untouched, claimed = accepted(), accepted()
     gen = ledger.create(untouched)
-    assert ledger.withdraw(untouched.id, gen)
+    assert ledger.withdraw(untouched, gen)
     assert ledger.get(untouched.id) is None and ledger.pending(10) == []
     gen = ledger.create(claimed)
     ledger.put(claimed.claimed("w"), gen)
-    assert not ledger.withdraw(claimed.id, gen)
+    assert not ledger.withdraw(claimed, gen)
     assert ledger.get(claimed.id) is not None
 
 
@@ -76,3 +76,66 @@ def test_created_since(ledger):
     ledger.put(old.model_copy(update={"created_at": utcnow() - timedelta(minutes=5)}), ABSENT)
     ledger.create(new)
     assert [s.id for s in ledger.created_since(utcnow() - timedelta(minutes=1))] == [new.id]
+
+
+def at(state: JobState, seconds_ago: float) -> JobState:
+    return state.model_copy(update={"created_at": utcnow() - timedelta(seconds=seconds_ago)})
+
+
+def test_a_requesters_jobs_newest_first_page_by_page(ledger):
+    mine = [at(accepted(), seconds_ago=100 - i) for i in range(7)]  # the last is the newest
+    for state in mine:
+        ledger.create(state)
+    for other in (accepted(institution_id=2), at(accepted(), 5).model_copy(update={"user_id": 8})):
+        ledger.create(other)
+    newest_first = [s.id for s in reversed(mine)]
+    seen, after = [], None
+    while True:
+        page, after = ledger.jobs_of(1, 7, limit=3, after=after)
+        seen += [s.id for s in page]
+        if after is None:
+            break
+    assert seen == newest_first
+    first, after = ledger.jobs_of(1, 7, limit=7)
+    assert [s.id for s in first] == newest_first and after is None  # no empty page to follow
+
+
+def test_listing_by_status_and_skipping_what_has_no_record(ledger):
+    states = [at(accepted(), seconds_ago=10 - i) for i in range(5)]
+    for state in states:
+        ledger.create(state)
+    _, gen = ledger.get(states[1].id)
+    ledger.put(states[1].claimed("w"), gen)
+    assert ledger.withdraw(states[2], ledger.get(states[2].id)[1])  # record and entry gone
+    ledger.storage.delete("jobs/" + states[3].id + ".json")  # an entry whose record is not written yet
+    running, after = ledger.jobs_of(1, 7, limit=1, status=Status.running)
+    assert [s.id for s in running] == [states[1].id] and after is not None
+    assert ledger.jobs_of(1, 7, limit=1, after=after, status=Status.running) == ([], None)
+    assert [s.id for s in ledger.jobs_of(1, 7, limit=10)[0]] == [states[4].id, states[1].id, states[0].id]
+
+
+def test_listing_reads_only_the_requesters_own_index(ledger, tmp_path):
+    """Its cost cannot grow with other users' jobs: every storage call it makes stays under the
+    requester's prefix or reads one of their records (bench/history_bench.py times it)."""
+    mine = [accepted() for _ in range(3)]
+    for i in range(300):
+        ledger.create(accepted(institution_id=2 + i % 7).model_copy(update={"user_id": 100 + i}))
+    for state in mine:
+        ledger.create(state)
+    calls = []
+    storage = ledger.storage
+
+    class Watching:
+        def __getattr__(self, name):
+            method = getattr(storage, name)
+
+            def watched(key, *args, **kwargs):
+                calls.append((name, key))
+                return method(key, *args, **kwargs)
+
+            return watched
+
+    found, _ = Ledger(Watching()).jobs_of(1, 7, limit=20)
+    assert sorted(s.id for s in found) == sorted(s.id for s in mine)
+    own = {f"jobs/{s.id}.json" for s in mine}
+    assert calls and all(key == "history/1/7/" or key in own for _, key in calls), calls

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -25,7 +25,9 @@ def accepted() -> JobState:
 
 
 def done(state: JobState) -> JobState:
-    return state.succeeded(rows=3, url="https://files/x", expires_at=None, object_key="k", timings={"query": 0.123456})
+    return state.succeeded(
+        rows=3, url="https://files/x", expires_at=None, object_key="k", timings={"query": 0.123456}, size_bytes=1234
+    )
 
 
 def test_the_happy_path():
@@ -102,15 +104,24 @@ def test_the_table_has_every_status():
 def test_the_public_body_is_spec_shaped():
     body = done(accepted().claimed("w")).public().model_dump(mode="json", by_alias=True)
     assert list(body) == [
-        "id",
-        "type",
-        "status",
-        "progress",
-        "rows",
-        "url",
-        "expiresAt",
-        "error",
-        "createdAt",
-        "finishedAt",
-    ]
+        "id", "type", "status", "progress", "rows", "url", "expiresAt", "error", "createdAt", "finishedAt",
+        "parameters", "sizeBytes", "etaSeconds", "downloads",
+    ]  # fmt: skip
     assert body["status"] == "done" and body["createdAt"] == "2025-06-02T12:00:00Z" and body["finishedAt"].endswith("Z")
+    assert body["parameters"] == {"startDate": "2025-01-01", "endDate": "2025-12-31", "schoolIds": None,
+                                  "format": "xlsx", "locale": "pt-BR", "timezone": "UTC"}  # fmt: skip
+    assert (body["sizeBytes"], body["etaSeconds"], body["downloads"]) == (1234, None, 0)
+
+
+def test_the_estimate_follows_the_runs_own_rate():
+    running = accepted().claimed("w")
+    start = running.started_at
+    assert running.eta_seconds(start + timedelta(seconds=1)) is None  # no rate yet
+    assert running.progressed(0.25).eta_seconds(start + timedelta(seconds=10)) == 30.0
+    assert done(running).eta_seconds(start + timedelta(seconds=10)) is None
+
+
+def test_downloads_are_counted_only_for_a_file():
+    assert done(accepted().claimed("w")).downloaded().downloaded().downloads == 2
+    with pytest.raises(InvalidTransition):
+        accepted().claimed("w").downloaded()

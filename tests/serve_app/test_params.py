@@ -6,8 +6,9 @@ from datetime import date
 
 import pytest
 
+from actors.job.state import Status
 from serve_app.errors import ApiError
-from serve_app.params import parse
+from serve_app.params import Listing, cursor_for, parse, parse_listing
 
 GOOD = {"start_date": "2025-01-01", "end_date": "2025-12-31"}
 
@@ -52,3 +53,27 @@ def test_limits_that_are_fine():
 
 def test_school_ids_are_deduplicated_and_sorted():
     assert call(**GOOD, school_ids="12,10,10").school_ids == [10, 12]
+
+
+@pytest.mark.parametrize(
+    "status, limit, cursor, message",
+    [
+        ("finished", None, None, "status must be one of"),
+        (None, "0", None, "limit must be"),
+        (None, "101", None, "limit must be"),
+        (None, "ten", None, "limit must be"),
+        (None, "1e2", None, "limit must be"),
+        (None, None, "not-base64!", "cursor"),
+        (None, None, cursor_for("../../jobs/x"), "cursor"),
+    ],
+)
+def test_bad_listing_parameters_say_what_is_wrong(status, limit, cursor, message):
+    with pytest.raises(ApiError) as caught:
+        parse_listing(status, limit, cursor)
+    assert caught.value.status == 400 and message in caught.value.message
+
+
+def test_listing_defaults_and_cursor_round_trip():
+    assert parse_listing(None, None, None) == Listing(None, 20, None)
+    entry = "8203981234567-01JOBID"
+    assert parse_listing("done", "100", cursor_for(entry)) == Listing(Status.done, 100, entry)
