@@ -9,7 +9,7 @@ import logging
 import re
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
@@ -19,6 +19,7 @@ from actors.config.settings import DEV_JWT_SECRET_WARNING, Settings, load_settin
 from actors.job.deployment import JobConsumer
 from actors.job.ledger import Ledger
 from actors.job.message import JOB_ID_PATTERN, CatalogJob, iso, new_job_id, utcnow
+from actors.job.requests import KeyReused, Requests
 from actors.job.state import JobBody, JobState, Status
 from actors.job.submit import Unavailable, submit
 from actors.observability.logs import use_serve_log_files
@@ -27,14 +28,18 @@ from actors.storage import LinkUnavailable, PreconditionFailed, open_storage
 from serve_app import downloads, errors, params, shedding
 from serve_app.auth import Authenticator, Principal
 from serve_app.deps import CurrentPrincipal
-from serve_app.errors import ERROR_RESPONSES, ApiError, error_response
+from serve_app.errors import ERROR_RESPONSES, ApiError, ErrorBody, error_response
 from serve_app.head import HeadAsGet
+from serve_app.params import CatalogRequestBody
 from serve_app.ratelimit import ACTOR_NAME, RateLimitClient, RateLimiter
 from serve_app.readlimit import ReadLimit
 
 log = logging.getLogger(__name__)
 
 _JOB_ID = re.compile(JOB_ID_PATTERN)
+IdempotencyKey = Annotated[
+    str | None, Header(description="1-255 printable ASCII: the same key within 24 hours answers with the first job")
+]
 RETRY_AFTER_SECONDS = 10  # a backend outage: long enough not to hammer it, short enough for a person
 HEALTH_TIMEOUT_SECONDS = 3.0
 FRESH_LINK_SECONDS = 900  # a link handed out by GET …/file: 15 minutes (SPEC §2a)
@@ -122,6 +127,7 @@ class ReportsAPI:
         self.queue = open_queue(self.settings.queue_url)
         self.storage = open_storage(self.settings.storage_url, self.settings.links)
         self.ledger = Ledger(self.storage)
+        self.requests = Requests(self.ledger)
         self.limit = RateLimitClient(self.settings.rate_limit_per_minute)
         self.reads = ReadLimit(self.settings.read_limit_per_minute)
         self.consumer = consumer  # bound so Serve deploys it with the API
@@ -152,9 +158,37 @@ class ReportsAPI:
             ),
         ] = None,
         school_ids: Annotated[str | None, Query(description="Comma-separated school ids.", examples=["10,20"])] = None,
+        format: Annotated[str | None, Query(description="xlsx (default).")] = None,
+        locale: Annotated[str | None, Query(description="pt-BR (default).")] = None,
+        timezone: Annotated[str | None, Query(description="IANA zone (default: the service's).")] = None,
+        idempotency_key: IdempotencyKey = None,
     ):
         req = params.parse(start_date, end_date, school_ids)
-        await self.limit.check(who.institution_id)
+        options = params.parse_options(format, locale, timezone, self.settings.timezone)
+        job_id = await self._accept(who, req, options, params.idempotency_key(idempotency_key))
+        return JSONResponse({"results": {"id": job_id}}, headers={"Cache-Control": "no-store"})
+
+    @api.post(
+        "/institution/reports/catalog",
+        response_model=JobAccepted,
+        responses=ERROR_RESPONSES | {409: {"model": ErrorBody, "description": "already_exists"}},
+        summary="Request the Course Catalog report (JSON body)",
+    )
+    async def create_catalog(
+        self, who: CurrentPrincipal, body: CatalogRequestBody, idempotency_key: IdempotencyKey = None
+    ):
+        req = body.request()
+        options = params.parse_options(body.format, body.locale, body.timezone, self.settings.timezone)
+        job_id = await self._accept(who, req, options, params.idempotency_key(idempotency_key))
+        return JSONResponse(
+            {"results": {"id": job_id}},
+            headers={"Cache-Control": "no-store", "Location": f"/institution/reports/jobs/{job_id}"},
+        )
+
+    async def _accept(self, who: Principal, req: params.ReportRequest, options: params.Options, key: str | None) -> str:
+        """The id of the job that answers this request: an earlier one (a replayed key, or the
+        same request still queued or running: neither is counted by the rate limit), or a new
+        one, counted, recorded and published."""
         job = CatalogJob(
             job_id=new_job_id(),
             institution_id=who.institution_id,
@@ -163,15 +197,33 @@ class ReportsAPI:
             start_date=req.start_date,
             end_date=req.end_date,
             school_ids=req.school_ids,
-            timezone=self.settings.timezone,
+            format=options.format,
+            locale=options.locale,
+            timezone=options.timezone,
             requested_at=utcnow(),
         )
+        try:
+            if earlier := await self._ledger_call("request", self.requests.earlier, job, key):
+                return earlier
+            await self.limit.check(who.institution_id)
+            claim = await self._ledger_call("request", self.requests.claim, job, key)
+        except KeyReused:
+            raise ApiError(409, "this Idempotency-Key was used for a request with other parameters") from None
+        if not claim.new:
+            return claim.job_id
         try:
             await asyncio.to_thread(submit, self.ledger, self.queue, job, self.settings.publish_timeout_seconds)
         except Unavailable as exc:
             log.warning("job %s not accepted: %s (%r)", job.job_id, exc, exc.__cause__)
+            await asyncio.to_thread(self._release, job, key)
             raise ApiError(503, f"{exc}; retry shortly", {"Retry-After": str(RETRY_AFTER_SECONDS)}) from exc
-        return JSONResponse({"results": {"id": job.job_id}}, headers={"Cache-Control": "no-store"})
+        return job.job_id
+
+    def _release(self, job: CatalogJob, key: str | None) -> None:
+        try:
+            self.requests.release(job, key)
+        except Exception:  # the storage is down too: the key answers with a job that has no record
+            log.exception("job %s: its idempotency records could not be released", job.job_id)
 
     @api.get(
         "/institution/reports/jobs/{job_id}",
@@ -258,6 +310,8 @@ class ReportsAPI:
         """A ledger read in a thread; its storage not answering in time is a 503 to retry."""
         try:
             return await asyncio.to_thread(call, *args)
+        except KeyReused:
+            raise
         except Exception as exc:
             log.warning("%s unavailable: the ledger did not answer (%r)", what, exc)
             raise ApiError(

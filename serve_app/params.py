@@ -7,8 +7,11 @@ import binascii
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from actors.job.state import Status
 from serve_app.errors import ApiError
@@ -111,3 +114,57 @@ def parse_listing(status: str | None, limit: str | None, cursor: str | None) -> 
         if not _HISTORY_ENTRY.fullmatch(after):
             raise ApiError(400, "cursor is not one this service gave out")
     return Listing(Status(status) if status else None, count, after)
+
+
+# What the service produces today; SPEC §2a's other formats and locales are refused by name
+# until the renderer makes them, never silently answered with an .xlsx in Portuguese.
+FORMATS, LOCALES = ("xlsx",), ("pt-BR",)
+_PRINTABLE = re.compile(r"[\x20-\x7e]{1,255}")
+
+
+@dataclass(frozen=True)
+class Options:
+    format: str
+    locale: str
+    timezone: str
+
+
+def parse_options(format: str | None, locale: str | None, timezone: str | None, default_timezone: str) -> Options:
+    if format is not None and format not in FORMATS:
+        raise ApiError(400, f"format {_shown(format)} is not available; it must be one of {', '.join(FORMATS)}")
+    if locale is not None and locale not in LOCALES:
+        raise ApiError(400, f"locale {_shown(locale)} is not available; it must be one of {', '.join(LOCALES)}")
+    if timezone is not None:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ApiError(400, f"timezone {_shown(timezone)} is not an IANA time zone name") from None
+    return Options(format or FORMATS[0], locale or LOCALES[0], timezone or default_timezone)
+
+
+def idempotency_key(raw: str | None) -> str | None:
+    if raw is not None and not _PRINTABLE.fullmatch(raw):
+        raise ApiError(400, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+    return raw
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 30 else value[:30] + "…")
+
+
+class CatalogRequestBody(BaseModel):
+    """POST /institution/reports/catalog (SPEC §2a); unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    startDate: Annotated[date, Strict()] = Field(description="First day, YYYY-MM-DD.", examples=["2026-01-01"])
+    endDate: Annotated[date, Strict()] = Field(description="Last day (included).", examples=["2026-06-30"])
+    schoolIds: list[Annotated[int, Strict()]] | None = Field(None, examples=[[10, 20]])
+    format: str | None = Field(None, examples=["xlsx"])
+    locale: str | None = Field(None, examples=["pt-BR"])
+    timezone: str | None = Field(None, examples=["America/Sao_Paulo"])
+
+    def request(self) -> ReportRequest:
+        """The same checks and messages as the GET's query parameters."""
+        ids = None if self.schoolIds is None else ",".join(map(str, self.schoolIds))
+        return parse(self.startDate.isoformat(), self.endDate.isoformat(), ids)
