@@ -14,6 +14,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from actors.job.state import Status
+from actors.report.wording import WORDINGS
 from serve_app.errors import ApiError
 
 MAX_SCHOOL_IDS = 1000
@@ -116,9 +117,9 @@ def parse_listing(status: str | None, limit: str | None, cursor: str | None) -> 
     return Listing(Status(status) if status else None, count, after)
 
 
-# What the service produces today; SPEC §2a's other formats and locales are refused by name
-# until the renderer makes them, never silently answered with an .xlsx in Portuguese.
-FORMATS, LOCALES = ("xlsx",), ("pt-BR",)
+# What the service produces today; SPEC §2a's other formats are refused by name until the
+# renderer makes them, never silently answered with an .xlsx.
+FORMATS, LOCALES = ("xlsx",), tuple(WORDINGS)
 _PRINTABLE = re.compile(r"[\x20-\x7e]{1,255}")
 
 

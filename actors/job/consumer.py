@@ -374,6 +374,7 @@ class JobRunner:
                 subdomain=job.subdomain,
                 options=self.options.report,
                 out=out,
+                locale=job.locale,
                 fetch=self.fetch,
                 render=self.render,
                 progress=claim.progress,

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_serializer, field_validator, model_validator
 from ulid import ULID
 
+from actors.report.wording import WORDINGS
+
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 
 
@@ -73,7 +75,7 @@ class CatalogJob(_Request):
     version: Literal[2] = 2
     job_id: str = Field(alias="jobId", pattern=JOB_ID_PATTERN)
     format: Literal["xlsx"] = "xlsx"
-    locale: Literal["pt-BR"] = "pt-BR"
+    locale: Literal["pt-BR", "en", "es"] = "pt-BR"
     timezone: str
 
     @field_validator("timezone")
@@ -87,7 +89,8 @@ class CatalogJob(_Request):
 
     @property
     def file_name(self) -> str:
-        return f"catalogo_{self.start_date.isoformat()}_{self.end_date.isoformat()}.xlsx"
+        prefix = WORDINGS[self.locale].file_prefix
+        return f"{prefix}_{self.start_date.isoformat()}_{self.end_date.isoformat()}.xlsx"
 
     @property
     def object_key(self) -> str:

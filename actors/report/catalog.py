@@ -20,21 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from actors.report.collation import collation_keys
-from actors.report.xlsx.rows import Column, Link
+from actors.report.wording import DEFAULT_LOCALE, WORDINGS, Wording
+from actors.report.xlsx.rows import Column, Dates, Link
 from actors.warehouse.base import CatalogRows
 
-HEADERS = [
-    "ID",
-    "Título",
-    "URL de Visualização (Aluno)",
-    "Status",
-    "URL de Edição (Admin)",
-    "Visualizações",
-    "Matrículas",
-    "Conclusões",
-    "Data de Publicação",
-    "Escola",
-]
+HEADERS = list(WORDINGS[DEFAULT_LOCALE].headers)  # SPEC §5: the default locale's
 
 # The report's data: every sheet column but the two URLs, which are spelled out from the id.
 REPORT_SCHEMA = pa.schema(
@@ -172,7 +162,10 @@ class Report:
 
     def cells(self) -> pa.Table:
         """Every cell as a value (SHEET_SCHEMA): for writers that take whole columns."""
-        cells = [c.values(self.table) if isinstance(c, Link) else self.table[c] for c in self.columns]
+        cells = [
+            c.values(self.table) if isinstance(c, Link) else self.table[c.key if isinstance(c, Dates) else c]
+            for c in self.columns
+        ]
         return pa.table(cells, names=SHEET_SCHEMA.names).cast(SHEET_SCHEMA)  # decodes the school dictionary
 
 
@@ -184,16 +177,16 @@ def local_dates(ts: pa.Array, zone: ZoneInfo) -> pa.Array:
     return pc.cast(pc.local_timestamp(aware), pa.date32())
 
 
-def prepare_partition(rows: CatalogRows, zone: ZoneInfo) -> pa.Table:
+def prepare_partition(rows: CatalogRows, zone: ZoneInfo, wording: Wording = WORDINGS[DEFAULT_LOCALE]) -> pa.Table:
     """One partition's courses as report cells (PARTITION_SCHEMA): what depends on one course
-    alone, and its title's collation key for the report-wide order."""
+    alone (in ``wording``'s words), and its title's collation key for the report-wide order."""
     courses = rows.courses.combine_chunks()
-    status = pc.if_else(pc.equal(courses["status"], "published"), "Publicado", "Rascunho")
+    status = pc.if_else(pc.equal(courses["status"], "published"), wording.published, wording.draft)
     return pa.table(
         [
             courses["id"],
             courses["title"],
-            pc.fill_null(status, "Rascunho"),
+            pc.fill_null(status, wording.draft),
             courses["views"],
             courses["enrollments"],
             courses["completions"],
@@ -256,7 +249,9 @@ def report_rows(prepared: pa.Table, school: pa.DictionaryArray) -> pa.Table:
     return pa.Table.from_arrays([*prepared.select(REPORT_SCHEMA.names[:-1]).columns, school], schema=REPORT_SCHEMA)
 
 
-def report_columns(subdomain: str, student_template: str, admin_template: str) -> list[Column]:
+def report_columns(
+    subdomain: str, student_template: str, admin_template: str, wording: Wording = WORDINGS[DEFAULT_LOCALE]
+) -> list[Column]:
     """The sheet's columns in HEADERS order: the two URLs spelled out from the id."""
     return [
         "id",
@@ -267,7 +262,7 @@ def report_columns(subdomain: str, student_template: str, admin_template: str) -
         "views",
         "enrollments",
         "completions",
-        "published",
+        Dates("published", wording.date_format),
         "school",
     ]
 

@@ -22,6 +22,7 @@ import ray
 
 from actors.report.catalog import prepare_partition
 from actors.report.render import ipc
+from actors.report.wording import DEFAULT_LOCALE, WORDINGS
 from actors.report.xlsx.sheet import longest_values
 from actors.runtime.priority import as_background
 from actors.warehouse import CatalogQuery, Warehouse, open_warehouse
@@ -45,10 +46,12 @@ class Fetched:
     summary: Summary
 
 
-def fetch_prepared(warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo) -> tuple[pa.Buffer, Summary]:
+def fetch_prepared(
+    warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo, locale: str = DEFAULT_LOCALE
+) -> tuple[pa.Buffer, Summary]:
     """Fetch and prepare one partition in this process."""
     rows = warehouse.fetch(query)
-    prepared = prepare_partition(rows, zone)
+    prepared = prepare_partition(rows, zone, WORDINGS[locale])
     cells = prepared.drop_columns(["title_key"])
     return ipc(cells), Summary(
         prepared["id"].to_numpy(), prepared["title_key"].combine_chunks(), rows.links, longest_values(cells)
@@ -59,12 +62,12 @@ def fetch_prepared(warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo) ->
 # asked for one would wait behind them (with the earlier render actors, which held their CPUs
 # while idle, a job stuck at 0%).
 @ray.remote(num_cpus=0, scheduling_strategy="SPREAD", max_retries=3, retry_exceptions=[ConnectionError])
-def _fetch_task(url: str, query: CatalogQuery, zone: str) -> tuple[pa.Buffer, Summary]:
+def _fetch_task(url: str, query: CatalogQuery, zone: str, locale: str) -> tuple[pa.Buffer, Summary]:
     """One partition on its own session; retried alone if its session or its worker is lost."""
     as_background()
     warehouse = open_warehouse(url)
     try:
-        return fetch_prepared(warehouse, query, ZoneInfo(zone))
+        return fetch_prepared(warehouse, query, ZoneInfo(zone), locale)
     finally:
         warehouse.close()
 
@@ -81,20 +84,25 @@ def partition_queries(warehouse: Warehouse, query: CatalogQuery, cpus: int) -> l
     return [query.part(r) for r in ranges]
 
 
-def fetch_on_ray(warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo) -> list[Fetched]:
+def fetch_on_ray(
+    warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo, locale: str = DEFAULT_LOCALE
+) -> list[Fetched]:
     """Partitions fetched in parallel Ray tasks (one query: here, on the consumer's session);
     their rows are left in the object store."""
     queries = partition_queries(warehouse, query, int(ray.cluster_resources().get("CPU", 1)))
     if len(queries) == 1:
-        rows, summary = fetch_prepared(warehouse, queries[0], zone)
+        rows, summary = fetch_prepared(warehouse, queries[0], zone, locale)
         return [Fetched(ray.put(rows), summary)]
-    pending = [_fetch_task.options(num_returns=2).remote(warehouse.url, q, zone.key) for q in queries]
+    pending = [_fetch_task.options(num_returns=2).remote(warehouse.url, q, zone.key, locale) for q in queries]
     return [Fetched(rows, ray.get(summary)) for rows, summary in pending]
 
 
-def fetch_here(warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo) -> list[Fetched]:
+def fetch_here(
+    warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo, locale: str = DEFAULT_LOCALE
+) -> list[Fetched]:
     """Partitions fetched one after another in this process (tests, and the pipeline without Ray)."""
-    return [Fetched(*fetch_prepared(warehouse, q, zone)) for q in partition_queries(warehouse, query, cpus=1)]
+    queries = partition_queries(warehouse, query, cpus=1)
+    return [Fetched(*fetch_prepared(warehouse, q, zone, locale)) for q in queries]
 
 
-Fetcher = Callable[[Warehouse, CatalogQuery, ZoneInfo], list[Fetched]]
+Fetcher = Callable[[Warehouse, CatalogQuery, ZoneInfo, str], list[Fetched]]

@@ -22,13 +22,15 @@ def merge_xlsx(
     parts: Iterable[DeflatedPart],
     sheet_rows: int,
     columns: list[Column],
+    sheet_name: str = SHEET_NAME,
+    date_format: str = "dd/mm/yyyy",
 ) -> int:
     """Write the workbook from the chunk parts (in plan order); returns the file size.
     ``longest``: each column's longest value (:func:`~actors.report.xlsx.sheet.longest_values`)."""
     widths = column_widths(longest, headers, columns)
     header = header_row(headers)
     n_sheets = sheet_count(sum(chunk.length for chunk in plan), sheet_rows)
-    names = sheet_names(SHEET_NAME, n_sheets)
+    names = sheet_names(sheet_name, n_sheets)
     per_sheet: list[list[DeflatedPart]] = [[] for _ in range(n_sheets)]
     rows = [0] * n_sheets
     for chunk, part in zip(plan, parts, strict=True):
@@ -40,4 +42,4 @@ def merge_xlsx(
         head = deflate_part(sheet_head(widths, last, header, selected=i == 0))
         tail = deflate_part(sheet_tail(len(headers), last))
         sheets.append(Sheet(names[i], rows[i], [head, *per_sheet[i], tail]))
-    return write_xlsx(path, sheets, len(headers))
+    return write_xlsx(path, sheets, len(headers), date_format)

@@ -17,12 +17,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 
-from actors.report.catalog import HEADERS, order_report, report_columns
+from actors.report.catalog import order_report, report_columns
 from actors.report.fetch import Fetcher, fetch_here, fetch_on_ray
 from actors.report.merge import merge_xlsx
 from actors.report.options import ReportOptions
 from actors.report.partition import SHEET_DATA_ROWS, chunk_rows, plan_chunks
 from actors.report.render import RayRenderer, Renderer, render_serially
+from actors.report.wording import DEFAULT_LOCALE, WORDINGS
 from actors.report.xlsx.sheet import longest_values, widest
 from actors.warehouse import CatalogQuery, Warehouse, open_warehouse
 
@@ -49,11 +50,13 @@ def produce_report(
     render: Renderer = render_serially,
     progress: Callable[[float, str], None] = lambda fraction, phase: None,
     sheet_rows: int = SHEET_DATA_ROWS,
+    locale: str = DEFAULT_LOCALE,
 ) -> Produced:
+    wording = WORDINGS[locale]
     timings: dict[str, float] = {}
     t = time.perf_counter()
     progress(0.0, "query")
-    fetched = fetch(warehouse, query, ZoneInfo(query.zone))
+    fetched = fetch(warehouse, query, ZoneInfo(query.zone), locale)
     names = warehouse.school_names(query)
     timings["query"] = time.perf_counter() - t
 
@@ -70,7 +73,7 @@ def produce_report(
     plan = plan_chunks(ordering.school, options.chunk_rows, sheet_rows)
     rows = [chunk_rows(chunk, ordering.order, starts, ordering.school) for chunk in plan]
     longest = widest(*(s.longest for s in summaries), longest_values(pa.table({"school": ordering.school})))
-    columns = report_columns(subdomain, options.student_url_template, options.admin_url_template)
+    columns = report_columns(subdomain, options.student_url_template, options.admin_url_template, wording)
     timings["prepare"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -83,7 +86,9 @@ def produce_report(
 
     t = time.perf_counter()
     progress(_RENDER_DONE, "merge")
-    size = merge_xlsx(out, longest, HEADERS, plan, parts, sheet_rows, columns)
+    size = merge_xlsx(
+        out, longest, list(wording.headers), plan, parts, sheet_rows, columns, wording.sheet, wording.date_format
+    )
     timings["merge"] = time.perf_counter() - t
     return Produced(sum(sizes), size, timings)
 

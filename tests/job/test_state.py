@@ -125,3 +125,10 @@ def test_downloads_are_counted_only_for_a_file():
     assert done(accepted().claimed("w")).downloaded().downloaded().downloads == 2
     with pytest.raises(InvalidTransition):
         accepted().claimed("w").downloaded()
+
+
+def test_the_file_name_follows_the_locale():
+    base = accepted().job
+    assert base.file_name == "catalogo_2025-01-01_2025-12-31.xlsx"
+    assert base.model_copy(update={"locale": "en"}).file_name == "catalog_2025-01-01_2025-12-31.xlsx"
+    assert base.model_copy(update={"locale": "es"}).file_name == "catalogo_2025-01-01_2025-12-31.xlsx"

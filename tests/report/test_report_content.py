@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from actors.report.catalog import _sort_order
 from actors.report.pipeline import produce_report
+from actors.report.wording import WORDINGS
 from actors.warehouse import CatalogQuery, open_warehouse
 from tests.conftest import ADMIN, STUDENT
 from tests.support.data import HEADERS, P_END, P_START, expected_report
@@ -141,3 +142,39 @@ def test_a_school_text_key_is_its_names_keys_joined(names):
     from actors.report.collation import collation_key
 
     assert collation_key(SCHOOL_SEPARATOR.join(names)) == SCHOOL_SEPARATOR.join(collation_key(n) for n in names)
+
+
+@pytest.mark.parametrize("locale", ["en", "es"])
+def test_a_locale_changes_the_words_and_the_date_format_not_the_rows(tmp_path, settings_factory, locale):
+    """SPEC §2a's table: headers, status words, sheet name, date format; the same rows in the
+    same order (the order never depends on the locale)."""
+    import openpyxl
+
+    wording = WORDINGS[locale]
+    out, _ = produce(tmp_path, settings_factory(tmp_path), locale=locale)
+    words = {"Publicado": wording.published, "Rascunho": wording.draft}
+    expected = [[*r[:3], words[r[3]], *r[4:]] for r in expected_report(1, P_START, P_END, subdomain="demo",
+                                                                       student=STUDENT, admin=ADMIN)]  # fmt: skip
+    sheets = read_both(out)
+    assert list(sheets) == [wording.sheet]
+    rows = pad(sheets[wording.sheet])
+    assert rows[0] == list(wording.headers) and rows[1:] == expected
+    dated = [r for r in openpyxl.load_workbook(out)[wording.sheet].iter_rows(min_row=2) if r[0].value == 1][0][8]
+    assert dated.is_date and dated.number_format.lower() == wording.date_format
+
+
+def test_the_locales_are_the_specs():
+    assert WORDINGS["en"].headers == (
+        "ID", "Title", "Student View URL", "Status", "Admin Edit URL", "Views", "Enrollments", "Completions",
+        "Publication Date", "School",
+    )  # fmt: skip
+    assert WORDINGS["es"].headers == (
+        "ID", "Título", "URL de Visualización (Alumno)", "Estado", "URL de Edición (Admin)", "Visualizaciones",
+        "Matrículas", "Finalizaciones", "Fecha de Publicación", "Escuela",
+    )  # fmt: skip
+    assert [(w.published, w.draft, w.sheet, w.file_prefix, w.date_format) for w in WORDINGS.values()] == [
+        ("Publicado", "Rascunho", "Catálogo", "catalogo", "dd/mm/yyyy"),
+        ("Published", "Draft", "Catalog", "catalog", "yyyy-mm-dd"),
+        ("Publicado", "Borrador", "Catálogo", "catalogo", "dd/mm/yyyy"),
+    ]
+    assert HEADERS == list(WORDINGS["pt-BR"].headers)

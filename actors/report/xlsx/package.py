@@ -24,7 +24,13 @@ _U32 = 0xFFFFFFFF
 _PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 _XML_DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 
-STYLES = (
+
+def styles(date_format: str) -> str:
+    """The workbook's styles: plain, bold (the header) and dates in ``date_format``."""
+    return _STYLES.replace("dd/mm/yyyy", escape(date_format, {'"': "&quot;"}))
+
+
+_STYLES = (
     _XML_DECL + f'<styleSheet xmlns="{MAIN_NS}">'
     '<numFmts count="1"><numFmt numFmtId="164" formatCode="dd/mm/yyyy"/></numFmts>'
     '<fonts count="2"><font><sz val="11"/><name val="Calibri"/><family val="2"/></font>'
@@ -189,14 +195,14 @@ class _ZipWriter:
         )
 
 
-def write_xlsx(path: Path, sheets: list[Sheet], columns: int) -> int:
+def write_xlsx(path: Path, sheets: list[Sheet], columns: int, date_format: str = "dd/mm/yyyy") -> int:
     """Write the workbook; returns the file size in bytes."""
     small = {
         "[Content_Types].xml": _content_types(len(sheets)),
         "_rels/.rels": _root_rels(),
         "xl/workbook.xml": _workbook(sheets, columns),
         "xl/_rels/workbook.xml.rels": _workbook_rels(len(sheets)),
-        "xl/styles.xml": STYLES,
+        "xl/styles.xml": styles(date_format),
     }
     with open(path, "wb") as fh:
         z = _ZipWriter(fh)

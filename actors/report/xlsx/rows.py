@@ -116,21 +116,32 @@ def number_pieces(values: pa.Array, style: int | None = None) -> list:
     return [f'"{s}><v>', pc.cast(values, pa.string()), "</v></c>"]
 
 
-def date_pieces(values: pa.Array) -> list:
+def date_pieces(values: pa.Array, text_format: str = "dd/mm/yyyy") -> list:
     """Dates as Excel 1900-system serials with the date style (real date cells); a date Excel
-    cannot show (before 1900) as the text DD/MM/YYYY."""
+    cannot show (before 1900) as text in ``text_format`` (``dd``, ``mm`` and ``yyyy``)."""
     valid = values.is_valid().to_numpy(zero_copy_only=False)
     days = pc.fill_null(pc.cast(values, pa.int32()), _LEAP_BUG).to_numpy().astype(np.int64)
     pieces = number_pieces(pa.array(days + _SERIAL_OFFSET - (days < _LEAP_BUG), mask=~valid), STYLE_DATE)
     early = valid & (days < _FIRST_DAY)
     if not early.any():
         return pieces
-    shown = pa.array([_shown(_EPOCH + timedelta(days=int(d))) for d in days[early]], pa.string())
+    shown = pa.array([_shown(_EPOCH + timedelta(days=int(d)), text_format) for d in days[early]], pa.string())
     return [pc.replace_with_mask(_joined(pieces), pa.array(early), _joined(text_pieces(shown)))]
 
 
-def _shown(day: date) -> str:
-    return f"{day.day:02d}/{day.month:02d}/{day.year:04d}"
+def _shown(day: date, text_format: str) -> str:
+    return (
+        text_format.replace("yyyy", f"{day.year:04d}").replace("mm", f"{day.month:02d}").replace("dd", f"{day.day:02d}")
+    )
+
+
+@dataclass(frozen=True)
+class Dates:
+    """A date column whose dates before 1900 (which Excel cannot show as dates) are written as
+    text in ``text_format``: the same format the date cells are shown in."""
+
+    key: str  # a date column of the table
+    text_format: str = "dd/mm/yyyy"
 
 
 @dataclass(frozen=True)
@@ -158,7 +169,7 @@ def _spliced(literals, key: pa.Array) -> list:
     return pieces
 
 
-Column = str | Link  # a sheet column: a table column by name, or a link built from one
+Column = str | Link | Dates  # a sheet column: a table column by name, a link built from one, or dates
 
 
 def link_pieces(link: Link, table: pa.Table) -> list:
@@ -237,6 +248,8 @@ def render_rows(table: pa.Table, first_row: int, columns: Sequence[Column] | Non
     for index, column in enumerate(columns or table.column_names):
         if isinstance(column, Link):
             cells = link_pieces(column, table)
+        elif isinstance(column, Dates):
+            cells = date_pieces(table[column.key].combine_chunks(), column.text_format)
         else:
             cells = pieces_for(table[column].combine_chunks())
         pieces += _cells(column_letter(index), numbers, cells)

@@ -7,7 +7,7 @@ from xml.sax.saxutils import escape
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from actors.report.xlsx.rows import Column, Link, column_letter
+from actors.report.xlsx.rows import Column, Dates, Link, column_letter
 
 MAX_SHEET_ROWS = 1_048_576  # Excel's row limit, header included
 MIN_WIDTH, MAX_WIDTH = 8.0, 60.0
@@ -53,6 +53,8 @@ def column_widths(longest: dict[str, int], headers: list[str], columns: list[Col
 
 
 def _shown(longest: dict[str, int], spec: Column) -> int:
+    if isinstance(spec, Dates):
+        return longest[spec.key]
     if isinstance(spec, Link):  # the literals around the key's digits (a text: no number's room)
         digits = longest[spec.key] - NUMBER_ROOM
         return sum(len(part) for part in spec.parts) + digits * (len(spec.parts) - 1)

@@ -272,3 +272,12 @@ def test_trimming_hands_freed_memory_back_past_the_budget():
     kept = private_bytes()
     trim_private(budget=0)
     assert private_bytes() < kept - (100 << 20) <= held, (held, kept, private_bytes())
+
+
+def test_a_date_excel_cannot_show_is_text_in_the_columns_format():
+    from actors.report.xlsx.rows import Dates, render_rows
+
+    table = pa.table({"d": pa.array([date(1850, 3, 4), date(2020, 1, 2)], pa.date32())})
+    assert b"04/03/1850" in bytes(render_rows(table, 2, [Dates("d")]))
+    iso = bytes(render_rows(table, 2, [Dates("d", "yyyy-mm-dd")]))
+    assert b"1850-03-04" in iso and b"<v>43832</v>" in iso  # 2020-01-02 stays a date serial
