@@ -73,7 +73,14 @@ def error_response(
 
 def _validation_message(exc: RequestValidationError) -> str:
     err = exc.errors()[0]
-    name = str(err["loc"][-1]) if err.get("loc") else "request"
+    if tuple(err.get("loc", ())) == ("body",):  # not JSON, or JSON that is not an object
+        return "the body must be a JSON object" if err.get("type") != "missing" else "a JSON body is required"
+    if err.get("type") == "json_invalid":
+        return "the body is not valid JSON"
+    loc = [str(part) for part in err.get("loc", ())]
+    if loc and loc[0] in ("body", "query", "header", "path"):
+        loc = loc[1:]  # where it came from is clear to the caller; the field is not
+    name = ".".join(loc) or "request"  # a list item: schoolIds.0
     if err.get("type") == "missing":
         return f"{name} is required"
     return f"{name}: {err.get('msg', 'invalid value')}"

@@ -46,17 +46,17 @@ def _date(name: str, raw: str | None) -> date:
     return value
 
 
-def _school_ids(raw: str | None) -> list[int] | None:
+def _school_ids(raw: str | None, name: str = "school_ids") -> list[int] | None:
     if raw is None:
         return None
     items = raw.split(",")
     if len(items) > MAX_SCHOOL_IDS:
-        raise ApiError(400, f"school_ids accepts at most {MAX_SCHOOL_IDS} ids")
+        raise ApiError(400, f"{name} accepts at most {MAX_SCHOOL_IDS} ids")
     ids = []
     for item in items:
         if not _ID.fullmatch(item) or not 0 < int(item) <= MAX_ID:
             shown = item if len(item) <= 30 else item[:30] + "…"
-            raise ApiError(400, f"school_ids must be comma-separated positive integers (got {shown!r})")
+            raise ApiError(400, f"{name} must be comma-separated positive integers (got {shown!r})")
         ids.append(int(item))
     return sorted(set(ids))
 
@@ -72,12 +72,19 @@ def single_valued(request: Request) -> None:
         seen.add(name)
 
 
-def parse(start_date: str | None, end_date: str | None, school_ids: str | None) -> ReportRequest:
-    start = _date("start_date", start_date)
-    end = _date("end_date", end_date)
+def parse(
+    start_date: str | None,
+    end_date: str | None,
+    school_ids: str | None,
+    names: tuple[str, str, str] = ("start_date", "end_date", "school_ids"),
+) -> ReportRequest:
+    """The request's period and schools; ``names``: how the caller spelled the three (the
+    GET's query parameters, or the POST body's fields)."""
+    start = _date(names[0], start_date)
+    end = _date(names[1], end_date)
     if start > end:
-        raise ApiError(400, "start_date must be before or equal to end_date")
-    return ReportRequest(start, end, _school_ids(school_ids))
+        raise ApiError(400, f"{names[0]} must be before or equal to {names[1]}")
+    return ReportRequest(start, end, _school_ids(school_ids, names[2]))
 
 
 LIST_DEFAULT, LIST_MAX = 20, 100
@@ -158,8 +165,8 @@ class CatalogRequestBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    startDate: Annotated[date, Strict()] = Field(description="First day, YYYY-MM-DD.", examples=["2026-01-01"])
-    endDate: Annotated[date, Strict()] = Field(description="Last day (included).", examples=["2026-06-30"])
+    startDate: str = Field(description="First day, YYYY-MM-DD.", examples=["2026-01-01"])
+    endDate: str = Field(description="Last day (included), YYYY-MM-DD.", examples=["2026-06-30"])
     schoolIds: list[Annotated[int, Strict()]] | None = Field(None, examples=[[10, 20]])
     format: str | None = Field(None, examples=["xlsx"])
     locale: str | None = Field(None, examples=["pt-BR"])
@@ -168,4 +175,4 @@ class CatalogRequestBody(BaseModel):
     def request(self) -> ReportRequest:
         """The same checks and messages as the GET's query parameters."""
         ids = None if self.schoolIds is None else ",".join(map(str, self.schoolIds))
-        return parse(self.startDate.isoformat(), self.endDate.isoformat(), ids)
+        return parse(self.startDate, self.endDate, ids, names=("startDate", "endDate", "schoolIds"))

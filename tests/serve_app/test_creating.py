@@ -44,9 +44,12 @@ def test_a_post_is_answered_like_the_get_with_a_location(service):
         ({**BODY, "institutionId": 2}, "institutionId"),  # unknown fields, the institution above all
         ("not json", "JSON"),
         ({**BODY, "startDate": 20250101}, "startDate"),
+        ({**BODY, "startDate": "2025-02-30"}, "startDate is not a valid date"),
         ({**BODY, "startDate": "01/01/2025"}, "startDate"),
         ({**BODY, "schoolIds": "10,20"}, "schoolIds"),
-        ({**BODY, "schoolIds": [0]}, "school_ids"),
+        ({**BODY, "schoolIds": [0]}, "schoolIds"),
+        ({**BODY, "schoolIds": [True]}, "schoolIds"),
+        ("[1, 2]", "JSON object"),
         ({"startDate": "2025-02-01", "endDate": "2025-01-01"}, "before or equal"),
         ({"endDate": "2025-01-01"}, "startDate"),
         ({**BODY, "timezone": "Mars/Olympus"}, "timezone"),

@@ -124,7 +124,7 @@ def test_institution_comes_only_from_the_token(service):
 def test_unknown_routes_and_methods_are_json(service):
     assert_error(service.get("/nope"), 404, "not_found")
     assert_error(service.get("/institution/reports/unknown", service.token()), 404, "not_found")
-    r = httpx.post(service.base_url + "/institution/reports/catalog", timeout=10)
+    r = httpx.put(service.base_url + "/institution/reports/catalog", timeout=10)
     assert r.status_code == 405 and r.json()["code"] == "unimplemented"
 
 
