@@ -280,7 +280,7 @@ class ReportsAPI:
         log.info(
             "download",
             extra={
-                "job_id": state.id,
+                "job": state.id,  # not job_id: Serve leaves that field out of a request's log line
                 "user_id": who.user_id,
                 "institution_id": who.institution_id,
                 "at": iso(utcnow()),

@@ -4,10 +4,16 @@ and identical requests in flight, over real HTTP against the running Serve app."
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 
 import httpx
 import pytest
 
+from actors.job.ledger import Ledger
+from actors.job.message import CatalogJob, new_job_id, utcnow
+from actors.job.requests import Requests
+from actors.job.state import JobState
+from actors.storage import open_storage
 from tests.serve_app.test_http_api import GOOD, assert_error
 
 INSTITUTION = 32  # jobs of their own: the session's other tests use other institutions
@@ -84,22 +90,37 @@ def test_a_replayed_key_answers_with_the_first_job_and_another_request_with_it_i
     assert_error(other, 409, "already_exists")
     someone_else = service.token(institution_id=INSTITUTION, user_id=5)
     assert post(service, someone_else, BODY, **{"Idempotency-Key": "order-42"}).json()["results"]["id"] != first
-    assert_error(post(service, me, BODY, **{"Idempotency-Key": "é"}), 400, "invalid_argument")
+    assert_error(post(service, me, BODY, **{"Idempotency-Key": "é".encode()}), 400, "invalid_argument")
     assert_error(post(service, me, BODY, **{"Idempotency-Key": "k" * 256}), 400, "invalid_argument")
     service.wait_done(first, me)
 
 
-def test_an_identical_request_while_the_first_runs_gets_the_first_job(service):
+def test_an_identical_request_while_the_first_is_queued_gets_the_first_job(service):
+    """The first request's job is held queued here (recorded as the API records it, its message
+    never sent), so the duplicate surely meets it in flight; done, it no longer answers."""
+    job = CatalogJob(
+        job_id=new_job_id(),
+        institution_id=INSTITUTION,
+        user_id=6,
+        subdomain="demo",
+        start_date=date(2025, 1, 1),
+        end_date=date(2025, 12, 31),
+        school_ids=[10],
+        timezone=service.settings.timezone,
+        requested_at=utcnow(),
+    )
+    ledger = Ledger(open_storage(service.settings.storage_url, service.settings.links))
+    assert Requests(ledger).claim(job, None).new
+    ledger.create(JobState.accepted(job))
     me = service.token(institution_id=INSTITUTION, user_id=6)
-    first = service.request_report(me, **GOOD, school_ids="10").json()["results"]["id"]
     with ThreadPoolExecutor(4) as pool:
         again = list(pool.map(lambda _: service.request_report(me, **GOOD, school_ids="10"), range(4)))
-    answered = {r.json()["results"]["id"] for r in again}
-    status = service.get(f"/institution/reports/jobs/{first}", me).json()["results"]
-    assert answered == {first}, f"the first job was {status['status']} by then"
-    service.wait_done(first, me)
+    assert {r.json()["results"]["id"] for r in again} == {job.job_id}
+    assert service.request_report(me, **GOOD, school_ids="12").json()["results"]["id"] != job.job_id
+    state, gen = ledger.get(job.job_id)
+    ledger.put(state.claimed("test").succeeded(rows=0, url="u", expires_at=None, object_key="k", timings={}), gen)
     later = service.request_report(me, **GOOD, school_ids="10").json()["results"]["id"]
-    assert later != first  # the first is done: a new report
+    assert later != job.job_id  # the first is done: a new report
     service.wait_done(later, me)
 
 

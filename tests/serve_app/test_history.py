@@ -106,7 +106,7 @@ def test_a_finished_report_is_fetched_again_through_a_fresh_link(service, ray_se
             record
             for log in logs.glob("replica_catalog-report_ReportsAPI_*.log")
             for record in map(json.loads, log.read_text().splitlines())
-            if record.get("message") == "download" and record.get("job_id") == job_id
+            if record.get("message") == "download" and record.get("job") == job_id
         ]
         time.sleep(0.5)
     assert len(lines) == 2 and {(r["user_id"], r["institution_id"]) for r in lines} == {(5, INSTITUTION)}
