@@ -12,7 +12,7 @@ import pytest
 
 from actors.job.consumer import JobRunner
 from actors.job.ledger import Ledger
-from actors.job.message import CatalogJob, CatalogJobV1, new_job_id, utcnow
+from actors.job.message import CatalogJob, CatalogJobV1, utcnow
 from actors.job.state import Status
 from actors.job.submit import submit
 from actors.notify import open_notifier
@@ -21,6 +21,7 @@ from actors.storage import open_storage
 from actors.warehouse import open_warehouse
 from tests.conftest import ADMIN, STUDENT
 from tests.support.data import expected_report
+from tests.support.jobs import accept, catalog_job
 from tests.support.workbook import read_both
 
 
@@ -59,27 +60,6 @@ def env(tmp_path, settings_factory):
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
     return settings, queue, storage, runner, outbox
-
-
-def job(**kw) -> CatalogJob:
-    values = dict(
-        job_id=new_job_id(),
-        institution_id=1,
-        user_id=7,
-        subdomain="demo",
-        start_date=date(2025, 1, 1),
-        end_date=date(2025, 12, 31),
-        timezone="UTC",
-        requested_at=utcnow(),
-    )
-    return CatalogJob(**{**values, **kw})
-
-
-def accept(queue, storage, **kw) -> str:
-    """As the API accepts a job: recorded, then published."""
-    accepted = job(**kw)
-    submit(Ledger(storage), queue, accepted)
-    return accepted.job_id
 
 
 def files(settings):
@@ -123,7 +103,7 @@ def test_the_report_is_in_the_time_zone_its_message_carries(env):
 
 def test_duplicate_delivery_gives_one_file_and_one_notification(env):
     settings, queue, storage, runner, outbox = env
-    again = job()
+    again = catalog_job()
     submit(Ledger(storage), queue, again)
     r = runner()
     r.run_once(0)
@@ -239,7 +219,7 @@ def test_a_message_without_its_ledger_record_is_dropped(env):
     """Version 2 records the job before publishing: a message with no record is one whose
     request was withdrawn (its publish timed out and the API answered 503)."""
     settings, queue, storage, runner, outbox = env
-    queue.publish(job().to_bytes())
+    queue.publish(catalog_job().to_bytes())
     assert runner().run_once(0)
     assert outbox() == [] and files(settings) == [] and queue.pending() == 0 and queue.dead_letters() == []
 
@@ -254,7 +234,7 @@ def test_the_ledger_record_is_written_before_the_message_is_published(env):
             seen.append(ledger.get(CatalogJob.model_validate_json(data).job_id))
             return queue.publish(data, *args)
 
-    accepted = job()
+    accepted = catalog_job()
     submit(ledger, Watching(), accepted)
     [(state, _)] = seen
     assert state.status is Status.queued and state.job == CatalogJob.model_validate_json(accepted.to_bytes())

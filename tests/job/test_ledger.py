@@ -3,14 +3,15 @@ jobs not yet notified; no Ray."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
 from actors.job.ledger import ABSENT, Ledger
-from actors.job.message import CatalogJob, new_job_id, utcnow
+from actors.job.message import utcnow
 from actors.job.state import JobState, Status
 from actors.storage import LinkOptions, PreconditionFailed, open_storage
+from tests.support.jobs import catalog_job
 
 
 @pytest.fixture
@@ -19,18 +20,7 @@ def ledger(tmp_path) -> Ledger:
 
 
 def accepted(institution_id: int = 1) -> JobState:
-    return JobState.accepted(
-        CatalogJob(
-            job_id=new_job_id(),
-            institution_id=institution_id,
-            user_id=7,
-            subdomain="demo",
-            start_date=date(2025, 1, 1),
-            end_date=date(2025, 1, 31),
-            timezone="UTC",
-            requested_at=utcnow(),
-        )
-    )
+    return JobState.accepted(catalog_job(institution_id=institution_id))
 
 
 def test_create_get_and_compare_and_swap(ledger):

@@ -8,11 +8,11 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import timedelta
 
 from actors.job.consumer import JobRunner
 from actors.job.ledger import PENDING, Ledger
-from actors.job.message import CatalogJob, new_job_id, utcnow
+from actors.job.message import utcnow
 from actors.job.reconciler import Reconciler
 from actors.job.state import JobState, Status
 from actors.job.submit import submit
@@ -20,22 +20,9 @@ from actors.notify import open_notifier
 from actors.queue import open_queue
 from actors.storage import open_storage
 from actors.warehouse import open_warehouse
+from tests.support.jobs import catalog_job
 
 QUICK = {"lease_seconds": 2, "redrive_after_seconds": 3, "reconcile_seconds": 0.5}
-
-
-def job(**kw) -> CatalogJob:
-    values = dict(
-        job_id=new_job_id(),
-        institution_id=1,
-        user_id=7,
-        subdomain="demo",
-        start_date=date(2025, 1, 1),
-        end_date=date(2025, 12, 31),
-        timezone="UTC",
-        requested_at=utcnow(),
-    )
-    return CatalogJob(**{**values, **kw})
 
 
 def outbox(settings) -> list[dict]:
@@ -89,7 +76,7 @@ def wait_notified(settings, job_id: str, timeout: float = 30) -> None:
 def test_a_queued_job_whose_message_was_deleted_ends_done_and_notified_once(tmp_path, settings_factory):
     settings = settings_factory(tmp_path, **QUICK)
     queue, storage = open_queue(settings.queue_url), open_storage(settings.storage_url, settings.links)
-    lost = job()
+    lost = catalog_job()
     submit(Ledger(storage), queue, lost)
     queue._db.execute("DELETE FROM messages")  # the queue loses it before any consumer saw it
     with running(settings, queue, storage):
@@ -119,7 +106,7 @@ def test_a_done_job_whose_message_was_lost_while_notifying_is_notified_once(tmp_
     settings = settings_factory(tmp_path, **QUICK)
     queue, storage = open_queue(settings.queue_url), open_storage(settings.storage_url, settings.links)
     ledger = Ledger(storage)
-    lost = job()
+    lost = catalog_job()
     submit(ledger, queue, lost)
     runner = JobRunner(
         settings.runner,
@@ -155,7 +142,7 @@ def test_a_job_whose_message_was_acked_behind_its_back_on_pubsub_is_redriven(
         tmp_path, queue_url=url, lease_seconds=10, redrive_after_seconds=10, reconcile_seconds=1
     )
     queue, storage = open_queue(url), open_storage(settings.storage_url, settings.links)
-    lost = job()
+    lost = catalog_job()
     submit(Ledger(storage), queue, lost)
     config = PubSubConfig.from_url(url)
     with pubsub_v1.SubscriberClient() as thief:
@@ -205,11 +192,11 @@ def test_a_pass_reads_only_the_index_and_cleans_it(tmp_path, settings_factory):
     queue, storage = open_queue(settings.queue_url), open_storage(settings.storage_url, settings.links)
     ledger = Ledger(storage)
     for _ in range(50):  # finished long ago: out of the index
-        old = job()
+        old = catalog_job()
         ledger.put(JobState.accepted(old).model_copy(update={"status": Status.done, "notified": True}), "0")
-    waiting = job()
+    waiting = catalog_job()
     submit(ledger, queue, waiting)
-    notified = job()
+    notified = catalog_job()
     submit(ledger, queue, notified)
     state, gen = ledger.get(notified.job_id)
     ledger.put(state.model_copy(update={"status": Status.done, "notified": True}), gen)  # its unlist was lost

@@ -10,11 +10,12 @@ from datetime import date, timedelta
 import pytest
 
 from actors.job.ledger import Ledger
-from actors.job.message import CatalogJob, new_job_id, utcnow
+from actors.job.message import CatalogJob, utcnow
 from actors.job.requests import KeyReused, Requests
 from actors.job.state import JobState
 from actors.storage import LinkOptions, open_storage
 from tests.support.emulators import BUCKET
+from tests.support.jobs import catalog_job
 
 
 @pytest.fixture(params=["file", "gs"])
@@ -28,18 +29,8 @@ def requests(request, tmp_path, monkeypatch) -> Requests:
     return Requests(Ledger(open_storage(url, LinkOptions(secret="r" * 32))))
 
 
-def asked(user_id: int = 7, **changes) -> CatalogJob:
-    fields = dict(
-        job_id=new_job_id(),
-        institution_id=1,
-        user_id=user_id,
-        subdomain="demo",
-        start_date=date(2025, 1, 1),
-        end_date=date(2025, 12, 31),
-        timezone="UTC",
-        requested_at=utcnow(),
-    )
-    return CatalogJob(**(fields | changes))
+def asked(**changes) -> CatalogJob:
+    return catalog_job(**changes)
 
 
 def accept(requests: Requests, job: CatalogJob, key: str | None = None) -> str:

@@ -19,8 +19,8 @@ from actors.report.partition import plan_chunks
 from actors.report.render import RayRenderer, render_serially, table_chunks
 from actors.storage import open_storage
 from actors.warehouse import open_warehouse
-from tests.job.test_consumer import accept
 from tests.report.xlsx.test_xlsx_properties import sample_table
+from tests.support.jobs import accept
 
 
 def _render(render, table, chunk_rows, on_done=lambda done: None):
@@ -119,7 +119,7 @@ def test_a_consumer_told_to_stop_finishes_its_running_job_first(ray_session, mid
     from actors.job.deployment import ConsumerLoop
     from actors.job.submit import submit
     from tests.conftest import base_settings
-    from tests.job.test_consumer import job
+    from tests.support.jobs import catalog_job as job
 
     values = base_settings(tmp_path, mid_warehouse, consumer_jobs=1, chunk_rows=200)  # seconds of rendering
     settings = load_settings(**values)

@@ -15,7 +15,7 @@ import pytest
 from actors.config.settings import load_settings
 from actors.job.consumer import JobRunner
 from actors.job.ledger import Ledger
-from actors.job.message import CatalogJob, CatalogJobV1, new_job_id, utcnow
+from actors.job.message import CatalogJob, CatalogJobV1, utcnow
 from actors.job.submit import submit
 from actors.notify import open_notifier
 from actors.queue import Delivery, open_queue, pubsub
@@ -23,6 +23,7 @@ from actors.queue.pubsub import PubSubConfig, PubSubQueue
 from actors.queue.pubsub_admin import ensure_topology
 from actors.storage import open_storage
 from actors.warehouse import open_warehouse
+from tests.support.jobs import catalog_job
 
 PROJECT = "catalog-test"
 ACK_DEADLINE = 10  # the emulator's (and Pub/Sub's) shortest ack deadline; also the tests' lease
@@ -402,16 +403,7 @@ def test_job_ids_stay_unique_when_the_emulator_numbers_messages_afresh(own_pubsu
     for user_id, start in ((7, date(2025, 1, 1)), (8, date(2025, 3, 1))):
         ensure_topology(url, ack_deadline_seconds=ACK_DEADLINE, retry_policy=False)
         queue = PubSubQueue(url)
-        one = CatalogJob(
-            job_id=new_job_id(),
-            institution_id=1,
-            user_id=user_id,
-            subdomain="demo",
-            start_date=start,
-            end_date=date(2025, 12, 31),
-            timezone="UTC",
-            requested_at=utcnow(),
-        )
+        one = catalog_job(user_id=user_id, start_date=start)
         submit(ledger, queue, one)
         accepted.append(one)
         assert JobRunner(
@@ -460,16 +452,7 @@ def test_an_outage_is_reported_in_bounded_time_and_leaves_no_job_behind(own_pubs
         own_pubsub_emulator.stop()
         with pytest.raises(QueueUnavailable, match="did not answer"):
             queue.check(timeout=2)
-        one = CatalogJob(
-            job_id=new_job_id(),
-            institution_id=1,
-            user_id=7,
-            subdomain="demo",
-            start_date=date(2025, 1, 1),
-            end_date=date(2025, 12, 31),
-            timezone="UTC",
-            requested_at=utcnow(),
-        )
+        one = catalog_job()
         started = time.monotonic()
         with pytest.raises(Unavailable, match="queue did not answer"):
             submit(ledger, queue, one, publish_timeout=2)

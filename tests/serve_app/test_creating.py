@@ -4,17 +4,16 @@ and identical requests in flight, over real HTTP against the running Serve app."
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
 
 import httpx
 import pytest
 
 from actors.job.ledger import Ledger
-from actors.job.message import CatalogJob, new_job_id, utcnow
 from actors.job.requests import Requests
 from actors.job.state import JobState
 from actors.storage import open_storage
 from tests.serve_app.test_http_api import GOOD, assert_error
+from tests.support.jobs import catalog_job
 
 INSTITUTION = 32  # jobs of their own: the session's other tests use other institutions
 BODY = {"startDate": "2025-01-01", "endDate": "2025-12-31"}
@@ -98,17 +97,7 @@ def test_a_replayed_key_answers_with_the_first_job_and_another_request_with_it_i
 def test_an_identical_request_while_the_first_is_queued_gets_the_first_job(service):
     """The first request's job is held queued here (recorded as the API records it, its message
     never sent), so the duplicate surely meets it in flight; done, it no longer answers."""
-    job = CatalogJob(
-        job_id=new_job_id(),
-        institution_id=INSTITUTION,
-        user_id=6,
-        subdomain="demo",
-        start_date=date(2025, 1, 1),
-        end_date=date(2025, 12, 31),
-        school_ids=[10],
-        timezone=service.settings.timezone,
-        requested_at=utcnow(),
-    )
+    job = catalog_job(institution_id=INSTITUTION, user_id=6, school_ids=[10], timezone=service.settings.timezone)
     ledger = Ledger(open_storage(service.settings.storage_url, service.settings.links))
     assert Requests(ledger).claim(job, None).new
     ledger.create(JobState.accepted(job))

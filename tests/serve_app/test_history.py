@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date
 from pathlib import Path
 
 import httpx
 
 from actors.job.ledger import Ledger
-from actors.job.message import CatalogJob, new_job_id, utcnow
 from actors.job.state import JobState
 from actors.storage import open_storage
+from tests.support.jobs import catalog_job
 from tests.support.workbook import read_both
 
 GOOD = {"start_date": "2025-01-01", "end_date": "2025-12-31"}
@@ -114,16 +113,7 @@ def test_a_finished_report_is_fetched_again_through_a_fresh_link(service, ray_se
 
 def test_a_job_without_a_file_has_nothing_to_download(service):
     """A queued job (its record written here, so it stays queued) is a failed precondition."""
-    job = CatalogJob(
-        job_id=new_job_id(),
-        institution_id=INSTITUTION,
-        user_id=9,
-        subdomain="demo",
-        start_date=date(2025, 1, 1),
-        end_date=date(2025, 1, 31),
-        timezone="UTC",
-        requested_at=utcnow(),
-    )
+    job = catalog_job(institution_id=INSTITUTION, user_id=9)
     Ledger(open_storage(service.settings.storage_url, service.settings.links)).create(JobState.accepted(job))
     me = service.token(institution_id=INSTITUTION, user_id=9)
     r = service.get(f"/institution/reports/jobs/{job.job_id}/file", me, follow_redirects=False)

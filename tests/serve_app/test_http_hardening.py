@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import SECRET
 from tests.serve_app.test_http_api import GOOD, assert_error
+from tests.support.jobs import catalog_job
 
 UNKNOWN_JOB = "/institution/reports/jobs/no-such-job"  # 404 once the token is accepted
 
@@ -266,7 +267,6 @@ def test_a_consumer_starts_without_its_warehouse_and_fails_the_job_with_one_noti
 
     from actors.job.deployment import ConsumerLoop
     from actors.job.ledger import Ledger
-    from actors.job.message import CatalogJob, new_job_id, utcnow
     from actors.job.state import Status
     from actors.job.submit import submit
     from actors.queue import open_queue
@@ -281,16 +281,7 @@ def test_a_consumer_starts_without_its_warehouse_and_fails_the_job_with_one_noti
         assert report["warehouse"].startswith("no DuckDB file at ")
         assert [name for name, why in report.items() if why] == ["warehouse"]
         storage = open_storage(settings.storage_url, settings.links)
-        job = CatalogJob(
-            job_id=new_job_id(),
-            institution_id=1,
-            user_id=7,
-            subdomain="demo",
-            start_date=GOOD["start_date"],
-            end_date=GOOD["end_date"],
-            timezone="UTC",
-            requested_at=utcnow(),
-        )
+        job = catalog_job(start_date=GOOD["start_date"], end_date=GOOD["end_date"])
         submit(Ledger(storage), open_queue(settings.queue_url), job)
         deadline = time.monotonic() + 60
         while not settings.outbox_path.exists() and time.monotonic() < deadline:

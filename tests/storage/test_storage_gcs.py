@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -35,7 +35,7 @@ from google.cloud import storage
 from actors.config.settings import ConfigError, load_settings
 from actors.job.consumer import JobRunner
 from actors.job.ledger import Ledger
-from actors.job.message import CatalogJob, new_job_id, utcnow
+from actors.job.message import CatalogJob, utcnow
 from actors.job.state import JobState, Status
 from actors.job.submit import Unavailable, submit
 from actors.notify import open_notifier
@@ -45,6 +45,7 @@ from actors.storage.base import XLSX_TYPE
 from actors.storage.gcs import GcsStorage, content_disposition
 from actors.warehouse import open_warehouse
 from tests.support.emulators import BUCKET, SIGNER, FakeGcs
+from tests.support.jobs import catalog_job
 from tests.support.workbook import read_both
 
 MiB = 1024 * 1024
@@ -514,16 +515,7 @@ def test_a_gcs_outage_refuses_a_job_within_the_ledger_timeout(tmp_path, monkeypa
     store = gcs(tmp_path, query="ledger_timeout=2")
     settings = load_settings(data_dir=tmp_path, jwt_secret="x" * 32)
     queue = open_queue(settings.queue_url)
-    job = CatalogJob(
-        job_id=new_job_id(),
-        institution_id=1,
-        user_id=7,
-        subdomain="demo",
-        start_date=date(2025, 1, 1),
-        end_date=date(2025, 12, 31),
-        timezone="UTC",
-        requested_at=utcnow(),
-    )
+    job = catalog_job()
     started = time.monotonic()
     with pytest.raises(Unavailable, match="could not be recorded"):
         submit(Ledger(store), queue, job)
@@ -550,16 +542,7 @@ def test_consumer_end_to_end_on_gcs(tmp_path, warehouse, service_account_key):
         open_warehouse(settings.warehouse_url),
         open_notifier(settings.notify_url, settings.notify),
     )
-    job = CatalogJob(
-        job_id=new_job_id(),
-        institution_id=1,
-        user_id=7,
-        subdomain="demo",
-        start_date=date(2025, 1, 1),
-        end_date=date(2025, 12, 31),
-        timezone="UTC",
-        requested_at=utcnow(),
-    )
+    job = catalog_job()
     submit(Ledger(store), queue, job)
     job_id = job.job_id
     assert runner.run_once(wait_seconds=0)
@@ -600,16 +583,7 @@ def runner_for(settings, storage=None) -> tuple[JobRunner, GcsStorage]:
 
 
 def accepted(settings, store) -> CatalogJob:
-    job = CatalogJob(
-        job_id=new_job_id(),
-        institution_id=1,
-        user_id=7,
-        subdomain="demo",
-        start_date=date(2025, 1, 1),
-        end_date=date(2025, 12, 31),
-        timezone="UTC",
-        requested_at=utcnow(),
-    )
+    job = catalog_job()
     submit(Ledger(store), open_queue(settings.queue_url), job)
     return job
 

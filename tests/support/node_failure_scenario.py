@@ -15,16 +15,18 @@ import time
 from datetime import date
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: `tests` importable
+
 import ray
 from ray.cluster_utils import Cluster
 
 from actors.config.settings import load_settings
 from actors.job.deployment import ConsumerLoop
 from actors.job.ledger import Ledger
-from actors.job.message import CatalogJob, new_job_id, utcnow
 from actors.job.submit import submit
 from actors.queue import open_queue
 from actors.storage import open_storage
+from tests.support.jobs import catalog_job
 
 
 def free_port() -> int:
@@ -95,16 +97,7 @@ def main(mode: str, data_dir: Path) -> dict:
     assert ray.get(consumer.alive.remote())
     mark("consumer actor started (4 chunks rendering at once, as Ray tasks)")
 
-    job = CatalogJob(
-        job_id=new_job_id(),
-        institution_id=1,
-        user_id=7,
-        subdomain="demo",
-        start_date=date(2025, 1, 1),
-        end_date=date(2026, 12, 31),
-        timezone="UTC",
-        requested_at=utcnow(),
-    )
+    job = catalog_job(end_date=date(2026, 12, 31))
     ledger = Ledger(open_storage(settings.storage_url, settings.links))
     submit(ledger, open_queue(settings.queue_url), job)
     job_id = job.job_id

@@ -26,7 +26,7 @@ from actors.queue import open_queue
 from actors.storage import open_storage
 from serve_app.app import build_app
 from tests.conftest import base_settings
-from tests.job.test_consumer import job
+from tests.support.jobs import catalog_job as job
 
 SCALING = {
     "min_replicas": 1,
