@@ -48,7 +48,7 @@ settings = load_settings(
 )
 authenticate = Authenticator(settings.jwt_secret, settings.jwt_algorithms, settings.jwt_leeway_seconds)
 queue = LocalQueue(settings.queue_url)
-ledger = Ledger(LocalStorage(settings))
+ledger = Ledger(LocalStorage(settings.storage_url, settings.links))
 item = RateLimitItemPerMinute(settings.rate_limit_per_minute)
 limiter = MovingWindowRateLimiter(MemoryStorage())
 in_flight = InFlight(limit=settings.max_in_flight)
