@@ -16,6 +16,7 @@ from ray import serve
 from ray.serve.config import DeploymentActorConfig
 
 from actors.config.settings import DEV_JWT_SECRET_WARNING, Settings, load_settings
+from actors.job.cancel import withdraw
 from actors.job.deployment import JobConsumer
 from actors.job.ledger import Ledger
 from actors.job.message import JOB_ID_PATTERN, CatalogJob, iso, new_job_id, utcnow
@@ -287,6 +288,20 @@ class ReportsAPI:
             },
         )
         return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+
+    @api.delete(
+        "/institution/reports/jobs/{job_id}",
+        response_model=JobStatus,
+        responses=ERROR_RESPONSES,
+        summary="Cancel a queued or running report, or delete a finished one's file",
+    )
+    async def withdraw_job(self, job_id: str, who: CurrentPrincipal) -> JobStatus:
+        """A running job stops within seconds (no file, no notification); a finished job's file
+        is removed and every link to it stops working; repeating it changes nothing."""
+        state, generation = await self._own_job(job_id, who)
+        state = await self._ledger_call("withdraw", withdraw, self.ledger, state, generation)
+        log.info("withdrawn", extra={"job": state.id, "user_id": who.user_id, "status": state.status.value})
+        return JobStatus(results=state.public())
 
     def _count_download(self, state: JobState, generation: str) -> None:
         """One more download in the record, compare-and-swap (the consumer may still be writing

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from actors.job.ledger import Ledger
 from actors.job.message import CatalogJob, read_message, utcnow
 from actors.job.options import RunnerOptions
-from actors.job.state import JobState
+from actors.job.state import WITHDRAWN, JobState
 from actors.notify import Notification, NotificationRejected, Notifier
 from actors.observability import metrics
 from actors.observability.logs import job_log
@@ -64,6 +64,10 @@ class HandedBack(Exception):
     """The delivery was handed back to the queue (nacked): it must not be acked."""
 
 
+class Canceled(Exception):
+    """The job's requester canceled it while it ran (its record says ``canceled``)."""
+
+
 class _Claim:
     """This consumer's hold on one job: the ledger record, written CAS, and a heartbeat thread
     that flushes progress at most once a second and keeps the queue lease alive."""
@@ -77,6 +81,7 @@ class _Claim:
         self.phase = "query"
         self._lock = threading.Lock()
         self._dirty = False
+        self.canceled = threading.Event()  # seen in the ledger: stop at the next progress step
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{state.id}")
 
@@ -89,6 +94,10 @@ class _Claim:
         self._thread.join()
 
     def progress(self, fraction: float, phase: str) -> None:
+        """Record progress; raise :class:`Canceled` once the ledger says the job was canceled
+        (called between render chunks, so a canceled job stops within a chunk's time)."""
+        if self.canceled.is_set():
+            raise Canceled()
         with self._lock:
             self.phase = phase
             self.state = self.state.progressed(fraction)
@@ -102,20 +111,34 @@ class _Claim:
             self.gen = self.ledger.put(state, self.gen)
             self.state, self._dirty = state, False
 
+    def was_canceled(self) -> bool:
+        """Whether the record's change under this claim is its requester's: canceled, or (a
+        finished job) deleted. Flagged, so the job stops at its next progress step."""
+        found = self.ledger.get(self.state.id)
+        if found is not None and found[0].status in WITHDRAWN:
+            self.canceled.set()
+        return self.canceled.is_set()
+
     def _beat(self) -> None:
         last_beat = time.monotonic()
         while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
                 due = time.monotonic() - last_beat > self.lease / 3
                 if self._dirty or due:
-                    self.save()
+                    self.save()  # a cancel makes it fail: seen below
+                elif self.was_canceled():  # nothing to write (a long query): look, so a cancel is seen soon
+                    job_log(log, self.state.id).info("job %s: withdrawn by its requester; stopping", self.state.id)
+                    return
                 if due:
                     self.queue.extend(self.delivery, self.lease)
                     last_beat = time.monotonic()
             except PreconditionFailed:
-                job_log(log, self.state.id).warning(
-                    "job %s: ledger changed under us; another consumer took over", self.state.id
-                )
+                if self.was_canceled():
+                    job_log(log, self.state.id).info("job %s: withdrawn by its requester; stopping", self.state.id)
+                else:
+                    job_log(log, self.state.id).warning(
+                        "job %s: ledger changed under us; another consumer took over", self.state.id
+                    )
                 return
             except Exception:  # a missed heartbeat is not worth failing the job for
                 job_log(log, self.state.id).exception("job %s: heartbeat failed", self.state.id)
@@ -228,6 +251,11 @@ class JobRunner:
             jlog.info("job %s already delivered; duplicate message acked", job_id)
             self.queue.ack(delivery)
             return
+        if state.status in WITHDRAWN:
+            jlog.info("job %s was %s by its requester; message acked", job_id, state.status.value)
+            self.queue.ack(delivery)
+            self._unlist(job_id)
+            return
         if state.worker not in (None, self.worker_id) and (wait := self._until_stale(state)) > 0:
             # Back exactly when the claim would be stale: a consumer that died just after a
             # heartbeat is taken over one lease after it, not one lease after this redelivery.
@@ -277,10 +305,20 @@ class JobRunner:
                 if not finished:
                     self._run(job, delivery, claim)
                 self._notify(job, claim)
-            except PreconditionFailed:
-                job_log(log, job_id).warning("job %s: another consumer took the job over", job_id)
-                self._hand_back(delivery, self.options.lease_seconds)
+            except (Canceled, PreconditionFailed) as exc:
+                if not claim.was_canceled():
+                    job_log(log, job_id).warning("job %s: another consumer took the job over", job_id)
+                    self._hand_back(delivery, self.options.lease_seconds)
+                self._stopped(job, exc)
         self.queue.ack(delivery)
+
+    def _stopped(self, job: CatalogJob, how: Exception) -> None:
+        """A job withdrawn by its requester leaves nothing behind: whatever it uploaded is removed
+        (a canceled record has no key to it, a deleted one no longer), and it is not notified
+        (a finished job deleted while its notification went out has had that one)."""
+        job_log(log, job.job_id).info("job %s withdrawn (%s); its work dropped", job.job_id, type(how).__name__)
+        self._discard(job)
+        self._unlist(job.job_id)
 
     def _run(self, job: CatalogJob, delivery: Delivery, claim: _Claim) -> None:
         """Produce, store and record the file, or the final failure; a transient failure with
@@ -302,7 +340,7 @@ class JobRunner:
                     size_bytes=produced.size,
                 )
             )
-        except PreconditionFailed:
+        except (PreconditionFailed, Canceled):
             raise
         except Exception as exc:
             runs = claim.state.attempts
@@ -313,6 +351,12 @@ class JobRunner:
             reason = PHASE_ERRORS.get(claim.phase, "an internal error occurred")
             leftover = self._discard(job)
             claim.save(lambda state: state.failed(f"The report could not be generated: {reason}.", leftover))
+
+    def _unlist(self, job_id: str) -> None:
+        try:
+            self.ledger.unlist(job_id)
+        except Exception:  # the reconciler unlists notified and withdrawn jobs too
+            job_log(log, job_id).warning("job %s: could not leave the index of pending jobs", job_id, exc_info=True)
 
     def _discard(self, job: CatalogJob) -> str | None:
         """Remove whatever a failed job uploaded; its key if that failed, so the record still
@@ -351,10 +395,7 @@ class JobRunner:
             claim.save(JobState.released)
             self._hand_back(claim.delivery, backoff(claim.delivery.attempt))
         claim.save(JobState.notified_now)  # final: the worker stays on record
-        try:
-            self.ledger.unlist(state.id)
-        except Exception:  # the reconciler unlists notified jobs too
-            jlog.warning("job %s: could not leave the index of pending jobs", state.id, exc_info=True)
+        self._unlist(state.id)
         metrics.phase_seconds().observe(time.perf_counter() - started, {"phase": "notify"})
         metrics.jobs().inc(1, {"status": state.status.value})
         if state.finished_at:

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from actors.job.ledger import Ledger
 from actors.job.message import utcnow
 from actors.job.options import ReconcileOptions
-from actors.job.state import JobState
+from actors.job.state import WITHDRAWN, JobState
 from actors.observability import metrics
 from actors.observability.logs import job_log
 from actors.queue import JobQueue, QueueUnavailable
@@ -111,7 +111,7 @@ class Reconciler:
                 done.unlisted += 1
             return
         state, generation = found
-        if state.notified or state.job is None:
+        if state.notified or state.job is None or state.status in WITHDRAWN:
             if state.job is None:
                 job_log(log, job_id).error("job %s has no message on record; it cannot be re-driven", job_id)
             self.ledger.unlist(job_id)

@@ -21,12 +21,11 @@ from datetime import datetime, timedelta
 
 from actors.job.ledger import ABSENT, Ledger
 from actors.job.message import CatalogJob, utcnow
-from actors.job.state import Status
+from actors.job.state import IN_FLIGHT
 from actors.storage import PreconditionFailed
 
 KEY_LIFETIME = timedelta(hours=24)
 BEING_ACCEPTED = timedelta(minutes=1)  # longer than recording and publishing a job may take
-IN_FLIGHT = (Status.queued, Status.running)
 _TRIES = 3
 
 

@@ -2,8 +2,10 @@
 says which states may follow it:
 
     queued ──claimed──▶ running ──succeeded──▶ done ───notified──▶ (final)
-       ▲                  │ └─────failed──────▶ failed ─notified──▶ (final)
-       └────retried───────┘
+       ▲ │                │ └─────failed──────▶ failed ─notified──▶ (final)
+       │ │                │                      │ deleted (the file removed): deleted
+       └─┼───retried──────┤
+         └──canceled──────┴──▶ canceled (no file, no notification)
 
 A running job whose consumer died is claimed again by another (running → running); a finished
 job whose notification has not gone out yet is held (its status unchanged) until it has.
@@ -31,16 +33,22 @@ class Status(StrEnum):
     running = "running"
     done = "done"
     failed = "failed"
+    canceled = "canceled"
+    deleted = "deleted"
 
 
 # Which statuses each may change to: the lifecycle above, in one place.
 FOLLOWS: dict[Status, frozenset[Status]] = {
-    Status.queued: frozenset({Status.running}),
-    Status.running: frozenset({Status.running, Status.queued, Status.done, Status.failed}),
-    Status.done: frozenset(),
-    Status.failed: frozenset(),
+    Status.queued: frozenset({Status.running, Status.canceled}),
+    Status.running: frozenset({Status.running, Status.queued, Status.done, Status.failed, Status.canceled}),
+    Status.done: frozenset({Status.deleted}),
+    Status.failed: frozenset({Status.deleted}),
+    Status.canceled: frozenset(),
+    Status.deleted: frozenset(),
 }
-FINISHED = frozenset({Status.done, Status.failed})
+FINISHED = frozenset({Status.done, Status.failed})  # produced an outcome to notify
+IN_FLIGHT = frozenset({Status.queued, Status.running})
+WITHDRAWN = frozenset({Status.canceled, Status.deleted})  # by its requester: no work, no notification
 
 
 class InvalidTransition(RuntimeError):
@@ -201,6 +209,14 @@ class JobState(BaseModel):
             return None
         elapsed = (now - self.started_at).total_seconds()
         return round(max(0.0, elapsed * (1 - self.progress) / self.progress), 1)
+
+    def canceled_now(self) -> JobState:
+        """Stopped by its requester before it finished: no file, no notification."""
+        return self._to(Status.canceled, finished_at=utcnow())
+
+    def deleted_now(self) -> JobState:
+        """Its file removed by its requester."""
+        return self._to(Status.deleted, url=None, expires_at=None, object_key=None)
 
     def redriven(self, now: datetime) -> JobState:
         """The reconciler published its message again."""

@@ -119,3 +119,37 @@ def test_a_job_without_a_file_has_nothing_to_download(service):
     r = service.get(f"/institution/reports/jobs/{job.job_id}/file", me, follow_redirects=False)
     assert "queued" in assert_error(r, 400, "failed_precondition")
     assert [j["status"] for j in listing(service, me)["results"]] == ["queued"]
+
+
+def test_delete_cancels_a_queued_job_and_deletes_a_finished_ones_file(service):
+    """SPEC §2a, DELETE, over HTTP: the owner only; canceled and deleted jobs answer the same
+    again; a deleted job's links stop working (the consumer's side: tests/job/test_cancel.py)."""
+    me = service.token(institution_id=INSTITUTION, user_id=10)
+    job_id = service.request_report(me, **GOOD).json()["results"]["id"]
+    status = service.wait_done(job_id, me)
+    old_link = status["url"]
+    fresh = service.get(f"/institution/reports/jobs/{job_id}/file", me, follow_redirects=False).headers["location"]
+    assert httpx.get(old_link, timeout=30).status_code == 200
+
+    other = service.token(institution_id=INSTITUTION, user_id=11)
+    assert_error(
+        httpx.delete(f"{service.base_url}/institution/reports/jobs/{job_id}", headers=auth(other)), 404, "not_found"
+    )
+    r = httpx.delete(f"{service.base_url}/institution/reports/jobs/{job_id}", headers=auth(me), timeout=30)
+    assert r.status_code == 200 and r.json()["results"]["status"] == "deleted" and r.json()["results"]["url"] is None
+    for link in (old_link, fresh):
+        assert httpx.get(link, timeout=30).status_code in (403, 404)
+    again = httpx.delete(f"{service.base_url}/institution/reports/jobs/{job_id}", headers=auth(me), timeout=30)
+    assert again.json()["results"] == r.json()["results"]
+    r = service.get(f"/institution/reports/jobs/{job_id}/file", me, follow_redirects=False)
+    assert "deleted" in assert_error(r, 400, "failed_precondition")
+
+    queued = catalog_job(institution_id=INSTITUTION, user_id=10)  # held queued: its message is never sent
+    Ledger(open_storage(service.settings.storage_url, service.settings.links)).create(JobState.accepted(queued))
+    r = httpx.delete(f"{service.base_url}/institution/reports/jobs/{queued.job_id}", headers=auth(me), timeout=30)
+    assert r.json()["results"]["status"] == "canceled"
+    assert [j["status"] for j in listing(service, me, status="canceled")["results"]] == ["canceled"]
+
+
+def auth(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
