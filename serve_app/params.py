@@ -21,7 +21,7 @@ MAX_SCHOOL_IDS = 1000
 MAX_ID = 2**63 - 1
 # Reports are about the platform's lifetime; the bounds also keep time-zone arithmetic in range.
 MIN_DATE, MAX_DATE = date(1900, 1, 1), date(9998, 12, 31)
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only (\d would take "२०२५")
 _ID = re.compile(r"[0-9]{1,19}")
 
 

@@ -25,6 +25,7 @@ def call(start_date=None, end_date=None, school_ids=None):
         ({"start_date": "2025-02-30", "end_date": "2025-03-01"}, "start_date is not a valid date"),
         ({"start_date": "01/02/2025", "end_date": "2025-03-01"}, "start_date must be an ISO date"),
         ({"start_date": "2025-01-01T00:00", "end_date": "2025-03-01"}, "start_date must be an ISO date"),
+        ({"start_date": "२०२५-01-01", "end_date": "2025-03-01"}, "start_date must be an ISO date"),
         ({"start_date": "2025-03-02", "end_date": "2025-03-01"}, "start_date must be before or equal to end_date"),
         ({"start_date": "1899-12-31", "end_date": "2025-03-01"}, "start_date must be between"),
         ({**GOOD, "school_ids": ""}, "school_ids"),
