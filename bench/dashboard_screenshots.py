@@ -117,6 +117,8 @@ def shoot(server: ServeProcess, browser: DashboardBrowser, token: str, secret: s
             now.replace(best)
         time.sleep(a.every)
     print(f"{[(s['status'], s['rows']) for s in states]} in {time.monotonic() - started:.1f} s")
+    if most < 0:
+        raise SystemExit("every job was done before the job page could be captured: use a bigger --warehouse")
     best.replace(a.out / "job.png")
     now.unlink(missing_ok=True)
     print(f"job page, {most} tasks running: {a.out / 'job.png'}, {(a.out / 'job.png').stat().st_size} bytes")
