@@ -8,11 +8,11 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
+from actors.job.message import known_zone
 from actors.job.state import Status
 from actors.report.wording import WORDINGS
 from serve_app.errors import ApiError
@@ -144,8 +144,8 @@ def parse_options(format: str | None, locale: str | None, timezone: str | None, 
         raise ApiError(400, f"locale {_shown(locale)} is not available; it must be one of {', '.join(LOCALES)}")
     if timezone is not None:
         try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+            known_zone(timezone)
+        except ValueError:
             raise ApiError(400, f"timezone {_shown(timezone)} is not an IANA time zone name") from None
     return Options(format or FORMATS[0], locale or LOCALES[0], timezone or default_timezone)
 

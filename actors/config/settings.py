@@ -10,11 +10,12 @@ import logging
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from actors.job.message import known_zone
 from actors.job.options import ReconcileOptions, RunnerOptions
 from actors.notify.base import NotifyOptions
 from actors.report.options import ReportOptions
@@ -136,11 +137,7 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
-        return v
+        return known_zone(v)
 
     @field_validator("student_url_template", "admin_url_template")
     @classmethod

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_serializer, field_validator, model_validator
 from ulid import ULID
 
-from actors.report.wording import WORDINGS
+from actors.report.wording import DEFAULT_LOCALE, WORDINGS
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 
@@ -23,6 +23,15 @@ def utcnow() -> datetime:
 
 def iso(ts: datetime | None) -> str | None:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
+
+
+def known_zone(name: str) -> str:
+    """``name`` if it is an IANA time zone this machine knows; ValueError otherwise."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+    return name
 
 
 def new_job_id() -> str:
@@ -75,16 +84,19 @@ class CatalogJob(_Request):
     version: Literal[2] = 2
     job_id: str = Field(alias="jobId", pattern=JOB_ID_PATTERN)
     format: Literal["xlsx"] = "xlsx"
-    locale: Literal["pt-BR", "en", "es"] = "pt-BR"
+    locale: str = DEFAULT_LOCALE
     timezone: str
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
+        return known_zone(value)
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        if value not in WORDINGS:  # the locales are the wordings the report has
+            raise ValueError(f"locale must be one of {', '.join(WORDINGS)}")
         return value
 
     @property

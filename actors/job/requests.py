@@ -58,6 +58,10 @@ class Claim:
     new: bool
 
 
+def _key_record(job_id: str, print_: str) -> dict:
+    return {"jobId": job_id, "fingerprint": print_, "createdAt": utcnow().isoformat()}
+
+
 class Requests:
     def __init__(self, ledger: Ledger):
         self.ledger, self.storage = ledger, ledger.storage
@@ -75,11 +79,10 @@ class Requests:
         """The job an earlier request answers this one with, if any, without claiming anything:
         the rate limit is asked only when this returns None. Raises KeyReused."""
         print_ = fingerprint(job)
-        if key is not None and (found := self._live_key(job, key)):
-            record, _ = found
-            if record["fingerprint"] != print_:
-                raise KeyReused(key)
-            return record["jobId"]
+        if key is not None and (
+            answer := self._key_answer(self.storage.read_json(self._key_path(job, key)), key, print_)
+        ):
+            return answer
         found = self.storage.read_json(self._same_path(job, print_))
         if found and self._in_flight(found[0]):
             return found[0]["jobId"]
@@ -93,13 +96,10 @@ class Requests:
             path = self._key_path(job, key)
             for _ in range(_TRIES):
                 found = self.storage.read_json(path)
-                if found and self._fresh(found[0]):
-                    if found[0]["fingerprint"] != print_:
-                        raise KeyReused(key)
-                    return Claim(found[0]["jobId"], False)
-                record = {"jobId": job.job_id, "fingerprint": print_, "createdAt": utcnow().isoformat()}
+                if answer := self._key_answer(found, key, print_):
+                    return Claim(answer, False)
                 try:  # over an expired record only if nobody has replaced it meanwhile
-                    self.storage.write_json(path, record, found[1] if found else ABSENT)
+                    self.storage.write_json(path, _key_record(job.job_id, print_), found[1] if found else ABSENT)
                     break
                 except PreconditionFailed:
                     continue  # another request with this key won: the next read finds its job
@@ -108,8 +108,7 @@ class Requests:
             found = self.storage.read_json(same)
             if found and found[0]["jobId"] != job.job_id and self._in_flight(found[0]):
                 if key is not None:  # the key now stands for the duplicate's job
-                    record = {"jobId": found[0]["jobId"], "fingerprint": print_, "createdAt": utcnow().isoformat()}
-                    self.storage.write_json(self._key_path(job, key), record, None)
+                    self.storage.write_json(self._key_path(job, key), _key_record(found[0]["jobId"], print_), None)
                 return Claim(found[0]["jobId"], False)
             record = {"jobId": job.job_id, "createdAt": utcnow().isoformat()}
             try:
@@ -126,14 +125,15 @@ class Requests:
             self.storage.delete(self._key_path(job, key))
         self.storage.delete(self._same_path(job, fingerprint(job)))
 
-    def _live_key(self, job: CatalogJob, key: str) -> tuple[dict, str] | None:
-        found = self.storage.read_json(self._key_path(job, key))
-        return found if found and self._fresh(found[0]) else None
-
     @staticmethod
-    def _fresh(record: dict) -> bool:
-        """A key stands for its job for a day; then it is free again."""
-        return utcnow() - datetime.fromisoformat(record["createdAt"]) <= KEY_LIFETIME
+    def _key_answer(found: tuple[dict, str] | None, key: str, print_: str) -> str | None:
+        """The job a key's record names while it lasts (a day; then the key is free again);
+        KeyReused when it was given for other parameters."""
+        if found is None or utcnow() - datetime.fromisoformat(found[0]["createdAt"]) > KEY_LIFETIME:
+            return None
+        if found[0]["fingerprint"] != print_:
+            raise KeyReused(key)
+        return found[0]["jobId"]
 
     def _in_flight(self, same: dict) -> bool:
         """Whether the job a ``requests/same`` record names is queued or running; one with no
