@@ -3,11 +3,11 @@ theirs, on file:// and on gs:// (fake-gcs-server), side by side in one run.
 
     .venv/bin/python bench/history_bench.py [--others 10000] [--gcs-others 2000] [--repeat 15]
 
-For each backend: a fresh store, the requester's 25 jobs, then ``GET /institution/reports/jobs``'s
-ledger call (``Ledger.jobs_of``, limit 20) timed ``--repeat`` times; then ``--others`` jobs of
-other users (200 institutions, 2,000 users, each job recorded as a request is: index entries,
-then the record) and the same timing again. The ratio with ÷ without is the point: 1.0 means
-other users' jobs cost the requester nothing. Medians, since the machine is shared.
+For each backend: two fresh stores with the requester's same 25 jobs, one of them also holding
+``--others`` jobs of other users (200 institutions, 2,000 users, each recorded as a request is:
+index entries, then the record); ``GET /institution/reports/jobs``'s ledger call
+(``Ledger.jobs_of``, limit 20) timed ``--repeat`` times on each, in alternation. The ratio with
+÷ without is the point: 1.0 means other users' jobs cost the requester nothing. Medians, since the machine is shared.
 fake-gcs-server's in-memory backend slows down with every object it holds, so seeding it with
 10,000 jobs (30,000 objects) takes many minutes: ``--gcs-others`` sets its own count.
 """
@@ -35,6 +35,7 @@ from actors.storage import LinkOptions, open_storage  # noqa: E402
 from tests.support.emulators import BUCKET, FakeGcs, fake_gcs_binary, free_port  # noqa: E402
 
 ME = (1, 7)
+ALONE_BUCKET = "reports-alone"
 
 
 def job(institution_id: int, user_id: int, created: datetime) -> JobState:
@@ -52,29 +53,37 @@ def job(institution_id: int, user_id: int, created: datetime) -> JobState:
     )
 
 
-def timed(ledger: Ledger, repeat: int) -> list[float]:
-    took = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        found, _ = ledger.jobs_of(*ME, limit=20)
-        took.append(time.perf_counter() - started)
-        assert len(found) == 20
-    return took
+def once(ledger: Ledger) -> float:
+    started = time.perf_counter()
+    found, _ = ledger.jobs_of(*ME, limit=20)
+    assert len(found) == 20
+    return time.perf_counter() - started
 
 
-def measure(name: str, url: str, others: int, repeat: int) -> dict:
-    ledger = Ledger(open_storage(url, LinkOptions(secret="b" * 32)))
+def measure(name: str, alone_url: str, crowded_url: str, others: int, repeat: int) -> dict:
+    """Two stores with the requester's same 25 jobs, one of them also holding ``others`` jobs of
+    other users; timed in alternation after one warm-up each, so neither gets the colder turn."""
+    alone, crowded = (Ledger(open_storage(url, LinkOptions(secret="b" * 32))) for url in (alone_url, crowded_url))
     now = utcnow()
     for i in range(25):
-        ledger.create(job(*ME, now - timedelta(minutes=25 - i)))
-    alone = timed(ledger, repeat)
+        mine = job(*ME, now - timedelta(minutes=25 - i))
+        alone.create(mine)
+        crowded.create(mine)
     started = time.perf_counter()
     with ThreadPoolExecutor(16) as pool:  # other users' requests, as many replicas would write them
-        list(pool.map(lambda i: ledger.create(job(2 + i % 200, 100 + i % 2000, now - timedelta(seconds=i))),
+        list(pool.map(lambda i: crowded.create(job(2 + i % 200, 100 + i % 2000, now - timedelta(seconds=i))),
                       range(others)))  # fmt: skip
     seeded = time.perf_counter() - started
-    crowded = timed(ledger, repeat)
-    return {"backend": name, "others": others, "alone": alone, "crowded": crowded, "seeded_s": seeded}
+    once(alone), once(crowded)
+    took = []
+    for i in range(repeat):  # which goes first alternates too
+        if i % 2:
+            c, a = once(crowded), once(alone)
+        else:
+            a, c = once(alone), once(crowded)
+        took.append((a, c))
+    return {"backend": name, "others": others, "alone": [a for a, _ in took], "crowded": [c for _, c in took],
+            "seeded_s": seeded}  # fmt: skip
 
 
 def main() -> None:
@@ -85,14 +94,16 @@ def main() -> None:
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="history-bench-") as tmp:
-        results.append(measure("file://", f"file://{tmp}/files", args.others, args.repeat))
+        results.append(measure("file://", f"file://{tmp}/alone", f"file://{tmp}/crowded", args.others, args.repeat))
         binary = fake_gcs_binary()
         gcs = FakeGcs(binary, free_port(), Path(tmp) / "fake-gcs.log")
         gcs.start()
         try:
-            gcs.create_bucket(BUCKET)
+            for bucket in (ALONE_BUCKET, BUCKET):  # a bucket each: the emulator scans a bucket's objects
+                gcs.create_bucket(bucket)
             os.environ["STORAGE_EMULATOR_HOST"] = gcs.url
-            results.append(measure("gs:// (fake-gcs-server)", f"gs://{BUCKET}/bench", args.gcs_others, args.repeat))
+            urls = (f"gs://{ALONE_BUCKET}/bench", f"gs://{BUCKET}/bench")
+            results.append(measure("gs:// (fake-gcs-server)", *urls, args.gcs_others, args.repeat))
         finally:
             gcs.stop()
 
