@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -87,8 +89,9 @@ def aggregate_schools(links: pa.Table, names: pa.Table) -> Schools:
     its distinct names in collation order (ties broken by the name itself, so the result is
     deterministic), joined.
 
-    A few thousand distinct texts stand for a million courses, so sorting, cutting and
-    rendering by school work on small integers. A text's collation key is its names' keys
+    A few thousand distinct texts stand for a million courses, so everything per course is
+    integers: each course's list of name ranks gets a code (equal lists, equal codes), and only
+    one course per code has its text and key joined. A text's collation key is its names' keys
     joined the same way (NFKD, mark removal and case folding do not reach across the ", "
     separator), so keys are computed for the few hundred names only."""
     names = names.filter(pc.is_valid(names["name"])).combine_chunks()
@@ -107,19 +110,35 @@ def aggregate_schools(links: pa.Table, names: pa.Table) -> Schools:
     keep[1:] = (course[1:] != course[:-1]) | (rank[1:] != rank[:-1])  # distinct names per course
     course, rank = course[keep], rank[keep]
     starts = np.flatnonzero(np.r_[True, course[1:] != course[:-1]]) if len(course) else np.empty(0, np.int64)
-    offsets = pa.array(np.r_[starts, len(course)].astype(np.int32))
-    ordered = pa.array(by_key[rank])
+    counts = np.diff(np.r_[starts, len(course)])
+    encoded = pc.dictionary_encode(pa.array(_list_codes(rank, starts, counts)))
+    code = encoded.indices.to_numpy().astype(np.int64)
+    one = np.zeros(len(encoded.dictionary), dtype=np.int64)
+    one[code[::-1]] = np.arange(len(code))[::-1]  # per text: the first course with it
+    ends = np.cumsum(counts[one])
+    names_at = np.repeat(starts[one] - (ends - counts[one]), counts[one]) + np.arange(ends[-1] if len(ends) else 0)
+    offsets = pa.array(np.r_[0, ends].astype(np.int32))
+    ordered = pa.array(by_key[rank[names_at]])
     texts = pc.binary_join(pa.ListArray.from_arrays(offsets, pc.take(distinct, ordered)), SCHOOL_SEPARATOR)
     text_keys = pc.binary_join(pa.ListArray.from_arrays(offsets, pc.take(keys, ordered)), SCHOOL_SEPARATOR)
-    encoded = pc.dictionary_encode(texts)
-    one_course = np.zeros(len(encoded.dictionary), dtype=np.int64)
-    one_course[encoded.indices.to_numpy()] = np.arange(len(encoded))  # any course with that text
-    return Schools(
-        course[starts],
-        encoded.indices.to_numpy(),
-        encoded.dictionary,
-        _dense_ranks(pc.take(text_keys, pa.array(one_course))),
-    )
+    return Schools(course[starts], code, texts, _dense_ranks(text_keys))
+
+
+def _list_codes(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per non-empty list ``values[starts[i]:starts[i] + counts[i]]`` of non-negative integers: a
+    code, equal for equal lists. Built a position at a time, each step only over the lists
+    that go on, a (code so far, next value) pair getting a fresh code from a hash table."""
+    code = values[starts].astype(np.int64)
+    base = int(values.max(initial=0)) + 1
+    fresh = base  # codes below it are one-value lists
+    going = np.arange(len(starts))
+    j = 1
+    while len(going := going[counts[going] > j]):
+        pairs = pc.dictionary_encode(pa.array(code[going] * base + values[starts[going] + j]))
+        code[going] = fresh + pairs.indices.to_numpy()
+        fresh += len(pairs.dictionary)
+        j += 1
+    return code
 
 
 def _sorted_pairs(course: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +148,7 @@ def _sorted_pairs(course: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.
         order = np.lexsort((rank, course))
         return course[order], rank[order]
     keys, (_, rank_width) = packed
-    keys = np.sort(keys)
+    keys = np.sort(keys, kind="stable")  # links arrive nearly in course order: timsort uses the runs (3x)
     return keys >> rank_width, keys & ((1 << rank_width) - 1)
 
 
@@ -222,26 +241,48 @@ class Ordering:
     school: pa.DictionaryArray  # per report row: its school text (null: none)
 
 
-def order_report(ids: np.ndarray, title_keys: pa.Array, links: pa.Table, names: pa.Table) -> Ordering:
-    """SPEC §5's row order: (no school, school key, title key, id), all as integer ranks. The
-    titles' ranks (a sort of a million strings) are found while the schools are aggregated."""
-    with ThreadPoolExecutor(1) as pool:
-        title_ranks = pool.submit(_dense_ranks, title_keys)
-        schools = aggregate_schools(links, names)
-        title_ranks = title_ranks.result()
+def order_report(ids: np.ndarray, title_keys: pa.Array | pa.ChunkedArray, links: pa.Table, names: pa.Table) -> Ordering:
+    """SPEC §5's row order: (no school, school key, title key, id). The school texts are ranked
+    first (integers), so the one string sort compares titles only within a school group."""
+    schools = aggregate_schools(links, names)
     code = np.full(len(ids), -1, dtype=np.int64)  # per course: its school text, -1 for none
     if len(schools.course_id):
         at = np.minimum(np.searchsorted(schools.course_id, ids), len(schools.course_id) - 1)
         found = schools.course_id[at] == ids
         code[found] = schools.code[at[found]]
+    # Texts that are empty sort with the courses without a school, after every school;
     # index -1 (no school) picks the entry appended last.
-    no_school = np.r_[pc.equal(pc.utf8_length(schools.texts), 0).to_numpy(zero_copy_only=False), True][code]
-    school_rank = np.r_[schools.rank, 0][code]
-    order = _sort_order(ids, no_school, school_rank, title_ranks)
+    empty = pc.equal(pc.utf8_length(schools.texts), 0).to_numpy(zero_copy_only=False)
+    last = len(schools.rank)
+    order = _sort_rows(np.r_[np.where(empty, last, schools.rank), last][code], title_keys, ids)
     ordered = code[order]
     return Ordering(
         order, pa.DictionaryArray.from_arrays(pa.array(ordered, pa.int32(), mask=ordered < 0), schools.texts)
     )
+
+
+@cache
+def _sorter() -> duckdb.DuckDBPyConnection:
+    """The process's in-memory DuckDB for sorting: opening one costs 0.15 s, a cursor on it nothing."""
+    return duckdb.connect()
+
+
+def _sort_rows(group: np.ndarray, title_keys: pa.Array | pa.ChunkedArray, ids: np.ndarray) -> np.ndarray:
+    """Row positions in (group, title key, id) order (ids are distinct: a report lists a course
+    once). DuckDB sorts on every core and compares strings only within a group: for a million
+    realistic titles 0.27 s on two cores, where Arrow's sort of the titles alone took 0.8 s.
+    Both compare UTF-8 bytes, whose order is code point order, the SPEC's."""
+    rows = pa.table(
+        {
+            "school": group.astype(np.int32),  # a narrower key sorts faster
+            "title_key": title_keys,
+            "id": ids,
+            "row": np.arange(len(ids), dtype=np.int64),
+        }
+    )
+    with _sorter().cursor() as con:
+        con.register("rows", rows)
+        return con.sql("SELECT row FROM rows ORDER BY school, title_key, id").to_arrow_table()["row"].to_numpy()
 
 
 def report_rows(prepared: pa.Table, school: pa.DictionaryArray) -> pa.Table:
@@ -284,18 +325,3 @@ def build_report(
         rest = prepared.drop_columns(["title", "title_key"]).take(ordering.order)
     table = report_rows(rest.add_column(1, "title", titles.result()), ordering.school)
     return Report(table, report_columns(subdomain, student_template, admin_template))
-
-
-def _sort_order(ids: np.ndarray, *ranks: np.ndarray) -> np.ndarray:
-    """Row order by ``ranks`` (most significant first; bools or non-negative ints), then id.
-
-    When the keys fit in one int64 with the id's rank in the low bits, that rank is unique, so
-    sorting the packed values themselves (not an argsort, half the cost) yields the order."""
-    by_id = np.argsort(ids, kind="stable")  # ids mostly arrive in order: cheap
-    id_rank = np.empty(len(ids), dtype=np.int64)
-    id_rank[by_id] = np.arange(len(ids))
-    packed = _pack(*ranks, id_rank)
-    if packed is None:
-        return np.lexsort((ids, *reversed(ranks)))
-    keys, widths = packed
-    return by_id[np.sort(keys) & ((1 << widths[-1]) - 1)]

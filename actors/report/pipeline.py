@@ -66,7 +66,7 @@ def produce_report(
     starts = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
     ordering = order_report(
         np.concatenate([s.ids for s in summaries]),
-        pa.chunked_array([s.title_keys for s in summaries], pa.string()).combine_chunks(),
+        pa.chunked_array([s.title_keys for s in summaries], pa.string()),
         pa.concat_tables([s.links for s in summaries]),
         names,
     )

@@ -6,13 +6,11 @@ from __future__ import annotations
 import zipfile
 from datetime import date
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from actors.report.catalog import _sort_order
 from actors.report.pipeline import produce_report
 from actors.report.wording import WORDINGS
 from actors.warehouse import CatalogQuery, open_warehouse
@@ -111,22 +109,6 @@ def test_long_text_is_cut_to_excel_limit(tmp_path, settings_factory):
     rows = {r[0]: r for r in read_openpyxl(out)["Catálogo"][1:]}
     assert len(rows[6][1]) == 32767  # 40,000 BMP characters → 32,767
     assert rows[13][1] == "😀" * 16383  # astral characters count twice, as Excel counts them
-
-
-@given(
-    rows=st.lists(st.tuples(st.integers(-5, 5), st.booleans(), st.integers(0, 9), st.integers(0, 2**40)), max_size=60)
-)
-@hypothesis_settings(max_examples=200, deadline=None)
-def test_the_packed_sort_orders_rows_as_a_multi_key_sort(rows):
-    """Rows by (flag, small rank, wide rank, id), duplicate ids kept in arrival order, both
-    when the keys fit in one int64 and when they do not."""
-    ids, flag, small, wide = (
-        (np.array(c, dtype=t) for c, t in zip(zip(*rows), (np.int64, bool, np.int64, np.int64)))
-        if rows
-        else (np.empty(0, np.int64), np.empty(0, bool), np.empty(0, np.int64), np.empty(0, np.int64))
-    )
-    assert _sort_order(ids, flag, small).tolist() == np.lexsort((ids, small, flag)).tolist()
-    assert _sort_order(ids, flag, wide, wide).tolist() == np.lexsort((ids, wide, wide, flag)).tolist()
 
 
 @given(
