@@ -159,7 +159,7 @@ class ReportsAPI:
             ),
         ] = None,
         school_ids: Annotated[str | None, Query(description="Comma-separated school ids.", examples=["10,20"])] = None,
-        format: Annotated[str | None, Query(description="xlsx (default).")] = None,
+        format: Annotated[str | None, Query(description="xlsx (default), csv or parquet.")] = None,
         locale: Annotated[str | None, Query(description="pt-BR (default), en or es.")] = None,
         timezone: Annotated[str | None, Query(description="IANA zone (default: the service's).")] = None,
         idempotency_key: IdempotencyKey = None,

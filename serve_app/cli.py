@@ -255,19 +255,21 @@ def render(
     subdomain: Annotated[str, typer.Option()],
     start_date: Annotated[str, typer.Option("--start-date")],
     end_date: Annotated[str, typer.Option("--end-date")],
-    out: Annotated[Path, typer.Option()],
+    out: Annotated[Path, typer.Option(help="its extension is the format: .xlsx, .csv or .parquet")],
     school_ids: Annotated[str | None, typer.Option("--school-ids")] = None,
+    locale: Annotated[str | None, typer.Option(help="pt-BR (default), en or es")] = None,
     workers: Annotated[int | None, typer.Option(help="chunks rendering at once [default: CPUs + 1]")] = None,
 ):
     """query → partition → parallel render → merge on Ray, written to OUT; no queue or upload."""
     from actors.report.pipeline import produce_on_ray
     from actors.warehouse import CatalogQuery
     from serve_app.errors import ApiError
-    from serve_app.params import parse
+    from serve_app.params import parse, parse_options
 
     settings = _settings()
     try:
         req = parse(start_date, end_date, school_ids)
+        options = parse_options(out.suffix.removeprefix("."), locale, None, settings.timezone)
     except ApiError as exc:
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from None
@@ -281,6 +283,8 @@ def render(
         options=settings.report,
         out=out,
         render_workers=workers or settings.render_workers,
+        file_format=options.format,
+        locale=options.locale,
     )
     elapsed = time.perf_counter() - started
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in produced.timings.items())

@@ -6,7 +6,7 @@ import re
 
 from fastapi.responses import FileResponse
 
-from actors.storage.base import XLSX_TYPE
+from actors.report.formats import content_type
 from actors.storage.local import LocalStorage
 from serve_app.errors import ApiError
 
@@ -29,4 +29,6 @@ def serve_file(storage: LocalStorage, key: str, expires: str | None, signature: 
         raise ApiError(404, "no such file") from None
     if not path.is_file():
         raise ApiError(404, "no such file")
-    return FileResponse(path, media_type=XLSX_TYPE, filename=path.name, headers={"Cache-Control": "private, no-store"})
+    return FileResponse(
+        path, media_type=content_type(path.name), filename=path.name, headers={"Cache-Control": "private, no-store"}
+    )

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from actors.job.message import known_zone
 from actors.job.state import Status
+from actors.report.formats import FORMATS as REPORT_FORMATS
 from actors.report.wording import WORDINGS
 from serve_app.errors import ApiError
 
@@ -124,9 +125,7 @@ def parse_listing(status: str | None, limit: str | None, cursor: str | None) -> 
     return Listing(Status(status) if status else None, count, after)
 
 
-# What the service produces today; SPEC §2a's other formats are refused by name until the
-# renderer makes them, never silently answered with an .xlsx.
-FORMATS, LOCALES = ("xlsx",), tuple(WORDINGS)
+FORMATS, LOCALES = tuple(REPORT_FORMATS), tuple(WORDINGS)  # the first of each is the default
 _PRINTABLE = re.compile(r"[\x20-\x7e]{1,255}")
 
 
@@ -168,7 +167,7 @@ class CatalogRequestBody(BaseModel):
     startDate: str = Field(description="First day, YYYY-MM-DD.", examples=["2026-01-01"])
     endDate: str = Field(description="Last day (included), YYYY-MM-DD.", examples=["2026-06-30"])
     schoolIds: list[Annotated[int, Strict()]] | None = Field(None, examples=[[10, 20]])
-    format: str | None = Field(None, examples=["xlsx"])
+    format: str | None = Field(None, description="xlsx (default), csv or parquet.", examples=["xlsx"])
     locale: str | None = Field(None, examples=["pt-BR"])
     timezone: str | None = Field(None, examples=["America/Sao_Paulo"])
 

@@ -29,10 +29,10 @@ from actors.observability import metrics
 from actors.observability.logs import job_log
 from actors.queue import Delivery, JobQueue
 from actors.report.fetch import Fetcher, fetch_here
+from actors.report.formats import FORMATS
 from actors.report.pipeline import Produced, produce_report
 from actors.report.render import Renderer, render_serially
 from actors.storage import PreconditionFailed, Storage
-from actors.storage.base import XLSX_TYPE
 from actors.warehouse import CatalogQuery, Warehouse
 
 log = logging.getLogger(__name__)
@@ -416,13 +416,14 @@ class JobRunner:
                 options=self.options.report,
                 out=out,
                 locale=job.locale,
+                file_format=job.format,
                 fetch=self.fetch,
                 render=self.render,
                 progress=claim.progress,
             )
             claim.progress(0.95, "store")
             started = time.perf_counter()
-            self.storage.put_file(job.object_key, out, XLSX_TYPE, job.file_name)
+            self.storage.put_file(job.object_key, out, FORMATS[job.format].CONTENT_TYPE, job.file_name)
             produced.timings["store"] = time.perf_counter() - started
         for phase, seconds in produced.timings.items():
             metrics.phase_seconds().observe(seconds, {"phase": phase})

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_serializer, field_validator, model_validator
 from ulid import ULID
 
+from actors.report.formats import FORMATS
 from actors.report.wording import DEFAULT_LOCALE, WORDINGS
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
@@ -83,7 +84,7 @@ class CatalogJob(_Request):
 
     version: Literal[2] = 2
     job_id: str = Field(alias="jobId", pattern=JOB_ID_PATTERN)
-    format: Literal["xlsx"] = "xlsx"
+    format: Literal["xlsx", "csv", "parquet"] = "xlsx"
     locale: str = DEFAULT_LOCALE
     timezone: str
 
@@ -102,7 +103,7 @@ class CatalogJob(_Request):
     @property
     def file_name(self) -> str:
         prefix = WORDINGS[self.locale].file_prefix
-        return f"{prefix}_{self.start_date.isoformat()}_{self.end_date.isoformat()}.xlsx"
+        return f"{prefix}_{self.start_date.isoformat()}_{self.end_date.isoformat()}.{FORMATS[self.format].EXTENSION}"
 
     @property
     def object_key(self) -> str:

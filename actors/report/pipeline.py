@@ -1,4 +1,4 @@
-"""query → partitions → order → chunk plan → render → merged .xlsx: the job's work, minus delivery.
+"""query → partitions → order → chunk plan → render → merged file: the job's work, minus delivery.
 
 Shared by the consumer and ``catalog-report render``. The fetcher and renderer are passed in:
 the service fetches partitions in Ray tasks and renders on its actor pool, tests run both in
@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from actors.report.catalog import order_report, report_columns
 from actors.report.fetch import Fetcher, fetch_here, fetch_on_ray
-from actors.report.merge import merge_xlsx
+from actors.report.formats import FORMATS
 from actors.report.options import ReportOptions
 from actors.report.partition import SHEET_DATA_ROWS, chunk_rows, plan_chunks
 from actors.report.render import RayRenderer, Renderer, render_serially
@@ -51,8 +51,11 @@ def produce_report(
     progress: Callable[[float, str], None] = lambda fraction, phase: None,
     sheet_rows: int = SHEET_DATA_ROWS,
     locale: str = DEFAULT_LOCALE,
+    file_format: str = "xlsx",
 ) -> Produced:
-    wording = WORDINGS[locale]
+    """The report as one ``file_format`` file at ``out``. ``sheet_rows``: data rows per sheet,
+    for formats with sheets; the others are one table."""
+    wording, writer = WORDINGS[locale], FORMATS[file_format]
     timings: dict[str, float] = {}
     t = time.perf_counter()
     progress(0.0, "query")
@@ -70,7 +73,8 @@ def produce_report(
         pa.concat_tables([s.links for s in summaries]),
         names,
     )
-    plan = plan_chunks(ordering.school, options.chunk_rows, sheet_rows)
+    rows_per_sheet = sheet_rows if writer.SHEETS else max(1, len(ordering.order))  # else: one table
+    plan = plan_chunks(ordering.school, options.chunk_rows, rows_per_sheet)
     rows = [chunk_rows(chunk, ordering.order, starts, ordering.school) for chunk in plan]
     longest = widest(*(s.longest for s in summaries), longest_values(pa.table({"school": ordering.school})))
     columns = report_columns(subdomain, options.student_url_template, options.admin_url_template, wording)
@@ -80,15 +84,19 @@ def produce_report(
     progress(_QUERY_DONE, "render")
     span = _RENDER_DONE - _QUERY_DONE
     parts = render(
-        [f.rows for f in fetched], plan, rows, columns, lambda k: progress(_QUERY_DONE + span * k / len(plan), "render")
+        [f.rows for f in fetched],
+        plan,
+        rows,
+        columns,
+        lambda k: progress(_QUERY_DONE + span * k / len(plan), "render"),
+        file_format=file_format,
+        headers=wording.headers,
     )
     timings["render"] = time.perf_counter() - t
 
     t = time.perf_counter()
     progress(_RENDER_DONE, "merge")
-    size = merge_xlsx(
-        out, longest, list(wording.headers), plan, parts, sheet_rows, columns, wording.sheet, wording.date_format
-    )
+    size = writer.merge(out, parts, plan, columns=columns, wording=wording, longest=longest, sheet_rows=sheet_rows)
     timings["merge"] = time.perf_counter() - t
     return Produced(sum(sizes), size, timings)
 
@@ -101,6 +109,8 @@ def produce_on_ray(
     options: ReportOptions,
     out: Path,
     render_workers: int = 0,
+    file_format: str = "xlsx",
+    locale: str = DEFAULT_LOCALE,
 ) -> Produced:
     """The whole pipeline on the Ray this process is connected to, written to ``out``: fetched in
     Ray tasks, rendered by at most ``render_workers`` chunks at once (0: the cluster's CPUs + 1)."""
@@ -112,4 +122,6 @@ def produce_on_ray(
         out=out,
         fetch=fetch_on_ray,
         render=RayRenderer(render_workers).render,
+        file_format=file_format,
+        locale=locale,
     )

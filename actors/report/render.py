@@ -1,6 +1,7 @@
-"""Render chunks of the report into deflated sheet XML, in parallel as Ray tasks.
+"""Render chunks of the report into parts of its file (deflated sheet XML, CSV text, a Parquet
+row group: :mod:`actors.report.formats`), in parallel as Ray tasks.
 
-The tasks are thin: :func:`assemble` and :func:`render_part` are pure, and are what tests and
+The tasks are thin: :func:`assemble` and each format's ``render`` are pure, and are what tests and
 the single-process path call directly. A report's rows stay where they were fetched, as Arrow IPC
 streams in the object store (one per warehouse partition); each chunk is a few index arrays
 saying which of those rows it holds, so no process ever gathers the whole report. A task maps
@@ -21,31 +22,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
 import ray
 
+from actors.report.formats import FORMATS
+from actors.report.formats.xlsx import render_part
 from actors.report.partition import Chunk, ChunkRows
-from actors.report.xlsx.deflate import DeflatedPart, PartWriter
-from actors.report.xlsx.rows import Column, render_rows
+from actors.report.xlsx.deflate import DeflatedPart
+from actors.report.xlsx.rows import Column
 from actors.runtime.memory import forget_object_store, forget_pages, trim_private
 from actors.runtime.priority import as_background
-
-BATCH_ROWS = 32_768  # rows turned into XML at a time: a worker's working set, whatever the chunk size
 
 
 def render_chunk(report: pa.Table, chunk: Chunk, columns: list[Column] | None = None) -> DeflatedPart:
     return render_part(report.slice(chunk.offset, chunk.length), chunk.first_row, columns)
-
-
-def render_part(rows: pa.Table, first_row: int, columns: list[Column] | None = None) -> DeflatedPart:
-    """Sheet XML for ``rows``, deflated batch by batch into one part."""
-    part = PartWriter()
-    for start in range(0, rows.num_rows, BATCH_ROWS):
-        part.write(render_rows(rows.slice(start, BATCH_ROWS), first_row + start, columns))
-    return part.finish()
 
 
 def assemble(
@@ -86,14 +79,21 @@ def read_ipc(buffer: pa.Buffer) -> pa.Table:
     return pa.ipc.open_stream(buffer).read_all()  # zero-copy over the buffer
 
 
-def render_here(rows: ChunkRows, first_row: int, columns: list[Column] | None, *partitions: pa.Buffer) -> DeflatedPart:
-    """What a render task does in its worker process. ``partitions``: the IPC streams ``rows``
-    picks from, mapped from the object store."""
+def render_here(
+    rows: ChunkRows,
+    first_row: int,
+    columns: list[Column] | None,
+    *partitions: pa.Buffer,
+    file_format: str = "xlsx",
+    headers: Sequence[str] = (),
+):
+    """What a render task does in its worker process: the chunk as a part of a ``file_format``
+    file. ``partitions``: the IPC streams ``rows`` picks from, mapped from the object store."""
     as_background()
     # Each column's pages are let go of as soon as it is taken: the take touched pages all
     # over the partition, and holding them all at once cost ~80 MB of resident memory.
     table = assemble(dict(zip(rows.partitions, map(read_ipc, partitions), strict=True)), rows, _forget_column)
-    part = render_part(table, first_row, columns)
+    part = FORMATS[file_format].render(table, first_row, columns, headers)
     del table
     trim_private()  # an idle worker holds little of the chunks' XML
     forget_object_store()  # nor the pages of earlier chunks' rows and results
@@ -104,7 +104,8 @@ def render_here(rows: ChunkRows, first_row: int, columns: list[Column] | None, *
 render_task = ray.remote(num_cpus=1, max_retries=3, scheduling_strategy="SPREAD")(render_here)
 
 
-Renderer = Callable[[list, list[Chunk], list[ChunkRows], list[Column], Callable[[int], None]], list[DeflatedPart]]
+# (partitions, plan, rows, columns, on_done, *, file_format="xlsx", headers=()) → parts in plan order
+Renderer = Callable[..., list]
 
 
 def render_serially(
@@ -113,12 +114,16 @@ def render_serially(
     rows: list[ChunkRows],
     columns: list[Column],
     on_done: Callable[[int], None],
-) -> list[DeflatedPart]:
+    *,
+    file_format: str = "xlsx",
+    headers: Sequence[str] = (),
+) -> list:
     """The :data:`Renderer` of one process (tests, and the pipeline without Ray)."""
     tables = dict(enumerate(map(read_ipc, partitions)))
+    render = FORMATS[file_format].render
     parts = []
     for chunk, chunk_rows in zip(plan, rows, strict=True):
-        parts.append(render_part(assemble(tables, chunk_rows), chunk.first_row, columns))
+        parts.append(render(assemble(tables, chunk_rows), chunk.first_row, columns, headers))
         on_done(len(parts))
     return parts
 
@@ -176,7 +181,10 @@ class RayRenderer:
         rows: list[ChunkRows],
         columns: list[Column],
         on_done: Callable[[int], None],
-    ) -> list[DeflatedPart]:
+        *,
+        file_format: str = "xlsx",
+        headers: Sequence[str] = (),
+    ) -> list:
         """Parts in plan order; ``partitions``: object refs (or buffers) of the fetched
         partitions' IPC streams; ``on_done(k)`` after k chunks finish."""
         refs = [p if isinstance(p, ray.ObjectRef) else ray.put(p) for p in partitions]
@@ -191,7 +199,14 @@ class RayRenderer:
             while done < len(plan):
                 while submitted < len(plan) and self._slots.take(me, budget):
                     chunk, chunk_rows = plan[submitted], rows[submitted]
-                    ref = task.remote(chunk_rows, chunk.first_row, columns, *(refs[p] for p in chunk_rows.partitions))
+                    ref = task.remote(
+                        chunk_rows,
+                        chunk.first_row,
+                        columns,
+                        *(refs[p] for p in chunk_rows.partitions),
+                        file_format=file_format,
+                        headers=headers,
+                    )
                     running[ref] = submitted
                     submitted += 1
                 if not running:  # every slot is another job's: one frees within a chunk's time

@@ -1,8 +1,12 @@
 """README's "Production backends on your laptop", as a newcomer runs it: the stand-ins script,
-the exports it prints, queue-setup, serve, one report notified with a signed link."""
+the exports it prints, queue-setup, serve, one report notified with a signed link; then SPEC
+§2a's routes on those backends (Pub/Sub emulator, fake-gcs-server): a CSV by POST with an
+Idempotency-Key, the history, a fresh V4-signed download, DELETE."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -12,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -108,6 +113,7 @@ def test_the_laptop_recipe_runs_a_report_end_to_end(tmp_path, warehouse):
         assert note["url"].startswith(given["STORAGE_EMULATOR_HOST"]) and "X-Goog-Signature=" in note["url"]
         assert httpx.get(note["url"], timeout=30).content[:2] == b"PK"
         assert json.loads(httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).text) == {"status": "ok"}
+        reports_as_resources(f"http://127.0.0.1:{port}", curl, given["STORAGE_EMULATOR_HOST"], job_id)
     finally:
         for proc in (serve, stand_ins):
             if proc is not None and proc.poll() is None:
@@ -117,3 +123,40 @@ def test_the_laptop_recipe_runs_a_report_end_to_end(tmp_path, warehouse):
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+
+
+def reports_as_resources(base: str, curl: list[str], gcs: str, first_job: str) -> None:
+    """SPEC §2a through the service on Pub/Sub and GCS (the same routes on file:// and local://:
+    tests/serve_app/test_creating.py, test_history.py)."""
+    auth = {"Authorization": curl[3].split(": ", 1)[1]}
+    query = parse_qs(urlsplit(curl[-1]).query)
+    body = {"startDate": query["start_date"][0], "endDate": query["end_date"][0], "format": "csv", "locale": "en"}
+    post = [
+        httpx.post(f"{base}/institution/reports/catalog", json=body, headers={**auth, "Idempotency-Key": "laptop-1"})
+        for _ in range(2)
+    ]
+    assert [r.status_code for r in post] == [200, 200], post[0].text
+    job_id = post[0].json()["results"]["id"]
+    assert post[1].json()["results"]["id"] == job_id  # the replay created nothing
+    deadline, status = time.monotonic() + 120, {}
+    while status.get("status") not in ("done", "failed") and time.monotonic() < deadline:
+        status = httpx.get(f"{base}/institution/reports/jobs/{job_id}", headers=auth, timeout=30).json()["results"]
+        time.sleep(0.3)
+    assert status["status"] == "done" and ".csv?" in status["url"], status
+
+    listed = httpx.get(f"{base}/institution/reports/jobs", headers=auth, timeout=30).json()["results"]
+    assert [j["id"] for j in listed] == [job_id, first_job]
+
+    r = httpx.get(f"{base}/institution/reports/jobs/{job_id}/file", headers=auth, timeout=30)
+    link = r.headers["location"]
+    assert r.status_code == 302 and link.startswith(gcs) and "X-Goog-Signature=" in link
+    download = httpx.get(link, timeout=30)
+    assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+    assert download.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"), newline="")))
+    assert rows[0][:2] == ["ID", "Title"] and len(rows) == status["rows"] + 1
+    assert httpx.get(f"{base}/institution/reports/jobs/{job_id}", headers=auth).json()["results"]["downloads"] == 1
+
+    deleted = httpx.delete(f"{base}/institution/reports/jobs/{job_id}", headers=auth, timeout=30)
+    assert deleted.json()["results"]["status"] == "deleted"
+    assert httpx.get(link, timeout=30).status_code == 404  # the object is gone

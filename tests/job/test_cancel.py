@@ -52,12 +52,12 @@ def env(tmp_path, settings_factory):
 def slow(seconds_per_chunk: float):
     """Serial rendering that takes its time over each chunk, as a big report's does."""
 
-    def render(partitions, plan, rows, columns, on_done):
+    def render(partitions, plan, rows, columns, on_done, **format_options):
         def paced(k):
             time.sleep(seconds_per_chunk)
             on_done(k)
 
-        return render_serially(partitions, plan, rows, columns, paced)
+        return render_serially(partitions, plan, rows, columns, paced, **format_options)
 
     return render
 

@@ -296,11 +296,11 @@ def test_every_stand_in_restarts_in_the_middle_of_a_run(
     queues: list[PubSubQueue] = []
     reconcilers: list[Reconciler] = []
 
-    def slow_render(*args):
+    def slow_render(*args, **kwargs):
         """A second per job: consumers fall behind the client, so the restart meets a backlog
         (messages the emulator forgets) and jobs in flight (acks, writes, notifications lost)."""
         time.sleep(1.0)
-        return render_serially(*args)
+        return render_serially(*args, **kwargs)
 
     def replica(name: str) -> None:
         """A consumer replica: its own queue client, consumer loop and reconciler loop."""

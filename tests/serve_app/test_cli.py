@@ -325,3 +325,12 @@ def test_serve_says_links_cannot_be_signed_before_ray_starts(tmp_path, warehouse
     one_line_error(
         r, "REPORTS_STORAGE_URL", "no Google credentials were found", "GOOGLE_APPLICATION_CREDENTIALS", "public=true"
     )
+
+
+def test_render_takes_the_format_from_the_files_extension(tmp_path, warehouse):
+    r = run(
+        ["render", "--institution-id", "1", "--subdomain", "demo", "--start-date", "2025-01-01"]
+        + ["--end-date", "2025-12-31", "--out", str(tmp_path / "out.txt")],
+        env={"REPORTS_WAREHOUSE_URL": f"duckdb://{warehouse}", "REPORTS_DATA_DIR": str(tmp_path)},
+    )
+    assert r.returncode == 2 and "format 'txt' is not available" in r.stdout + r.stderr, r.stdout + r.stderr

@@ -3,9 +3,11 @@ and identical requests in flight, over real HTTP against the running Serve app."
 
 from __future__ import annotations
 
+import csv
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 from actors.job.ledger import Ledger
@@ -131,3 +133,27 @@ def test_replays_are_not_counted_by_the_rate_limit(service):
     assert codes == [200] * 59 + [429], codes
     replay = service.get("/institution/reports/catalog", me, params={**GOOD, "school_ids": "1"}, headers=dict(key))
     assert replay.status_code == 200 and replay.json()["results"]["id"] == first_id
+
+
+@pytest.mark.parametrize("file_format", ["csv", "parquet"])
+def test_csv_and_parquet_are_produced_named_and_served_with_their_types(service, tmp_path, file_format):
+    """The same pipeline makes the other formats (SPEC §2a); a courses-holding institution, so the
+    rows are read back (their values: tests/report/test_formats.py)."""
+    me = service.token(institution_id=1, user_id=400)
+    job_id = post(service, me, {**BODY, "format": file_format, "locale": "es"}).json()["results"]["id"]
+    status = service.wait_done(job_id, me)
+    assert status["status"] == "done" and f"catalogo_2025-01-01_2025-12-31.{file_format}" in status["url"], status
+    r = service.get(f"/institution/reports/jobs/{job_id}/file", me, follow_redirects=True)
+    assert r.status_code == 200 and len(r.content) == status["sizeBytes"]
+    path = tmp_path / f"report.{file_format}"
+    path.write_bytes(r.content)
+    if file_format == "csv":
+        assert r.headers["content-type"] == "text/csv; charset=utf-8"
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+        assert rows[0][:2] == ["ID", "Título"] and len(rows) == status["rows"] + 1
+    else:
+        assert r.headers["content-type"] == "application/vnd.apache.parquet"
+        table = pq.read_table(path)
+        assert table.column_names[:4] == ["ID", "Título", "URL de Visualización (Alumno)", "Estado"]
+        assert table.num_rows == status["rows"] > 0

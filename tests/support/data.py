@@ -255,7 +255,11 @@ def expected_report(
     school_ids=None,
     tz: str = "UTC",
     data: Warehouse = CRAFTED,
+    text=cell_text,
+    day=shown_date,
 ) -> list[list]:
+    """The report's rows as a reader of the .xlsx must see them; ``text`` and ``day`` say how a
+    text and a date come back (other formats keep them as the warehouse has them)."""
     zone = ZoneInfo(tz)
 
     def utc(d: date) -> datetime:
@@ -279,15 +283,15 @@ def expected_report(
         rows.append(
             [
                 cid,
-                cell_text(title),
+                text(title),
                 student.format(subdomain=subdomain, course_id=cid),
                 "Publicado" if status == "published" else "Rascunho",
                 admin.format(subdomain=subdomain, course_id=cid),
                 sum(1 for c, _, at in data.views if c == cid and lo <= at < hi),
                 sum(1 for c, _, at, _ in data.enrollments if c == cid and lo <= at < hi),
                 sum(1 for c, _, _, done in data.enrollments if c == cid and done is not None and lo <= done < hi),
-                shown_date(pub),
-                cell_text(", ".join(names)),
+                day(pub),
+                text(", ".join(names)) if names else None,
             ]
         )
     rows.sort(key=lambda r: (r[9] is None, key(r[9] or ""), key(title_of(r[0], data) or ""), r[0]))

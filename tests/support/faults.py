@@ -112,9 +112,9 @@ class FlakyWarehouse:
 def dying_renderer(inner, dice: Dice, p: float):
     """A renderer whose consumer dies mid-job with probability ``p``."""
 
-    def render(partitions, plan, rows, columns, on_done):
+    def render(partitions, plan, rows, columns, on_done, **format_options):
         if dice(p):
             raise ConsumerDied()
-        return inner(partitions, plan, rows, columns, on_done)
+        return inner(partitions, plan, rows, columns, on_done, **format_options)
 
     return render
