@@ -73,9 +73,17 @@ class _Claim:
     that flushes progress at most once a second and keeps the queue lease alive."""
 
     def __init__(
-        self, ledger: Ledger, queue: JobQueue, delivery: Delivery, state: JobState, gen: str, lease_seconds: float
+        self,
+        ledger: Ledger,
+        queue: JobQueue,
+        delivery: Delivery,
+        state: JobState,
+        gen: str,
+        lease_seconds: float,
+        on_cancel: Callable[[], None] = lambda: None,
     ):
         self.ledger, self.queue, self.delivery = ledger, queue, delivery
+        self.on_cancel = on_cancel  # once, when the cancel is first seen: stop the job's warehouse read
         self.lease = lease_seconds
         self.state, self.gen = state, gen
         self.phase = "query"
@@ -115,8 +123,9 @@ class _Claim:
         """Whether the record's change under this claim is its requester's: canceled, or (a
         finished job) deleted. Flagged, so the job stops at its next progress step."""
         found = self.ledger.get(self.state.id)
-        if found is not None and found[0].status in WITHDRAWN:
+        if found is not None and found[0].status in WITHDRAWN and not self.canceled.is_set():
             self.canceled.set()
+            self.on_cancel()
         return self.canceled.is_set()
 
     def _beat(self) -> None:
@@ -300,7 +309,16 @@ class JobRunner:
         state, gen = self.ledger.get(job_id)
         if not finished and state.attempts == 1:
             metrics.queue_lag_seconds().observe((utcnow() - state.created_at).total_seconds())
-        with _Claim(self.ledger, self.queue, delivery, state, gen, self.options.lease_seconds) as claim:
+        reader = threading.get_ident()  # the thread that runs the job, and reads the warehouse for it
+        with _Claim(
+            self.ledger,
+            self.queue,
+            delivery,
+            state,
+            gen,
+            self.options.lease_seconds,
+            on_cancel=lambda: self.warehouse.interrupt(reader),
+        ) as claim:
             try:
                 if not finished:
                     self._run(job, delivery, claim)
@@ -343,6 +361,8 @@ class JobRunner:
         except (PreconditionFailed, Canceled):
             raise
         except Exception as exc:
+            if claim.canceled.is_set():  # its query interrupted, or any step that failed after the cancel
+                raise Canceled() from exc
             runs = claim.state.attempts
             job_log(log, job_id).warning("job %s failed in %s (run %d): %r", job_id, claim.phase, runs, exc)
             if runs < self.options.max_delivery_attempts:
@@ -417,6 +437,7 @@ class JobRunner:
                 out=out,
                 locale=job.locale,
                 file_format=job.format,
+                canceled=claim.canceled.is_set,
                 fetch=self.fetch,
                 render=self.render,
                 progress=claim.progress,

@@ -12,7 +12,10 @@ URL's ``partition_min_rows``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -26,6 +29,9 @@ from actors.report.wording import DEFAULT_LOCALE, WORDINGS
 from actors.report.xlsx.sheet import longest_values
 from actors.runtime.priority import as_background
 from actors.warehouse import CatalogQuery, Warehouse, open_warehouse
+from actors.warehouse.base import FetchInterrupted
+
+CANCEL_POLL_SECONDS = 0.25  # how often a fetch in tasks looks whether its job was canceled
 
 
 @dataclass(frozen=True)
@@ -63,12 +69,35 @@ def fetch_prepared(
 # while idle, a job stuck at 0%).
 @ray.remote(num_cpus=0, scheduling_strategy="SPREAD", max_retries=3, retry_exceptions=[ConnectionError])
 def _fetch_task(url: str, query: CatalogQuery, zone: str, locale: str) -> tuple[pa.Buffer, Summary]:
-    """One partition on its own session; retried alone if its session or its worker is lost."""
+    """One partition on its own session; retried alone if its session or its worker is lost.
+
+    The read runs in a thread of its own while this one waits: Ray cancels a task by raising
+    KeyboardInterrupt in it, which a thread blocked on the network (the server still running
+    the statement) would not see until the server answered; the waiting thread sees it at once
+    and has the warehouse cancel the statement on the server."""
     as_background()
     warehouse = open_warehouse(url)
-    try:
+    reader: list[int] = []
+
+    def read() -> tuple[pa.Buffer, Summary]:
+        reader.append(threading.get_ident())
         return fetch_prepared(warehouse, query, ZoneInfo(zone), locale)
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="fetch")
+    future = pool.submit(read)
+    try:
+        while True:
+            try:
+                return future.result(timeout=CANCEL_POLL_SECONDS)
+            except TimeoutError:
+                continue
+    except KeyboardInterrupt:  # ray.cancel
+        if reader:
+            warehouse.interrupt(reader[0])
+        futures.wait([future], timeout=10)  # the session given back before it is closed
+        raise
     finally:
+        pool.shutdown(wait=False)
         warehouse.close()
 
 
@@ -85,24 +114,44 @@ def partition_queries(warehouse: Warehouse, query: CatalogQuery, cpus: int) -> l
 
 
 def fetch_on_ray(
-    warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo, locale: str = DEFAULT_LOCALE
+    warehouse: Warehouse,
+    query: CatalogQuery,
+    zone: ZoneInfo,
+    locale: str = DEFAULT_LOCALE,
+    canceled: Callable[[], bool] = lambda: False,
 ) -> list[Fetched]:
     """Partitions fetched in parallel Ray tasks (one query: here, on the consumer's session);
-    their rows are left in the object store."""
+    their rows are left in the object store. Once ``canceled()``, the tasks are cancelled (each
+    cancels its statement on the server) and :class:`FetchInterrupted` is raised."""
     queries = partition_queries(warehouse, query, int(ray.cluster_resources().get("CPU", 1)))
     if len(queries) == 1:
         rows, summary = fetch_prepared(warehouse, queries[0], zone, locale)
         return [Fetched(ray.put(rows), summary)]
     pending = [_fetch_task.options(num_returns=2).remote(warehouse.url, q, zone.key, locale) for q in queries]
+    summaries = [summary for _, summary in pending]
+    while ray.wait(summaries, num_returns=len(summaries), timeout=CANCEL_POLL_SECONDS)[1]:
+        if canceled():
+            for ref in summaries:
+                ray.cancel(ref)
+            raise FetchInterrupted("the report was canceled while its partitions were fetched")
     return [Fetched(rows, ray.get(summary)) for rows, summary in pending]
 
 
 def fetch_here(
-    warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo, locale: str = DEFAULT_LOCALE
+    warehouse: Warehouse,
+    query: CatalogQuery,
+    zone: ZoneInfo,
+    locale: str = DEFAULT_LOCALE,
+    canceled: Callable[[], bool] = lambda: False,
 ) -> list[Fetched]:
     """Partitions fetched one after another in this process (tests, and the pipeline without Ray)."""
-    queries = partition_queries(warehouse, query, cpus=1)
-    return [Fetched(*fetch_prepared(warehouse, q, zone, locale)) for q in queries]
+    fetched = []
+    for q in partition_queries(warehouse, query, cpus=1):
+        if canceled():
+            raise FetchInterrupted("the report was canceled while its partitions were fetched")
+        fetched.append(Fetched(*fetch_prepared(warehouse, q, zone, locale)))
+    return fetched
 
 
-Fetcher = Callable[[Warehouse, CatalogQuery, ZoneInfo, str], list[Fetched]]
+# (warehouse, query, zone, locale, *, canceled) → the partitions
+Fetcher = Callable[..., list[Fetched]]

@@ -52,14 +52,17 @@ def produce_report(
     sheet_rows: int = SHEET_DATA_ROWS,
     locale: str = DEFAULT_LOCALE,
     file_format: str = "xlsx",
+    canceled: Callable[[], bool] = lambda: False,
 ) -> Produced:
     """The report as one ``file_format`` file at ``out``. ``sheet_rows``: data rows per sheet,
-    for formats with sheets; the others are one table."""
+    for formats with sheets; the others are one table. ``canceled()`` is asked while partitions
+    are fetched in tasks (the caller's own warehouse read it interrupts itself; between render
+    chunks, ``progress`` raises)."""
     wording, writer = WORDINGS[locale], FORMATS[file_format]
     timings: dict[str, float] = {}
     t = time.perf_counter()
     progress(0.0, "query")
-    fetched = fetch(warehouse, query, ZoneInfo(query.zone), locale)
+    fetched = fetch(warehouse, query, ZoneInfo(query.zone), locale, canceled=canceled)
     names = warehouse.school_names(query)
     timings["query"] = time.perf_counter() - t
 

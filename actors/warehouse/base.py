@@ -8,6 +8,7 @@ names travel once per report (:meth:`Warehouse.school_names`), not once per link
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from importlib.resources import files
@@ -148,7 +149,42 @@ class Warehouse(Protocol):
     def id_ranges(self, query: CatalogQuery, partitions: int) -> list[IdRange]:
         """The report's courses cut into at most ``partitions`` id ranges of nearly equal size."""
 
+    def interrupt(self, thread_id: int) -> None:
+        """Stop what thread ``thread_id`` is reading from the warehouse, on the server too: its
+        call raises :class:`FetchInterrupted` (a canceled job's query). Any thread may call it."""
+
     def close(self) -> None: ...
+
+
+class FetchInterrupted(Exception):
+    """A read stopped by :meth:`Warehouse.interrupt`."""
+
+
+class Interrupts:
+    """Which threads were told to stop reading: set by ``interrupt``, checked by the reading
+    thread between statements and blocks (a statement the server is running is stopped by
+    the backend's own means), cleared when a read starts."""
+
+    def __init__(self) -> None:
+        self._threads: set[int] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            self._threads.discard(threading.get_ident())
+
+    def set(self, thread_id: int) -> None:
+        with self._lock:
+            self._threads.add(thread_id)
+
+    def interrupted(self) -> bool:
+        with self._lock:
+            return threading.get_ident() in self._threads
+
+    def check(self) -> None:
+        """Raise :class:`FetchInterrupted` if this thread was told to stop."""
+        if self.interrupted():
+            raise FetchInterrupted("the read was interrupted")
 
 
 def id_ranges(table: pa.Table) -> list[IdRange]:

@@ -32,6 +32,12 @@ class OnDemandWarehouse:
             raise AttributeError(name)
         return getattr(self._warehouse(), name)
 
+    def interrupt(self, thread_id: int) -> None:
+        with self._lock:
+            opened = self._opened
+        if opened is not None:  # never opened: nothing is being read
+            opened.interrupt(thread_id)
+
     def close(self) -> None:
         with self._lock:
             if self._opened is not None:

@@ -45,7 +45,9 @@ from actors.warehouse.base import (
     RANGES_SCHEMA,
     CatalogQuery,
     CatalogRows,
+    FetchInterrupted,
     IdRange,
+    Interrupts,
     Partitioning,
     conform,
     id_ranges,
@@ -98,6 +100,8 @@ class RedshiftWarehouse:
             "timeout": int(options["timeout"]) if "timeout" in options else None,
         }
         self._lock = threading.Lock()
+        self._interrupts = Interrupts()
+        self._running: dict[int, int] = {}  # thread → the server process of the session it reads on
         self._idle: list[redshift_connector.Connection] = [self._connect()]  # fail fast on bad config
 
     def fetch(self, query: CatalogQuery) -> CatalogRows:
@@ -114,29 +118,66 @@ class RedshiftWarehouse:
         return id_ranges(self._read(("catalog_ranges", *query.ranges_sql(partitions), RANGES_SCHEMA))[0])
 
     def _read(self, *cursors: tuple[str, str, list, pa.Schema]) -> list[pa.Table]:
-        """Each (cursor name, SQL, parameters, schema) streamed in turn, in one read-only transaction."""
+        """Each (cursor name, SQL, parameters, schema) streamed in turn, in one read-only
+        transaction; :meth:`interrupt` stops it."""
+        self._interrupts.start()
         with self._lock:
             con = self._idle.pop() if self._idle else None
         con = con or self._connect()
         cur = con.cursor()
         cur.paramstyle = "qmark"  # the shared SQL's placeholders; the driver rewrites them to $n
+        me = threading.get_ident()
         try:
+            pid = _backend_pid(con)
+            with self._lock:
+                self._running[me] = pid
             cur.execute(_BEGIN)
             tables = [self._stream(cur, *spec) for spec in cursors]
             con.commit()
         except _WIRE_ERRORS as exc:
             self._close(con)
             raise WarehouseConnectionError(f"lost the Redshift session {self._where}: {exc}") from exc
-        except Exception:
+        except Exception as exc:
             cur.close()
-            self._rollback(con)  # the server refused a statement: the session itself is fine
+            self._rollback(con)  # the server refused a statement, or canceled it when told to: the session is fine
+            if self._interrupts.interrupted():
+                raise FetchInterrupted("the read was interrupted") from exc
             raise
-        except BaseException:
-            self._close(con)  # interrupted mid-message: the wire can no longer be trusted
+        except BaseException:  # interrupted mid-message (a cancelled Ray task): the wire can no longer be trusted
+            if (pid := getattr(con, _PID, None)) is not None:
+                self._cancel_on_server(pid)  # or the server would run the statement to its end
+            self._close(con)
             raise
+        finally:
+            with self._lock:
+                self._running.pop(me, None)
         cur.close()  # before another thread may take the session
         self._give_back(con)
         return tables
+
+    def interrupt(self, thread_id: int) -> None:
+        """Flag the thread (it stops between FETCH blocks) and cancel the statement its session
+        runs, from a session of our own (``pg_cancel_backend``, which Redshift has too)."""
+        self._interrupts.set(thread_id)
+        with self._lock:
+            pid = self._running.get(thread_id)
+        if pid is not None:
+            self._cancel_on_server(pid)
+
+    def _cancel_on_server(self, pid: int) -> None:
+        try:
+            con = self._connect()
+        except WarehouseConnectionError:
+            return  # the server is out of reach: its statement ends with the session
+        try:
+            cur = con.cursor()
+            cur.paramstyle = "qmark"
+            cur.execute("SELECT pg_cancel_backend(?)", [pid])
+            cur.fetchall()
+        except (redshift_connector.Error, OSError):
+            pass
+        finally:
+            self._close(con)
 
     def close(self) -> None:
         with self._lock:
@@ -166,6 +207,7 @@ class RedshiftWarehouse:
         cur.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", params)
         batches = []
         while rows := cur.execute(f"FETCH FORWARD {self._fetch_rows} FROM {name}").fetchall():
+            self._interrupts.check()  # between blocks: the server is idle, nothing of its to cancel
             batches.append(_to_batch(rows, schema))
             if len(rows) < self._fetch_rows:
                 break  # a short block is the last one: skip the empty round trip
@@ -187,6 +229,20 @@ class RedshiftWarehouse:
             con.close()
         except (redshift_connector.Error, OSError):
             pass  # already dead; nothing left to release on our side
+
+
+_PID = "_catalog_report_pid"
+
+
+def _backend_pid(con: redshift_connector.Connection) -> int:
+    """The server process of a session: asked once, when a read first uses it."""
+    if (pid := getattr(con, _PID, None)) is None:
+        cur = con.cursor()
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchall()[0][0]
+        cur.close()
+        setattr(con, _PID, pid)
+    return pid
 
 
 def _to_batch(rows: Sequence[Sequence[object]], schema: pa.Schema) -> pa.RecordBatch:

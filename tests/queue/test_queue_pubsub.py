@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import date
@@ -13,14 +14,17 @@ from datetime import date
 import pytest
 
 from actors.config.settings import load_settings
+from actors.job.cancel import withdraw
 from actors.job.consumer import JobRunner
 from actors.job.ledger import Ledger
 from actors.job.message import CatalogJob, CatalogJobV1, utcnow
+from actors.job.state import Status
 from actors.job.submit import submit
 from actors.notify import open_notifier
 from actors.queue import Delivery, open_queue, pubsub
 from actors.queue.pubsub import PubSubConfig, PubSubQueue
 from actors.queue.pubsub_admin import ensure_topology
+from actors.report.render import render_serially
 from actors.storage import open_storage
 from actors.warehouse import open_warehouse
 from tests.support.jobs import catalog_job
@@ -383,6 +387,41 @@ def test_consumer_redelivered_job_gives_one_notification(consumer):
     assert [n["jobId"] for n in outbox()] == [job_id]
     assert len(list((settings.data_dir / "files").rglob("*.xlsx"))) == 1
     assert not r.run_once(wait_seconds=2)
+
+
+def test_a_running_job_canceled_is_acked_and_never_comes_back(consumer):
+    """SPEC §2a's cancel on Pub/Sub: the job stops mid-render, ends canceled with no file and no
+    notification, and its message is acked (nothing is delivered again after its deadline)."""
+    settings, queue, _, outbox = consumer
+    storage = open_storage(settings.storage_url, settings.links)
+    ledger = Ledger(storage)
+
+    def slow_render(*args, **kwargs):
+        time.sleep(2)  # a long chunk: the cancel arrives while it renders
+        return render_serially(*args, **kwargs)
+
+    r = JobRunner(
+        settings.runner,
+        queue,
+        storage,
+        open_warehouse(settings.warehouse_url),
+        open_notifier(settings.notify_url, settings.notify),
+        slow_render,
+    )
+    job = catalog_job()
+    submit(ledger, queue, job)
+    thread = threading.Thread(target=r.run_once, kwargs={"wait_seconds": 15})
+    thread.start()
+    deadline = time.monotonic() + 30
+    while ledger.get(job.job_id)[0].progress < 0.2 and time.monotonic() < deadline:  # rendering
+        time.sleep(0.05)
+    canceled_at = time.monotonic()
+    assert withdraw(ledger, *ledger.get(job.job_id)).status is Status.canceled
+    thread.join(15)
+    assert not thread.is_alive() and time.monotonic() - canceled_at < 5
+    assert ledger.get(job.job_id)[0].status is Status.canceled
+    assert outbox() == [] and not list((settings.data_dir / "files").rglob("*.xlsx"))
+    assert not r.run_once(wait_seconds=ACK_DEADLINE + 3)
 
 
 def test_job_ids_stay_unique_when_the_emulator_numbers_messages_afresh(own_pubsub_emulator, tmp_path, warehouse):

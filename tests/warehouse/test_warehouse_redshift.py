@@ -7,6 +7,7 @@ through :mod:`pg_shim`, which also counts FETCH round trips on the wire.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -28,13 +29,22 @@ import pyarrow.compute as pc
 import pytest
 import redshift_connector
 
+from actors.job.cancel import withdraw
+from actors.job.consumer import JobRunner
+from actors.job.ledger import Ledger
+from actors.job.state import Status
+from actors.notify import open_notifier
+from actors.queue import open_queue
 from actors.report.fetch import fetch_here, fetch_on_ray, partition_queries
 from actors.report.pipeline import produce_report
 from actors.report.render import RayRenderer, render_serially
+from actors.storage import open_storage
 from actors.warehouse import CatalogQuery, CatalogRows, open_warehouse
 from actors.warehouse import demo as demo_data
+from actors.warehouse.base import FetchInterrupted
 from actors.warehouse.duckdb import DuckDBWarehouse
 from actors.warehouse.redshift import RedshiftWarehouse, WarehouseConnectionError
+from tests.support.jobs import accept
 from tests.support.pg_shim import PgShim
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
@@ -423,3 +433,135 @@ def test_a_fetch_does_not_wait_for_another_threads_fetch(shim, pg_database):
         assert len(warehouse._idle) == 2
     finally:
         warehouse.close()
+
+
+def _sql_rows(database: str, sql: str) -> list[str]:
+    args = ["psql", "-X", "-qtA", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-d", database, "-c", sql]
+    return subprocess.run(args, capture_output=True, text=True, check=True).stdout.split("\n")[:-1]
+
+
+def _report_queries(database: str) -> list[str]:
+    """The statements the service's sessions are running now (wait event, text)."""
+    return _sql_rows(
+        database,
+        "SELECT coalesce(wait_event_type, '-') || ' ' || query FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name = 'catalog-report' AND state = 'active' "
+        "AND query NOT LIKE 'SELECT pg_cancel_backend%'",
+    )
+
+
+def _until(condition, timeout: float = 10, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def _table_locked(database: str, table: str = "courses") -> Iterator[None]:
+    """Another session holds a table the report reads: the report's query waits on the server."""
+    args = ["psql", "-X", "-q", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-d", database]
+    hold = f"BEGIN; LOCK TABLE {table}; SELECT pg_sleep(60);"
+    locker = subprocess.Popen([*args, "-c", hold], stdout=subprocess.DEVNULL)
+    try:
+        held = f"SELECT 1 FROM pg_locks WHERE relation = '{table}'::regclass AND granted"
+        _until(lambda: _sql_rows(database, held), what="the lock")
+        yield
+    finally:
+        locker.terminate()
+        locker.wait()
+
+
+@pytest.mark.parametrize("where", ["waiting on the server", "between FETCH blocks"])
+def test_an_interrupted_fetch_stops_on_the_server_and_keeps_its_session(shim, pg_database, where):
+    """A canceled job's query (Warehouse.interrupt, from another thread): a statement the server
+    runs is canceled there (pg_cancel_backend), a cursor being read stops at the next block;
+    either way the fetch raises at once and the session serves the next fetch."""
+    warehouse = open_warehouse(_url(shim, pg_database, "ssl=false&fetch_rows=1"))
+    raised: list[BaseException] = []
+
+    def fetch():
+        try:
+            warehouse.fetch(YEAR_2025)
+        except BaseException as exc:
+            raised.append(exc)
+
+    try:
+        with _table_locked(pg_database) if where == "waiting on the server" else contextlib.nullcontext():
+            thread = threading.Thread(target=fetch)
+            thread.start()
+            if where == "waiting on the server":
+                _until(lambda: any("Lock DECLARE" in q for q in _report_queries(pg_database)), what="the wait")
+            else:
+                fetching = (
+                    "SELECT 1 FROM pg_stat_activity WHERE application_name = 'catalog-report' AND query LIKE 'FETCH%'"
+                )
+                _until(lambda: _sql_rows(pg_database, fetching), what="FETCHes")
+            started = time.monotonic()
+            warehouse.interrupt(thread.ident)
+            thread.join(5)
+            assert not thread.is_alive() and time.monotonic() - started < 2
+        assert len(raised) == 1 and isinstance(raised[0], FetchInterrupted), raised
+        _until(lambda: _report_queries(pg_database) == [], timeout=5, what="no statement left")
+        assert warehouse.fetch(YEAR_2025).courses.num_rows > 0 and len(warehouse._idle) >= 1
+    finally:
+        warehouse.close()
+
+
+def test_a_canceled_fetch_in_tasks_cancels_its_partitions_on_the_server(ray_session, shim, pg_database):
+    """Partitions in Ray tasks: once the job is canceled the tasks are cancelled, each cancelling
+    its statement on the server before it lets its session go."""
+    warehouse = open_warehouse(_url(shim, pg_database, "ssl=false&partitions=3&partition_min_rows=0&fetch_rows=1"))
+    canceled, raised = threading.Event(), []
+
+    def fetch():
+        try:
+            fetch_on_ray(warehouse, YEAR_2025, UTC, canceled=canceled.is_set)
+        except BaseException as exc:
+            raised.append(exc)
+
+    try:
+        with _table_locked(pg_database, "course_views"):  # not the courses: their ranges are planned first
+            thread = threading.Thread(target=fetch)
+            thread.start()
+            waiting = lambda: sum("Lock DECLARE" in q for q in _report_queries(pg_database)) == 3  # noqa: E731
+            _until(waiting, timeout=30, what="three partitions waiting")
+            started = time.monotonic()
+            canceled.set()
+            thread.join(5)
+            assert not thread.is_alive() and time.monotonic() - started < 2
+            assert len(raised) == 1 and isinstance(raised[0], FetchInterrupted), raised
+            # Canceled on the server while the lock is still held: nothing waits on it any more.
+            _until(lambda: _report_queries(pg_database) == [], timeout=5, what="no statement left")
+    finally:
+        warehouse.close()
+
+
+def test_a_running_job_canceled_during_its_query_stops_within_seconds(shim, pg_database, settings_factory, tmp_path):
+    """SPEC §2a through the consumer: the job's query waits on the server when its requester
+    cancels; the consumer's heartbeat sees it and interrupts the query, and the job ends
+    canceled, with no file, no notification, its message acked."""
+    settings = settings_factory(tmp_path)
+    queue, storage = open_queue(settings.queue_url), open_storage(settings.storage_url, settings.links)
+    ledger = Ledger(storage)
+    runner = JobRunner(
+        settings.runner,
+        queue,
+        storage,
+        open_warehouse(_url(shim, pg_database)),
+        open_notifier(settings.notify_url, settings.notify),
+        render_serially,
+    )
+    job_id = accept(queue, storage)  # institution 1, 2025: YEAR_2025
+    with _table_locked(pg_database):
+        thread = threading.Thread(target=runner.run_once, kwargs={"wait_seconds": 0})
+        thread.start()
+        _until(lambda: any("Lock DECLARE" in q for q in _report_queries(pg_database)), timeout=30, what="the wait")
+        canceled_at = time.monotonic()
+        assert withdraw(ledger, *ledger.get(job_id)).status is Status.canceled
+        thread.join(10)
+        assert not thread.is_alive() and time.monotonic() - canceled_at < 5
+        assert _report_queries(pg_database) == []  # interrupted on the server, the lock still held
+    state, _ = ledger.get(job_id)
+    assert state.status is Status.canceled and queue.pending() == 0
+    assert not settings.outbox_path.exists() and not list((settings.data_dir / "files").rglob("*.xlsx"))
