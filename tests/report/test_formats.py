@@ -39,10 +39,10 @@ def produce(
     return out, produced
 
 
-def expected_raw():
+def expected_raw(**kw):
     """The rows with texts and dates as the warehouse has them (no spreadsheet cell rules)."""
     return expected_report(
-        1, P_START, P_END, subdomain="demo", student=STUDENT, admin=ADMIN, text=lambda t: t, day=lambda d: d
+        1, P_START, P_END, subdomain="demo", student=STUDENT, admin=ADMIN, text=lambda t: t, day=lambda d: d, **kw
     )
 
 
@@ -142,11 +142,21 @@ def test_an_institution_without_courses_gets_the_header_only(tmp_path, settings_
         assert table.num_rows == 0 and table.column_names == HEADERS
 
 
-def test_the_locale_names_the_columns(tmp_path, settings_factory):
-    out, _ = produce(tmp_path, settings_factory(tmp_path), "parquet", locale="en")
-    table = pq.read_table(out)
-    assert table.column_names == list(WORDINGS["en"].headers)
-    assert set(table["Status"].to_pylist()) == {"Published", "Draft"}
+@pytest.mark.parametrize("file_format", ["csv", "parquet"])
+def test_the_locale_and_time_zone_give_exactly_the_reports_values(tmp_path, settings_factory, file_format):
+    """English words and column names, and the period and dates of São Paulo (SPEC §2a)."""
+    zone, wording = "America/Sao_Paulo", WORDINGS["en"]
+    out, _ = produce(tmp_path, settings_factory(tmp_path, timezone=zone), file_format, locale="en")
+    words = {"Publicado": wording.published, "Rascunho": wording.draft}
+    expected = [[*r[:3], words[r[3]], *r[4:]] for r in expected_raw(tz=zone)]
+    if file_format == "csv":
+        with open(out, newline="", encoding="utf-8-sig") as f:
+            header, *rows = csv.reader(f)
+        expected = [[as_csv_field(v) for v in row] for row in expected]
+    else:
+        table = pq.read_table(out)
+        header, rows = table.column_names, [list(r.values()) for r in table.to_pylist()]
+    assert header == list(wording.headers) and rows == expected
 
 
 def test_content_types_follow_the_extension():
