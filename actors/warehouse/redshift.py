@@ -127,10 +127,9 @@ class RedshiftWarehouse:
         cur = con.cursor()
         cur.paramstyle = "qmark"  # the shared SQL's placeholders; the driver rewrites them to $n
         me = threading.get_ident()
+        with self._lock:
+            self._running[me] = _backend_pid(con)
         try:
-            pid = _backend_pid(con)
-            with self._lock:
-                self._running[me] = pid
             cur.execute(_BEGIN)
             tables = [self._stream(cur, *spec) for spec in cursors]
             con.commit()
@@ -144,8 +143,7 @@ class RedshiftWarehouse:
                 raise FetchInterrupted("the read was interrupted") from exc
             raise
         except BaseException:  # interrupted mid-message (a cancelled Ray task): the wire can no longer be trusted
-            if (pid := getattr(con, _PID, None)) is not None:
-                self._cancel_on_server(pid)  # or the server would run the statement to its end
+            self._cancel_on_server(_backend_pid(con))  # or the server would run the statement to its end
             self._close(con)
             raise
         finally:
@@ -231,18 +229,10 @@ class RedshiftWarehouse:
             pass  # already dead; nothing left to release on our side
 
 
-_PID = "_catalog_report_pid"
-
-
 def _backend_pid(con: redshift_connector.Connection) -> int:
-    """The server process of a session: asked once, when a read first uses it."""
-    if (pid := getattr(con, _PID, None)) is None:
-        cur = con.cursor()
-        cur.execute("SELECT pg_backend_pid()")
-        pid = cur.fetchall()[0][0]
-        cur.close()
-        setattr(con, _PID, pid)
-    return pid
+    """The server process of a session, from the BackendKeyData message the server sent when the
+    session opened (its process id, then the key of a protocol cancel request): no round trip."""
+    return int.from_bytes(con._backend_key_data[:4], "big")
 
 
 def _to_batch(rows: Sequence[Sequence[object]], schema: pa.Schema) -> pa.RecordBatch:
