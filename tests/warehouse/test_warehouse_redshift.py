@@ -457,18 +457,23 @@ def _until(condition, timeout: float = 10, what: str = "") -> None:
         time.sleep(0.02)
 
 
+LOCKER = "catalog-test-locker"
+
+
 @contextlib.contextmanager
 def _table_locked(database: str, table: str = "courses") -> Iterator[None]:
     """Another session holds a table the report reads: the report's query waits on the server."""
     args = ["psql", "-X", "-q", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-d", database]
     hold = f"BEGIN; LOCK TABLE {table}; SELECT pg_sleep(60);"
-    locker = subprocess.Popen([*args, "-c", hold], stdout=subprocess.DEVNULL)
+    locker = subprocess.Popen([*args, "-c", hold], stdout=subprocess.DEVNULL, env={**os.environ, "PGAPPNAME": LOCKER})
     try:
         held = f"SELECT 1 FROM pg_locks WHERE relation = '{table}'::regclass AND granted"
         _until(lambda: _sql_rows(database, held), what="the lock")
         yield
     finally:
-        locker.terminate()
+        # The server would hold the lock until pg_sleep ends, whatever happens to psql.
+        end = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{LOCKER}'"
+        _sql_rows(database, end)
         locker.wait()
 
 
