@@ -29,7 +29,7 @@ def test_metrics_after_a_job(service, ray_session):
     job_id = service.request_report(token, **GOOD).json()["results"]["id"]
     assert service.wait_done(job_id, token)["status"] == "done"
     # One refusal: past 60 requests for one institution. One at a time, so none is turned away by
-    # backpressure (503) before the rate limit sees it, as 8 at once were on a slow machine.
+    # backpressure (503) before the rate limit sees it, as 8 at once can be on a busy machine.
     token = service.token(institution_id=9)
     answers = [service.request_report(token, **GOOD, school_ids=str(i + 1)).status_code for i in range(61)]
     assert answers.count(429) >= 1, answers
