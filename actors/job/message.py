@@ -84,7 +84,7 @@ class CatalogJob(_Request):
 
     version: Literal[2] = 2
     job_id: str = Field(alias="jobId", pattern=JOB_ID_PATTERN)
-    format: Literal["xlsx", "csv", "parquet"] = "xlsx"
+    format: str = "xlsx"
     locale: str = DEFAULT_LOCALE
     timezone: str
 
@@ -92,6 +92,13 @@ class CatalogJob(_Request):
     @classmethod
     def _zone(cls, value: str) -> str:
         return known_zone(value)
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if value not in FORMATS:  # the formats are the writers the report has
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+        return value
 
     @field_validator("locale")
     @classmethod

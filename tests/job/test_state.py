@@ -132,3 +132,19 @@ def test_the_file_name_follows_the_locale():
     assert base.file_name == "catalogo_2025-01-01_2025-12-31.xlsx"
     assert base.model_copy(update={"locale": "en"}).file_name == "catalog_2025-01-01_2025-12-31.xlsx"
     assert base.model_copy(update={"locale": "es"}).file_name == "catalogo_2025-01-01_2025-12-31.xlsx"
+
+
+def test_a_message_takes_the_formats_and_locales_the_report_has():
+    """Both lists come from the report (its writers, its wordings), not from copies in the message."""
+    import pydantic
+
+    from actors.report.formats import FORMATS
+    from actors.report.wording import WORDINGS
+    from tests.support.jobs import catalog_job
+
+    for file_format in FORMATS:
+        assert catalog_job(format=file_format).file_name.endswith("." + FORMATS[file_format].EXTENSION)
+    assert {catalog_job(locale=locale).locale for locale in WORDINGS} == set(WORDINGS)
+    for bad in ({"format": "pdf"}, {"locale": "fr"}):
+        with pytest.raises(pydantic.ValidationError, match=next(iter(bad))):
+            catalog_job(**bad)

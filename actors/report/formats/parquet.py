@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from actors.report.catalog import REPORT_SCHEMA
 from actors.report.formats.thrift_compact import I16, STRUCT, field, read_struct, write_struct
 from actors.report.partition import Chunk
 from actors.report.wording import Wording
@@ -69,8 +70,6 @@ def merge(
 ) -> int:
     """The parts' row groups, in plan order, as one file; returns its size."""
     if not parts:  # no rows: the columns, typed, and no row group
-        from actors.report.catalog import REPORT_SCHEMA
-
         parts = [render(REPORT_SCHEMA.empty_table(), 1, columns, wording.headers)]
     groups, rows, base = [], 0, None
     with open(out, "wb") as f:
