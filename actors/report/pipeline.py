@@ -20,6 +20,7 @@ import pyarrow as pa
 from actors.report.catalog import order_report, report_columns
 from actors.report.fetch import Fetcher, fetch_here, fetch_on_ray
 from actors.report.formats import FORMATS
+from actors.report.formats.layout import Layout
 from actors.report.options import ReportOptions
 from actors.report.partition import SHEET_DATA_ROWS, chunk_rows, plan_chunks
 from actors.report.render import RayRenderer, Renderer, render_serially
@@ -99,7 +100,7 @@ def produce_report(
 
     t = time.perf_counter()
     progress(_RENDER_DONE, "merge")
-    size = writer.merge(out, parts, plan, columns=columns, wording=wording, longest=longest, sheet_rows=sheet_rows)
+    size = writer.merge(out, parts, Layout(plan, columns, wording, longest, sheet_rows))
     timings["merge"] = time.perf_counter() - t
     return Produced(sum(sizes), size, timings)
 

@@ -13,6 +13,7 @@ import pytest
 
 from actors.report.formats import content_type, parquet
 from actors.report.formats.csv import escape
+from actors.report.formats.layout import Layout
 from actors.report.formats.thrift_compact import read_struct, write_struct
 from actors.report.options import ReportOptions
 from actors.report.pipeline import produce_report
@@ -126,7 +127,7 @@ def test_parquet_row_groups_are_copied_not_encoded_again(tmp_path, settings_fact
     halves = [rows.slice(0, 5), rows.slice(5)]
     parts = [parquet.render(h, 1, columns, columns) for h in halves]
     out = tmp_path / "merged.parquet"
-    parquet.merge(out, parts, [], columns=columns, wording=WORDINGS["pt-BR"], longest={}, sheet_rows=0)
+    parquet.merge(out, parts, Layout([], columns, WORDINGS["pt-BR"], {}, 0))
     merged = out.read_bytes()
     for part in parts:
         data = part.to_pybytes()

@@ -11,8 +11,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from actors.report.formats import csv, parquet, xlsx
-from actors.report.partition import Chunk
-from actors.report.wording import Wording
+from actors.report.formats.layout import Layout
 from actors.report.xlsx.rows import Column
 
 
@@ -23,17 +22,7 @@ class ReportFormat(Protocol):
 
     def render(self, rows: pa.Table, first_row: int, columns: list[Column], headers: Sequence[str]) -> Any: ...
 
-    def merge(
-        self,
-        out: Path,
-        parts: list,
-        plan: list[Chunk],
-        *,
-        columns: list[Column],
-        wording: Wording,
-        longest: dict[str, int],
-        sheet_rows: int,
-    ) -> int: ...
+    def merge(self, out: Path, parts: list, layout: Layout) -> int: ...
 
 
 FORMATS: dict[str, ReportFormat] = {"xlsx": xlsx, "csv": csv, "parquet": parquet}

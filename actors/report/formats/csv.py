@@ -17,8 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from actors.report.partition import Chunk
-from actors.report.wording import Wording
+from actors.report.formats.layout import Layout
 from actors.report.xlsx.rows import Column, Dates, Link
 
 EXTENSION = "csv"
@@ -68,20 +67,11 @@ def render(rows: pa.Table, first_row: int, columns: list[Column], headers: Seque
     return b"".join(out)
 
 
-def merge(
-    out: Path,
-    parts: list[bytes],
-    plan: list[Chunk],
-    *,
-    columns: list[Column],
-    wording: Wording,
-    longest: dict[str, int],
-    sheet_rows: int,
-) -> int:
+def merge(out: Path, parts: list[bytes], layout: Layout) -> int:
     """BOM, header, then the parts in plan order; returns the file size."""
     with open(out, "wb") as f:
         f.write(codecs.BOM_UTF8)
-        f.write(lines([escape(pa.array([h], pa.string())) for h in wording.headers]))
+        f.write(lines([escape(pa.array([h], pa.string())) for h in layout.wording.headers]))
         for part in parts:
             f.write(part)
         return f.tell()

@@ -18,9 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from actors.report.catalog import REPORT_SCHEMA
+from actors.report.formats.layout import Layout
 from actors.report.formats.thrift_compact import I16, STRUCT, field, read_struct, write_struct
-from actors.report.partition import Chunk
-from actors.report.wording import Wording
 from actors.report.xlsx.rows import Column, Dates, Link
 
 EXTENSION = "parquet"
@@ -58,19 +57,10 @@ def render(rows: pa.Table, first_row: int, columns: list[Column], headers: Seque
     return sink.getvalue()
 
 
-def merge(
-    out: Path,
-    parts: list[pa.Buffer],
-    plan: list[Chunk],
-    *,
-    columns: list[Column],
-    wording: Wording,
-    longest: dict[str, int],
-    sheet_rows: int,
-) -> int:
+def merge(out: Path, parts: list[pa.Buffer], layout: Layout) -> int:
     """The parts' row groups, in plan order, as one file; returns its size."""
     if not parts:  # no rows: the columns, typed, and no row group
-        parts = [render(REPORT_SCHEMA.empty_table(), 1, columns, wording.headers)]
+        parts = [render(REPORT_SCHEMA.empty_table(), 1, layout.columns, layout.wording.headers)]
     groups, rows, base = [], 0, None
     with open(out, "wb") as f:
         f.write(MAGIC)

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from actors.report.formats.layout import Layout
 from actors.report.merge import merge_xlsx
-from actors.report.partition import Chunk
-from actors.report.wording import Wording
 from actors.report.xlsx.deflate import DeflatedPart, PartWriter
 from actors.report.xlsx.rows import Column, render_rows
 from actors.storage.base import XLSX_TYPE
@@ -33,16 +32,16 @@ def render(rows: pa.Table, first_row: int, columns: list[Column], headers: Seque
     return render_part(rows, first_row, columns)
 
 
-def merge(
-    out: Path,
-    parts: list[DeflatedPart],
-    plan: list[Chunk],
-    *,
-    columns: list[Column],
-    wording: Wording,
-    longest: dict[str, int],
-    sheet_rows: int,
-) -> int:
+def merge(out: Path, parts: list[DeflatedPart], layout: Layout) -> int:
+    w = layout.wording
     return merge_xlsx(
-        out, longest, list(wording.headers), plan, parts, sheet_rows, columns, wording.sheet, wording.date_format
+        out,
+        layout.longest,
+        list(w.headers),
+        layout.plan,
+        parts,
+        layout.sheet_rows,
+        layout.columns,
+        w.sheet,
+        w.date_format,
     )
