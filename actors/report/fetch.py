@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -153,5 +154,14 @@ def fetch_here(
     return fetched
 
 
-# (warehouse, query, zone, locale, *, canceled) → the partitions
-Fetcher = Callable[..., list[Fetched]]
+class Fetcher(Protocol):
+    """Fetches a report's partitions; raises :class:`FetchInterrupted` once ``canceled()``."""
+
+    def __call__(
+        self,
+        warehouse: Warehouse,
+        query: CatalogQuery,
+        zone: ZoneInfo,
+        locale: str = DEFAULT_LOCALE,
+        canceled: Callable[[], bool] = lambda: False,
+    ) -> list[Fetched]: ...

@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -104,8 +105,20 @@ def render_here(
 render_task = ray.remote(num_cpus=1, max_retries=3, scheduling_strategy="SPREAD")(render_here)
 
 
-# (partitions, plan, rows, columns, on_done, *, file_format="xlsx", headers=()) → parts in plan order
-Renderer = Callable[..., list]
+class Renderer(Protocol):
+    """Renders a plan's chunks into parts of a ``file_format`` file, in plan order."""
+
+    def __call__(
+        self,
+        partitions: list,
+        plan: list[Chunk],
+        rows: list[ChunkRows],
+        columns: list[Column],
+        on_done: Callable[[int], None],
+        *,
+        file_format: str = "xlsx",
+        headers: Sequence[str] = (),
+    ) -> list: ...
 
 
 def render_serially(
