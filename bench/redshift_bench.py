@@ -109,6 +109,7 @@ def load(duckdb_path: Path, database: str) -> dict[str, float]:
     import duckdb
 
     from actors.warehouse.demo import SCHEMA
+    from tests.support.pg_shim import REDSHIFT_FUNCTIONS
 
     steps = {}
     csv_dir = Path(tempfile.mkdtemp(prefix="redshift_bench_"))
@@ -122,7 +123,9 @@ def load(duckdb_path: Path, database: str) -> dict[str, float]:
         psql("postgres", f"CREATE DATABASE {database}")
         t = time.perf_counter()
         copies = [f"COPY {table} FROM '{csv_dir / table}.csv' WITH (FORMAT csv, FREEZE)" for table in TABLES]
-        psql(database, "BEGIN", SCHEMA, *copies, "COMMIT")  # FREEZE: tables created in this transaction
+        psql(
+            database, "BEGIN", SCHEMA, REDSHIFT_FUNCTIONS, *copies, "COMMIT"
+        )  # FREEZE: tables created in this transaction
         steps["COPY into PostgreSQL"] = time.perf_counter() - t
     finally:
         shutil.rmtree(csv_dir, ignore_errors=True)

@@ -52,6 +52,7 @@ from actors.warehouse.base import (
     conform,
     id_ranges,
 )
+from actors.warehouse.packed import packed_sql, per_chunk, unpack
 
 DEFAULT_PORT = 5439
 DEFAULT_FETCH_ROWS = 50_000
@@ -106,8 +107,8 @@ class RedshiftWarehouse:
 
     def fetch(self, query: CatalogQuery) -> CatalogRows:
         courses, links = self._read(
-            ("catalog_courses", *query.courses_sql(), COURSES_SCHEMA),
-            ("catalog_links", *query.links_sql(), LINKS_SCHEMA),
+            ("catalog_courses", *query.courses_sql(), COURSES_SCHEMA, True),
+            ("catalog_links", *query.links_sql(), LINKS_SCHEMA, True),
         )
         return CatalogRows(courses, links)
 
@@ -117,8 +118,8 @@ class RedshiftWarehouse:
     def id_ranges(self, query: CatalogQuery, partitions: int) -> list[IdRange]:
         return id_ranges(self._read(("catalog_ranges", *query.ranges_sql(partitions), RANGES_SCHEMA))[0])
 
-    def _read(self, *cursors: tuple[str, str, list, pa.Schema]) -> list[pa.Table]:
-        """Each (cursor name, SQL, parameters, schema) streamed in turn, in one read-only
+    def _read(self, *cursors: tuple) -> list[pa.Table]:
+        """Each (cursor name, SQL, parameters, schema[, packed]) streamed in turn, in one read-only
         transaction; :meth:`interrupt` stops it."""
         self._interrupts.start()
         with self._lock:
@@ -195,22 +196,28 @@ class RedshiftWarehouse:
         con.autocommit = True  # stops the driver's implicit BEGIN: fetch opens its own transaction
         return con
 
-    def _stream(self, cur: redshift_connector.Cursor, name: str, sql: str, params: list, schema: pa.Schema) -> pa.Table:
-        """Declare ``sql`` as server-side cursor ``name`` and turn each FETCH block into a RecordBatch.
+    def _stream(
+        self, cur: redshift_connector.Cursor, name: str, sql: str, params: list, schema: pa.Schema, packed=False
+    ) -> pa.Table:
+        """Declare ``sql`` as server-side cursor ``name`` and turn each FETCH block into Arrow;
+        ``packed``: as :mod:`~actors.warehouse.packed` chunks of many rows each.
 
         ``name`` must be unique per result shape: the driver caches each statement text with the
-        row description of its first run, so one FETCH text shared by the 7-column and the
-        2-column cursor would be bound with the wrong column count. Cursors run one after
-        another because Redshift allows one open cursor per session."""
+        row description of its first run, so one FETCH text shared by two cursors of different
+        shapes would be bound with the wrong column count. Cursors run one after another because
+        Redshift allows one open cursor per session."""
+        block, convert = self._fetch_rows, _to_table
+        if packed:
+            sql, block, convert = packed_sql(sql, schema), max(1, self._fetch_rows // per_chunk(schema)), unpack
         cur.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", params)
-        batches = []
-        while rows := cur.execute(f"FETCH FORWARD {self._fetch_rows} FROM {name}").fetchall():
+        tables = []
+        while rows := cur.execute(f"FETCH FORWARD {block} FROM {name}").fetchall():
             self._interrupts.check()  # between blocks: the server is idle, nothing of its to cancel
-            batches.append(_to_batch(rows, schema))
-            if len(rows) < self._fetch_rows:
+            tables.append(convert(rows, schema))
+            if len(rows) < block:
                 break  # a short block is the last one: skip the empty round trip
         cur.execute(f"CLOSE {name}")
-        return conform(pa.Table.from_batches(batches, schema=schema), schema)
+        return conform(pa.concat_tables(tables) if tables else schema.empty_table(), schema)
 
     def _rollback(self, con: redshift_connector.Connection) -> None:
         try:
@@ -235,8 +242,9 @@ def _backend_pid(con: redshift_connector.Connection) -> int:
     return int.from_bytes(con._backend_key_data[:4], "big")
 
 
-def _to_batch(rows: Sequence[Sequence[object]], schema: pa.Schema) -> pa.RecordBatch:
+def _to_table(rows: Sequence[Sequence[object]], schema: pa.Schema) -> pa.Table:
     """Transpose one block of driver rows into typed Arrow columns (the driver only yields rows)."""
     columns = zip(*rows)
-    arrays = [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)]
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+    return pa.table(
+        [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)], schema=schema
+    )

@@ -39,13 +39,14 @@ from actors.report.fetch import fetch_here, fetch_on_ray, partition_queries
 from actors.report.pipeline import produce_report
 from actors.report.render import RayRenderer, render_serially
 from actors.storage import open_storage
-from actors.warehouse import CatalogQuery, CatalogRows, open_warehouse
+from actors.warehouse import CatalogQuery, CatalogRows, open_warehouse, packed
 from actors.warehouse import demo as demo_data
-from actors.warehouse.base import FetchInterrupted
+from actors.warehouse.base import COURSES_SCHEMA, LINKS_SCHEMA, FetchInterrupted
 from actors.warehouse.duckdb import DuckDBWarehouse
+from actors.warehouse.packed import per_chunk
 from actors.warehouse.redshift import RedshiftWarehouse, WarehouseConnectionError
 from tests.support.jobs import accept
-from tests.support.pg_shim import PgShim
+from tests.support.pg_shim import REDSHIFT_FUNCTIONS, PgShim
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 TABLES = ("schools", "courses", "course_schools", "course_views", "enrollments")
@@ -58,6 +59,19 @@ HOSTILE_SCHOOL = "Escola '); DROP TABLE schools; --"
 HOSTILE_COURSE_ID = SIZES["courses"] + 1
 HOSTILE_SCHOOL_ID = SIZES["schools"] + 1
 YEAR_2025 = CatalogQuery.for_dates(1, date(2025, 1, 1), date(2025, 12, 31), UTC)
+# Courses whose text cannot ride in a packed chunk (actors/warehouse/packed.py), each with its
+# status: they travel loose and must come back exactly as stored; and plain ones at the edges.
+ODD_COURSES = {
+    "separators": ("Unit\x1fand\x1erecord separators", "published"),
+    "status-separator": ("Plain title", "pub\x1elished"),
+    "long": ("Ω𝄞" * 101, "published"),  # 606 bytes
+    "at-the-limit": ("é" * 295 + "a", "published"),  # 591 + 9 bytes: packed
+    "null-status": ("No status", None),
+    "null-title": (None, "draft"),
+    "empty-title": ("", "published"),
+    "line-breaks": ('Line\nbreak, "quoted"\r\n', "published"),
+}
+ODD_COURSE_IDS = {name: HOSTILE_COURSE_ID + 1 + i for i, name in enumerate(ODD_COURSES)}
 
 
 def _psql(database: str, *commands: str) -> None:
@@ -88,6 +102,10 @@ def warehouse_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
         con.execute("INSERT INTO course_schools VALUES (?, ?)", [HOSTILE_COURSE_ID, HOSTILE_SCHOOL_ID])
         con.execute("INSERT INTO course_views VALUES (?, 7, '2025-03-02 08:00:00')", [HOSTILE_COURSE_ID])
+        for name, (title, status) in ODD_COURSES.items():
+            course = ODD_COURSE_IDS[name]
+            con.execute("INSERT INTO courses VALUES (?, 1, ?, ?, NULL, NULL)", [course, title, status])
+            con.execute("INSERT INTO course_schools VALUES (?, 3)", [course])
     return path
 
 
@@ -103,7 +121,7 @@ def pg_database(pg_server: None, warehouse_file: Path, tmp_path_factory: pytest.
     try:
         copies = (f"\\copy {t} FROM '{csv_dir / t}.csv' CSV HEADER" for t in TABLES)
         # ANALYZE: without statistics the planner picks nested loops and each query takes seconds.
-        _psql(name, demo_data.SCHEMA, *copies, "ANALYZE")
+        _psql(name, demo_data.SCHEMA, REDSHIFT_FUNCTIONS, *copies, "ANALYZE")
         yield name
     finally:
         _psql("postgres", f"DROP DATABASE {name} WITH (FORCE)")
@@ -192,7 +210,9 @@ def test_no_activity_period_counts_zero(redshift: RedshiftWarehouse) -> None:
 
 
 def test_streams_in_fetch_blocks(shim: PgShim, pg_database: str, duck: DuckDBWarehouse) -> None:
-    """With fetch_rows=100 the wire shows one transaction, two cursors and many bounded FETCHes."""
+    """With fetch_rows=100 the wire shows one transaction, two cursors and many bounded FETCHes,
+    each of one packed row (the most a block of 100 report rows allows) but the empty one that
+    ends each cursor, and nothing lost."""
     warehouse = RedshiftWarehouse(_url(shim, pg_database, "ssl=false&fetch_rows=100"))
     try:
         shim.command_tags.clear()
@@ -203,8 +223,9 @@ def test_streams_in_fetch_blocks(shim: PgShim, pg_database: str, duck: DuckDBWar
     fetched = [int(tag.split()[1]) for tag in tags if tag.startswith("FETCH ")]
     assert tags[0] == "BEGIN" and tags[-1] == "COMMIT"
     assert tags.count("DECLARE CURSOR") == tags.count("CLOSE CURSOR") == 2
-    assert len(fetched) >= 10 and max(fetched) == 100
-    assert sum(fetched) == rows.courses.num_rows + rows.links.num_rows
+    assert sorted(set(fetched)) == [0, 1] and fetched.count(0) == 2
+    chunks = -(-rows.courses.num_rows // per_chunk(COURSES_SCHEMA)) + -(-rows.links.num_rows // per_chunk(LINKS_SCHEMA))
+    assert chunks <= sum(fetched) <= chunks + 2 * packed.SLOTS  # at most one short chunk per slot
     _assert_same(rows, duck.fetch(YEAR_2025))
 
 
@@ -243,6 +264,41 @@ def test_hostile_text_round_trips_as_data(redshift: RedshiftWarehouse) -> None:
     assert names.filter(pc.equal(names["id"], HOSTILE_SCHOOL_ID))["name"].to_pylist() == [HOSTILE_SCHOOL]
     # Nothing was executed: both tables are still there and whole.
     assert redshift.fetch(YEAR_2025).courses.num_rows == rows.courses.num_rows
+
+
+def test_text_that_cannot_be_packed_travels_loose_and_exact(redshift: RedshiftWarehouse) -> None:
+    courses = redshift.fetch(YEAR_2025).courses
+    got = courses.filter(pc.is_in(courses["id"], pa.array(ODD_COURSE_IDS.values()))).sort_by("id")
+    assert got.select(["title", "status"]).to_pylist() == [
+        {"title": title, "status": status} for title, status in ODD_COURSES.values()
+    ]
+    assert got["published_at"].null_count == len(ODD_COURSES)
+
+
+def test_a_chunk_of_the_widest_packable_rows_fits_redshifts_listagg(shim: PgShim, pg_database: str) -> None:
+    """Redshift fails a LISTAGG above 65,535 bytes (the stand-in's does not): rows as wide as
+    packing allows — the longest text, the widest numbers and instants — make a chunk under it."""
+    title = "𝄞" * ((packed.TEXT_BYTES - len("published")) // 4)
+    widest = (
+        f"SELECT -9223372036854775807 - 1 + 64 * g AS id, '{title}' AS title, 'published' AS status, "
+        "TIMESTAMP '9999-12-31 23:59:59.999999' AS published_at, -9223372036854775807 - 1 AS views, "
+        "-9223372036854775807 - 1 AS enrollments, -9223372036854775807 - 1 AS completions "
+        "FROM generate_series(0, 999) g"
+    )
+    con = redshift_connector.connect(host="127.0.0.1", port=shim.port, database=pg_database, user=PG_USER, ssl=False)
+    try:
+        cur = con.cursor()
+        cur.execute(f"SELECT MAX(OCTET_LENGTH(chunk)), COUNT(*) FROM ({packed.packed_sql(widest, COURSES_SCHEMA)}) t")
+        longest, chunks = cur.fetchone()
+        cur.execute(f"SELECT * FROM ({packed.packed_sql(widest, COURSES_SCHEMA)}) t")
+        back = packed.unpack(cur.fetchall(), COURSES_SCHEMA)
+    finally:
+        con.close()
+    assert 0.95 * packed.LIMIT < longest <= packed.LIMIT  # close to the limit: the bound is tight, and holds
+    assert chunks == -(-1000 // packed.per_chunk(COURSES_SCHEMA))  # one slot (ids 64 apart), full chunks
+    assert back.num_rows == 1000 and back["title"].unique().to_pylist() == [title]
+    assert back["views"].unique().to_pylist() == [-(2**63)]
+    assert back["published_at"].unique().to_pylist() == [datetime(9999, 12, 31, 23, 59, 59, 999999)]
 
 
 def test_refused_statement_rolls_back_and_keeps_the_session(shim: PgShim, pg_server: None) -> None:
