@@ -85,9 +85,14 @@ class CatalogQuery:
 
     def courses_sql(self) -> tuple[str, list]:
         flt, fparams = self._filter()
-        sql = _sql("catalog.sql").format(school_filter=flt)
+        ids = [self.ids.first_id, self.ids.last_id] if self.ids is not None else []
+        sql = _sql("catalog.sql").format(
+            school_filter=flt,
+            views_range="AND v.course_id BETWEEN ? AND ?" if ids else "",
+            enrolled_range="AND e.course_id BETWEEN ? AND ?" if ids else "",
+        )
         span = [self.period_start, self.period_end]
-        return sql, [self.institution_id, *fparams, *span, *span, *span]
+        return sql, [self.institution_id, *fparams, *span, *ids, *span, *span, *ids]
 
     def links_sql(self) -> tuple[str, list]:
         flt, fparams = self._filter()
