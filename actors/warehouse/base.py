@@ -103,9 +103,11 @@ class CatalogQuery:
         return "SELECT id, name FROM schools WHERE institution_id = ?", [self.institution_id]
 
     def ranges_sql(self, partitions: int) -> tuple[str, list]:
+        if not isinstance(partitions, int) or partitions < 1:  # written into the SQL text
+            raise ValueError(f"partitions must be a positive integer, not {partitions!r}")
         flt, fparams = self._filter(with_ids=False)
-        sql = _sql("partitions.sql").format(school_filter=flt)
-        return sql, [partitions, self.institution_id, *fparams]
+        sql = _sql("partitions.sql").format(school_filter=flt, partitions=partitions)
+        return sql, [self.institution_id, *fparams]
 
 
 @dataclass(frozen=True)

@@ -5,16 +5,19 @@ its width: 2.3 million rows of a 1,000,000-course report cost ~8 s of one core, 
 warehouse takes to compute them. So the server packs the rows: each row becomes one line of its
 values as text (fields split by U+001F, text columns last), ``LISTAGG`` joins up to
 ``per_chunk`` lines with U+001E into one VARCHAR, and Arrow's string kernels split and cast them
-back here: the driver sees one row per chunk (measured: ~0.2 s instead of ~8 s; the server's
-extra work, ~0.5 s, is the concatenation and a grouping).
+back here: the driver sees one row per chunk. Measured at 1,000,000 courses on the PostgreSQL
+stand-in: the fetch went from 13.6 s to 8.7 s; the driver's share from ~8 s to ~0.2 s, Arrow's
+splitting takes ~1 s, and the server works ~1.9 s more than for the plain rows (5.9 s):
+building the lines, numbering them, grouping.
 
 Redshift's ``LISTAGG`` fails above 65,535 bytes, so a chunk's size is bounded: a row whose text
 columns are NULL, longer than :data:`TEXT_BYTES` together, or hold a separator is *loose*: it
 travels alone, in a chunk of its own, with its text columns as columns of the result, exactly as
 stored. Numbers and instants are decimal text, so their lines are bounded by construction.
 ``ROW_NUMBER`` is partitioned by the key modulo 64 so that Redshift numbers the rows on every
-slice (an unpartitioned window runs on one) and nothing is sorted: any grouping into chunks will
-do, the report orders its rows itself.
+slice (an unpartitioned window runs on one); no order is asked for, since any grouping into
+chunks will do (the report orders its rows itself). PostgreSQL sorts by the slot all the same:
+measured, that is 0.7 s cheaper than numbering without a partition, whose grouping then spills.
 """
 
 from __future__ import annotations
