@@ -4,11 +4,11 @@
 its width: 2.3 million rows of a 1,000,000-course report cost ~8 s of one core, more than the
 warehouse takes to compute them. So the server packs the rows: each row becomes one line of its
 values as text (fields split by U+001F, text columns last), ``LISTAGG`` joins up to
-``per_chunk`` lines with line feeds into one VARCHAR, and Arrow's string kernels split and cast them
-back here (its CSV reader: no quoting needed): the driver sees one row per chunk. Measured at 1,000,000 courses on the PostgreSQL
-stand-in: the fetch went from 13.6 s to 8.7 s; the driver's share from ~8 s to ~0.2 s, Arrow's
-splitting takes ~1 s, and the server works ~1.9 s more than for the plain rows (5.9 s):
-building the lines, numbering them, grouping.
+``per_chunk`` lines with line feeds into one VARCHAR, and Arrow's CSV reader (no quoting: no
+field holds a separator) splits and converts them back here; the driver sees one row per chunk.
+Measured at 1,000,000 courses on the PostgreSQL stand-in: the fetch went from 13.6 s to 8.5 s,
+the driver's share from ~8 s to ~0.2 s; unpacking takes ~0.7 s, and the server works ~1.9 s more
+than for the plain rows (5.9 s): building the lines, numbering them, grouping.
 
 Redshift's ``LISTAGG`` fails above 65,535 bytes, so a chunk's size is bounded: a row whose text
 columns are NULL, longer than :data:`TEXT_BYTES` together, or hold a separator or a line break

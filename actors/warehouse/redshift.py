@@ -23,7 +23,7 @@ percent-encode special characters in the password). Options:
 The courses and their school links travel packed (:mod:`actors.warehouse.packed`): ``LISTAGG``
 joins up to 91 courses or 1,560 links into one VARCHAR on the server and Arrow splits them here,
 because the driver decodes a row at a time in Python (at 1,000,000 courses: ~8 s of a 13.6 s
-fetch before, 8.7 s in all after, against the server's 5.9 s). A PostgreSQL standing in for
+fetch before, 8.5 s in all after, against the server's 5.9 s). A PostgreSQL standing in for
 Redshift needs ``LISTAGG`` (``tests/support/pg_shim.py``'s ``REDSHIFT_FUNCTIONS``).
 
 Rows arrive through ``DECLARE … NO SCROLL CURSOR`` / ``FETCH FORWARD n`` inside one read-only
