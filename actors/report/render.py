@@ -34,7 +34,7 @@ from actors.report.formats.xlsx import render_part
 from actors.report.partition import Chunk, ChunkRows
 from actors.report.xlsx.deflate import DeflatedPart
 from actors.report.xlsx.rows import Column
-from actors.runtime.memory import forget_object_store, forget_pages, idle_trim
+from actors.runtime.memory import forget_object_store, forget_pages, trim_private
 from actors.runtime.priority import as_background
 
 
@@ -91,13 +91,12 @@ def render_here(
     """What a render task does in its worker process: the chunk as a part of a ``file_format``
     file. ``partitions``: the IPC streams ``rows`` picks from, mapped from the object store."""
     as_background()
-    idle_trim.busy()
     # Each column's pages are let go of as soon as it is taken: the take touched pages all
     # over the partition, and holding them all at once cost ~80 MB of resident memory.
     table = assemble(dict(zip(rows.partitions, map(read_ipc, partitions), strict=True)), rows, _forget_column)
     part = FORMATS[file_format].render(table, first_row, columns, headers)
     del table
-    idle_trim.idle()  # an idle worker holds little of the chunks' XML
+    trim_private()  # an idle worker holds little of the chunks' XML
     forget_object_store()  # nor the pages of earlier chunks' rows and results
     return part
 

@@ -14,7 +14,6 @@ import ctypes
 import ctypes.util
 import mmap
 import sys
-import threading
 
 import pyarrow as pa
 
@@ -71,36 +70,3 @@ def trim_private(budget: int = ANON_BUDGET) -> None:
     render time), while the allocator, left alone, keeps ~150 MB it does not need."""
     if private_bytes() > budget:
         pa.default_memory_pool().release_unused()
-
-
-IDLE_SECONDS = 0.5  # a worker that has started no chunk for this long trims
-
-
-class _IdleTrim:
-    """:func:`trim_private` once the worker has been idle for a while, not after every chunk:
-    trimming between one job's chunks made the next chunk fault its pages in again (measured:
-    1M rows on 2 CPUs rendered in 1.12–1.3 s with a trim after each chunk, 0.98 s without).
-    A worker's peak is its largest chunk either way; only its idle footprint needs the trim."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
-
-    def busy(self) -> None:
-        """A chunk starts: no trim while it runs."""
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-
-    def idle(self, delay: float = IDLE_SECONDS) -> None:
-        """A chunk ended: trim unless another starts within ``delay`` seconds."""
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = threading.Timer(delay, trim_private)
-            self._timer.daemon = True
-            self._timer.start()
-
-
-idle_trim = _IdleTrim()
