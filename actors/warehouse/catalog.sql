@@ -1,6 +1,7 @@
 -- One row per live course of the institution with its activity counts in [period_start, period_end).
 -- Portable across DuckDB, Redshift and PostgreSQL: qmark parameters only, no array parameters,
--- no LISTAGG/STRING_AGG (school names are aggregated in Arrow). {school_filter} is either empty or
+-- no LISTAGG/STRING_AGG (school names are aggregated in Arrow; the Redshift backend wraps this
+-- query in its packing, actors/warehouse/packed.py). {school_filter} is either empty or
 -- "AND c.id IN (SELECT ... IN (?, ?, ...))" with one placeholder per requested school id; in a
 -- partition it also holds "AND c.id BETWEEN ? AND ?", and {views_range} / {enrolled_range} repeat
 -- that range on the activity tables, so an engine reads only the partition's slice of them (an

@@ -63,7 +63,8 @@ YEAR_2025 = CatalogQuery.for_dates(1, date(2025, 1, 1), date(2025, 12, 31), UTC)
 # status: they travel loose and must come back exactly as stored; and plain ones at the edges.
 ODD_COURSES = {
     "separators": ("Unit\x1fand\x1erecord separators", "published"),
-    "status-separator": ("Plain title", "pub\x1elished"),
+    "status-separator": ("Plain title", "pub\x1flished"),
+    "record-separator": ("Rides packed: \x1e is plain text", "published"),
     "long": ("Ω𝄞" * 101, "published"),  # 606 bytes
     "at-the-limit": ("é" * 295 + "a", "published"),  # 591 + 9 bytes: packed
     "null-status": ("No status", None),
