@@ -236,6 +236,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_args(p)
     p.add_argument("--partitions", default="1,2,4", help="comma-separated K values")
+    p.add_argument(
+        "--partition-min-rows",
+        type=int,
+        default=None,
+        help="the URL's partition_min_rows (default: the backend's); 0 partitions small reports too",
+    )
     args = p.parse_args()
 
     from actors.runtime.priority import workers_at_normal_priority
@@ -278,6 +284,8 @@ def main() -> None:
             pull(database, statements, shim.port)
             for k in (int(k) for k in args.partitions.split(",")):
                 url = f"redshift://{PG_USER}@{PG_HOST}:{shim.port}/{database}?ssl=false&partitions={k}"
+                if args.partition_min_rows is not None:
+                    url += f"&partition_min_rows={args.partition_min_rows}"
                 print(f"service: {url}", flush=True)
                 values = {
                     "data_dir": tempfile.mkdtemp(prefix="redshift_bench_"),

@@ -18,7 +18,7 @@ percent-encode special characters in the password). Options:
     partition is one concurrent query and Redshift's WLM runs few at once (5 slots in the default
     manual queue; a partition beyond them waits in line and only adds a session).
 ``partition_min_rows``
-    Reports with fewer courses are fetched in one piece on the consumer's session (default 20000).
+    Reports with fewer courses are fetched in one piece on the consumer's session (default 50000).
 
 The courses and their school links travel packed (:mod:`actors.warehouse.packed`): ``LISTAGG``
 joins up to 91 courses or 1,560 links into one VARCHAR on the server and Arrow splits them here,
