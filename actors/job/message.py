@@ -7,7 +7,16 @@ from datetime import UTC, date, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_serializer, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from ulid import ULID
 
 from actors.report.formats import FORMATS
@@ -78,6 +87,9 @@ class CatalogJobV1(_Request):
     version: Literal[1] = 1
 
 
+_PRODUCED = {"format": FORMATS, "locale": WORDINGS}
+
+
 class CatalogJob(_Request):
     """The message the service publishes: the job id is its own, recorded in the ledger before
     the message is sent. ``format`` and ``locale`` accept only what the renderer produces."""
@@ -93,18 +105,12 @@ class CatalogJob(_Request):
     def _zone(cls, value: str) -> str:
         return known_zone(value)
 
-    @field_validator("format")
+    @field_validator("format", "locale")
     @classmethod
-    def _format(cls, value: str) -> str:
-        if value not in FORMATS:  # the formats are the writers the report has
-            raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-        return value
-
-    @field_validator("locale")
-    @classmethod
-    def _locale(cls, value: str) -> str:
-        if value not in WORDINGS:  # the locales are the wordings the report has
-            raise ValueError(f"locale must be one of {', '.join(WORDINGS)}")
+    def _produced(cls, value: str, info: ValidationInfo) -> str:
+        choices = _PRODUCED[info.field_name]  # the writers and the wordings the report has
+        if value not in choices:
+            raise ValueError(f"{info.field_name} must be one of {', '.join(choices)}")
         return value
 
     @property
