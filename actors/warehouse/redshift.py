@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pyarrow as pa
@@ -69,6 +70,17 @@ _BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 # Failures that leave the session unusable (rather than a statement the server refused).
 _WIRE_ERRORS = (redshift_connector.InterfaceError, redshift_connector.OperationalError, OSError)
 _BOOLS = {"true": True, "false": False}
+
+
+class _Cursor(NamedTuple):
+    """One statement of a read: its server-side cursor's name, SQL and parameters, the Arrow
+    schema of its rows, and whether they travel packed (the big results) or one by one."""
+
+    name: str
+    sql: str
+    params: list
+    schema: pa.Schema
+    packed: bool = False
 
 
 class WarehouseConnectionError(ConnectionError):
@@ -113,20 +125,19 @@ class RedshiftWarehouse:
 
     def fetch(self, query: CatalogQuery) -> CatalogRows:
         courses, links = self._read(
-            ("catalog_courses", *query.courses_sql(), COURSES_SCHEMA, True),
-            ("catalog_links", *query.links_sql(), LINKS_SCHEMA, True),
+            _Cursor("catalog_courses", *query.courses_sql(), COURSES_SCHEMA, packed=True),
+            _Cursor("catalog_links", *query.links_sql(), LINKS_SCHEMA, packed=True),
         )
         return CatalogRows(courses, links)
 
     def school_names(self, query: CatalogQuery) -> pa.Table:
-        return self._read(("catalog_names", *query.names_sql(), NAMES_SCHEMA))[0]
+        return self._read(_Cursor("catalog_names", *query.names_sql(), NAMES_SCHEMA))[0]
 
     def id_ranges(self, query: CatalogQuery, partitions: int) -> list[IdRange]:
-        return id_ranges(self._read(("catalog_ranges", *query.ranges_sql(partitions), RANGES_SCHEMA))[0])
+        return id_ranges(self._read(_Cursor("catalog_ranges", *query.ranges_sql(partitions), RANGES_SCHEMA))[0])
 
-    def _read(self, *cursors: tuple) -> list[pa.Table]:
-        """Each (cursor name, SQL, parameters, schema[, packed]) streamed in turn, in one read-only
-        transaction; :meth:`interrupt` stops it."""
+    def _read(self, *cursors: _Cursor) -> list[pa.Table]:
+        """Each cursor streamed in turn, in one read-only transaction; :meth:`interrupt` stops it."""
         self._interrupts.start()
         with self._lock:
             con = self._idle.pop() if self._idle else None
@@ -138,7 +149,7 @@ class RedshiftWarehouse:
             self._running[me] = _backend_pid(con)
         try:
             cur.execute(_BEGIN)
-            tables = [self._stream(cur, *spec) for spec in cursors]
+            tables = [self._stream(cur, spec) for spec in cursors]
             con.commit()
         except _WIRE_ERRORS as exc:
             self._close(con)
@@ -202,20 +213,19 @@ class RedshiftWarehouse:
         con.autocommit = True  # stops the driver's implicit BEGIN: fetch opens its own transaction
         return con
 
-    def _stream(
-        self, cur: redshift_connector.Cursor, name: str, sql: str, params: list, schema: pa.Schema, packed=False
-    ) -> pa.Table:
-        """Declare ``sql`` as server-side cursor ``name`` and turn each FETCH block into Arrow;
-        ``packed``: as :mod:`~actors.warehouse.packed` chunks of many rows each.
+    def _stream(self, cur: redshift_connector.Cursor, spec: _Cursor) -> pa.Table:
+        """Declare ``spec.sql`` as server-side cursor ``spec.name`` and turn each FETCH block into
+        Arrow; packed ones as :mod:`~actors.warehouse.packed` chunks of many rows each.
 
-        ``name`` must be unique per result shape: the driver caches each statement text with the
+        The name must be unique per result shape: the driver caches each statement text with the
         row description of its first run, so one FETCH text shared by two cursors of different
         shapes would be bound with the wrong column count. Cursors run one after another because
         Redshift allows one open cursor per session."""
+        name, sql, schema = spec.name, spec.sql, spec.schema
         block, convert = self._fetch_rows, _to_table
-        if packed:
+        if spec.packed:
             sql, block, convert = packed_sql(sql, schema), max(1, self._fetch_rows // per_chunk(schema)), unpack
-        cur.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", params)
+        cur.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", spec.params)
         tables = []
         while rows := cur.execute(f"FETCH FORWARD {block} FROM {name}").fetchall():
             self._interrupts.check()  # between blocks: the server is idle, nothing of its to cancel
