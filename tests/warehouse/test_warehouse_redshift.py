@@ -71,6 +71,7 @@ ODD_COURSES = {
     "null-title": (None, "draft"),
     "empty-title": ("", "published"),
     "line-breaks": ('Line\nbreak, "quoted"\r\n', "published"),
+    "carriage-return": ("A lone\rCR ends a CSV line too", "published"),
 }
 ODD_COURSE_IDS = {name: HOSTILE_COURSE_ID + 1 + i for i, name in enumerate(ODD_COURSES)}
 
@@ -267,13 +268,31 @@ def test_hostile_text_round_trips_as_data(redshift: RedshiftWarehouse) -> None:
     assert redshift.fetch(YEAR_2025).courses.num_rows == rows.courses.num_rows
 
 
-def test_text_that_cannot_be_packed_travels_loose_and_exact(redshift: RedshiftWarehouse) -> None:
+def test_text_that_cannot_be_packed_travels_loose_and_exact(
+    redshift: RedshiftWarehouse, shim: PgShim, pg_database: str
+) -> None:
     courses = redshift.fetch(YEAR_2025).courses
     got = courses.filter(pc.is_in(courses["id"], pa.array(ODD_COURSE_IDS.values()))).sort_by("id")
     assert got.select(["title", "status"]).to_pylist() == [
         {"title": title, "status": status} for title, status in ODD_COURSES.values()
     ]
     assert got["published_at"].null_count == len(ODD_COURSES)
+    # and exactly the courses that must travel loose do (the rest ride in packed chunks)
+    ids = ", ".join(map(str, ODD_COURSE_IDS.values()))
+    odd = (
+        "SELECT id, title, status, published_at, 0 AS views, 0 AS enrollments, 0 AS completions "
+        f"FROM courses WHERE id IN ({ids})"
+    )
+    con = redshift_connector.connect(host="127.0.0.1", port=shim.port, database=pg_database, user=PG_USER, ssl=False)
+    try:
+        cur = con.cursor()
+        cur.execute(packed.packed_sql(odd, COURSES_SCHEMA))
+        rows = cur.fetchall()
+    finally:
+        con.close()
+    loose = {int(chunk.split(packed.FIELD)[0]) for slot, chunk, *_ in rows if slot == packed.SLOTS}
+    expected = {"separators", "status-separator", "long", "null-status", "null-title", "line-breaks", "carriage-return"}
+    assert loose == {ODD_COURSE_IDS[name] for name in expected}
 
 
 def test_a_chunk_of_the_widest_packable_rows_fits_redshifts_listagg(shim: PgShim, pg_database: str) -> None:
