@@ -123,9 +123,8 @@ def load(duckdb_path: Path, database: str) -> dict[str, float]:
         psql("postgres", f"CREATE DATABASE {database}")
         t = time.perf_counter()
         copies = [f"COPY {table} FROM '{csv_dir / table}.csv' WITH (FORMAT csv, FREEZE)" for table in TABLES]
-        psql(
-            database, "BEGIN", SCHEMA, REDSHIFT_FUNCTIONS, *copies, "COMMIT"
-        )  # FREEZE: tables created in this transaction
+        # FREEZE needs the tables created in the same transaction
+        psql(database, "BEGIN", SCHEMA, REDSHIFT_FUNCTIONS, *copies, "COMMIT")
         steps["COPY into PostgreSQL"] = time.perf_counter() - t
     finally:
         shutil.rmtree(csv_dir, ignore_errors=True)
