@@ -7,7 +7,8 @@ in a task of its own: on several cores, and on a cluster several nodes. A partit
 in the object store, where the render tasks read them; the consumer gets back only what orders
 the report (ids, title keys, school links). A small report is fetched in one piece in the
 consumer itself: a task and a second session would cost more than they save (the warehouse
-URL's ``partition_min_rows``).
+URL's ``partition_min_rows``); its rows stay there until they are laid out in report order
+(:func:`~actors.report.partition.lay_out`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import pyarrow as pa
 import ray
 
 from actors.report.catalog import prepare_partition
-from actors.report.render import ipc
 from actors.report.wording import DEFAULT_LOCALE, WORDINGS
 from actors.report.xlsx.sheet import longest_values
 from actors.runtime.priority import as_background
@@ -47,20 +47,21 @@ class Summary:
 
 @dataclass(frozen=True)
 class Fetched:
-    """One fetched partition: its prepared rows as an Arrow IPC stream (or an object ref to one)."""
+    """One fetched partition: its prepared rows, here or (fetched in a task) in the object store,
+    where Ray keeps an Arrow table's buffers as they are and a reader maps them without a copy."""
 
-    rows: pa.Buffer | ray.ObjectRef
+    rows: pa.Table | ray.ObjectRef
     summary: Summary
 
 
 def fetch_prepared(
     warehouse: Warehouse, query: CatalogQuery, zone: ZoneInfo, locale: str = DEFAULT_LOCALE
-) -> tuple[pa.Buffer, Summary]:
+) -> tuple[pa.Table, Summary]:
     """Fetch and prepare one partition in this process."""
     rows = warehouse.fetch(query)
     prepared = prepare_partition(rows, zone, WORDINGS[locale])
     cells = prepared.drop_columns(["title_key"])
-    return ipc(cells), Summary(
+    return cells, Summary(
         prepared["id"].to_numpy(), prepared["title_key"].combine_chunks(), rows.links, longest_values(cells)
     )
 
@@ -69,7 +70,7 @@ def fetch_prepared(
 # asked for one would wait behind them (with the earlier render actors, which held their CPUs
 # while idle, a job stuck at 0%).
 @ray.remote(num_cpus=0, scheduling_strategy="SPREAD", max_retries=3, retry_exceptions=[ConnectionError])
-def _fetch_task(url: str, query: CatalogQuery, zone: str, locale: str) -> tuple[pa.Buffer, Summary]:
+def _fetch_task(url: str, query: CatalogQuery, zone: str, locale: str) -> tuple[pa.Table, Summary]:
     """One partition on its own session; retried alone if its session or its worker is lost.
 
     The read runs in a thread of its own while this one waits: Ray cancels a task by raising
@@ -80,7 +81,7 @@ def _fetch_task(url: str, query: CatalogQuery, zone: str, locale: str) -> tuple[
     warehouse = open_warehouse(url)
     reader: list[int] = []
 
-    def read() -> tuple[pa.Buffer, Summary]:
+    def read() -> tuple[pa.Table, Summary]:
         reader.append(threading.get_ident())
         return fetch_prepared(warehouse, query, ZoneInfo(zone), locale)
 
@@ -121,13 +122,13 @@ def fetch_on_ray(
     locale: str = DEFAULT_LOCALE,
     canceled: Callable[[], bool] = lambda: False,
 ) -> list[Fetched]:
-    """Partitions fetched in parallel Ray tasks (one query: here, on the consumer's session);
-    their rows are left in the object store. Once ``canceled()``, the tasks are cancelled (each
+    """Partitions fetched in parallel Ray tasks, their rows left in the object store (one query:
+    here, on the consumer's session, its rows kept here). Once ``canceled()``, the tasks are cancelled (each
     cancels its statement on the server) and :class:`FetchInterrupted` is raised."""
     queries = partition_queries(warehouse, query, int(ray.cluster_resources().get("CPU", 1)))
     if len(queries) == 1:
         rows, summary = fetch_prepared(warehouse, queries[0], zone, locale)
-        return [Fetched(ray.put(rows), summary)]
+        return [Fetched(rows, summary)]
     pending = [_fetch_task.options(num_returns=2).remote(warehouse.url, q, zone.key, locale) for q in queries]
     summaries = [summary for _, summary in pending]
     while ray.wait(summaries, num_returns=len(summaries), timeout=CANCEL_POLL_SECONDS)[1]:

@@ -6,6 +6,7 @@ so the file is byte-identical whatever the pool size. A chunk never crosses a sh
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +74,7 @@ class ChunkRows:
     """Where one chunk's rows are: which rows of which fetched partitions, in what order, and
     their school texts. A render task assembles the chunk from the partitions with this."""
 
-    picks: list[tuple[int, np.ndarray]]  # (partition, its row indices), partitions ascending
+    picks: list[tuple[int, np.ndarray | slice]]  # (partition, its row indices or slice), partitions ascending
     order: np.ndarray | None  # row k of the chunk is row order[k] of the picks laid end to end
     school: pa.Array | None  # the chunk's school column, when the partitions do not carry it
 
@@ -87,7 +88,7 @@ def chunk_rows(chunk: Chunk, order: np.ndarray, starts: np.ndarray, school: pa.D
     partitions laid end to end (partition p's first row at ``starts[p]``)."""
     rows = order[chunk.offset : chunk.offset + chunk.length]
     part = np.searchsorted(starts, rows, side="right") - 1
-    school = school.slice(chunk.offset, chunk.length)
+    school = _own(school.slice(chunk.offset, chunk.length))
     if len(starts) == 1:
         return ChunkRows([(0, rows)], None, school)
     by_part = np.argsort(part, kind="stable")  # the picks laid end to end: chunk rows by_part[j]
@@ -97,3 +98,30 @@ def chunk_rows(chunk: Chunk, order: np.ndarray, starts: np.ndarray, school: pa.D
     cuts = np.flatnonzero(np.diff(grouped)) + 1
     picks = [(int(g[0]), idx) for g, idx in zip(np.split(grouped, cuts), np.split(local, cuts)) if len(g)]
     return ChunkRows(picks, in_picks, school)
+
+
+def _own(values: pa.Array) -> pa.Array:
+    """A slice with buffers of its own: a slice is pickled (shipped to a task) with its whole
+    parent's buffers, 4 MB of school codes per chunk of a million-course report."""
+    return pa.concat_arrays([values])
+
+
+def lay_out(
+    partitions: list, order: np.ndarray, school: pa.DictionaryArray, plan: list[Chunk], starts: np.ndarray
+) -> tuple[list, list[ChunkRows]]:
+    """The partitions the chunks are rendered from, and where each chunk's rows are in them.
+
+    Partitions fetched in this process (tables) are laid out in report order first, as one table
+    whose chunks are slices: a render task then maps only its own rows, where picking a chunk's
+    rows from all over a partition faults most of the partition's pages in for every chunk
+    (measured at 1M rows on 2 cores: render 1.9–2.2 s picking, 1.25 s slicing, for ~0.2 s
+    laying out). Partitions in the object store stay where they are: each chunk picks its rows."""
+    if not all(isinstance(p, pa.Table) for p in partitions):
+        return partitions, [chunk_rows(chunk, order, starts, school) for chunk in plan]
+    table = pa.concat_tables(partitions)
+    with ThreadPoolExecutor(min(pa.cpu_count(), table.num_columns) or 1) as pool:  # take lets go of the GIL
+        report = pa.table(list(pool.map(lambda column: column.take(order), table.columns)), schema=table.schema)
+    return [report], [
+        ChunkRows([(0, slice(c.offset, c.offset + c.length))], None, _own(school.slice(c.offset, c.length)))
+        for c in plan
+    ]

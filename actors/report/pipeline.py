@@ -22,7 +22,7 @@ from actors.report.fetch import Fetcher, fetch_here, fetch_on_ray
 from actors.report.formats import FORMATS
 from actors.report.formats.layout import Layout
 from actors.report.options import ReportOptions
-from actors.report.partition import SHEET_DATA_ROWS, chunk_rows, plan_chunks
+from actors.report.partition import SHEET_DATA_ROWS, lay_out, plan_chunks
 from actors.report.render import RayRenderer, Renderer, render_serially
 from actors.report.wording import DEFAULT_LOCALE, WORDINGS
 from actors.report.xlsx.sheet import longest_values, widest
@@ -79,16 +79,20 @@ def produce_report(
     )
     rows_per_sheet = sheet_rows if writer.SHEETS else max(1, len(ordering.order))  # else: one table
     plan = plan_chunks(ordering.school, options.chunk_rows, rows_per_sheet)
-    rows = [chunk_rows(chunk, ordering.order, starts, ordering.school) for chunk in plan]
     longest = widest(*(s.longest for s in summaries), longest_values(pa.table({"school": ordering.school})))
     columns = report_columns(subdomain, options.student_url_template, options.admin_url_template, wording)
     timings["prepare"] = time.perf_counter() - t
 
     t = time.perf_counter()
     progress(_QUERY_DONE, "render")
+    partitions, rows = lay_out([f.rows for f in fetched], ordering.order, ordering.school, plan, starts)
+    del fetched  # as fetched, the rows are not needed once laid out
+    timings["layout"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     span = _RENDER_DONE - _QUERY_DONE
     parts = render(
-        [f.rows for f in fetched],
+        partitions,
         plan,
         rows,
         columns,

@@ -2,12 +2,13 @@
 row group: :mod:`actors.report.formats`), in parallel as Ray tasks.
 
 The tasks are thin: :func:`assemble` and each format's ``render`` are pure, and are what tests and
-the single-process path call directly. A report's rows stay where they were fetched, as Arrow IPC
-streams in the object store (one per warehouse partition); each chunk is a few index arrays
-saying which of those rows it holds, so no process ever gathers the whole report. A task maps
-the partitions (zero-copy), takes its chunk's rows into memory of its own, and lets go of the
-partitions' pages *before* it renders: the pages a take touched all over the partitions are not
-held while the XML is built, so its peak is the larger of the two, not their sum.
+the single-process path call directly. A report's rows are Arrow tables in the object store
+(one per warehouse partition, or the report laid out in order: :func:`~actors.report.partition.lay_out`);
+each chunk is a slice of one, or a few index arrays saying which of their rows it holds, so no
+process ever gathers the whole report. A task maps the partitions (zero-copy) and takes its
+chunk's rows into memory of its own, letting go of the partitions' pages *before* it renders:
+the pages a take touched all over the partitions are not held while the XML is built, so its
+peak is the larger of the two, not their sum.
 
 Render capacity is the cluster's, not a consumer's: each chunk is a task asking for one CPU,
 placed by Ray on whichever node has one (spread over the nodes), so every job of every consumer
@@ -25,7 +26,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-import numpy as np
 import pyarrow as pa
 import ray
 
@@ -46,14 +46,18 @@ def assemble(
     partitions: dict[int, pa.Table], rows: ChunkRows, taken: Callable[[pa.ChunkedArray], None] = lambda column: None
 ) -> pa.Table:
     """One chunk's rows, in report order, from the partitions they were fetched in, a column at
-    a time; ``taken(column)`` once each partition's column has been read (to let go of it)."""
+    a time (a slice of rows is not copied); ``taken(column)`` once rows were taken from a
+    partition's column (to let go of the pages the take touched)."""
     first = partitions[rows.partitions[0]]
     columns = []
     for name in first.column_names:
         pieces = []
-        for p, indices in rows.picks:
+        for p, picked in rows.picks:
             source = partitions[p][name]
-            pieces += source.take(indices).chunks
+            if isinstance(picked, slice):
+                pieces += source.slice(picked.start, picked.stop - picked.start).chunks
+                continue
+            pieces += source.take(picked).chunks
             taken(source)
         column = pa.chunked_array(pieces, first.schema.field(name).type)
         columns.append(column.take(rows.order) if rows.order is not None else column)
@@ -68,32 +72,20 @@ def _forget_column(column: pa.ChunkedArray) -> None:
                 forget_pages(buffer)
 
 
-def ipc(rows: pa.Table) -> pa.Buffer:
-    """``rows`` as one Arrow IPC stream: what a worker can map without copying."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, rows.schema) as writer:
-        writer.write_table(rows)
-    return sink.getvalue()
-
-
-def read_ipc(buffer: pa.Buffer) -> pa.Table:
-    return pa.ipc.open_stream(buffer).read_all()  # zero-copy over the buffer
-
-
 def render_here(
     rows: ChunkRows,
     first_row: int,
     columns: list[Column] | None,
-    *partitions: pa.Buffer,
+    *partitions: pa.Table,
     file_format: str = "xlsx",
     headers: Sequence[str] = (),
 ):
     """What a render task does in its worker process: the chunk as a part of a ``file_format``
-    file. ``partitions``: the IPC streams ``rows`` picks from, mapped from the object store."""
+    file. ``partitions``: the tables ``rows`` picks from, mapped from the object store."""
     as_background()
     # Each column's pages are let go of as soon as it is taken: the take touched pages all
     # over the partition, and holding them all at once cost ~80 MB of resident memory.
-    table = assemble(dict(zip(rows.partitions, map(read_ipc, partitions), strict=True)), rows, _forget_column)
+    table = assemble(dict(zip(rows.partitions, partitions, strict=True)), rows, _forget_column)
     part = FORMATS[file_format].render(table, first_row, columns, headers)
     del table
     trim_private()  # an idle worker holds little of the chunks' XML
@@ -122,7 +114,7 @@ class Renderer(Protocol):
 
 
 def render_serially(
-    partitions: list[pa.Buffer],
+    partitions: list[pa.Table],
     plan: list[Chunk],
     rows: list[ChunkRows],
     columns: list[Column],
@@ -132,7 +124,7 @@ def render_serially(
     headers: Sequence[str] = (),
 ) -> list:
     """The :data:`Renderer` of one process (tests, and the pipeline without Ray)."""
-    tables = dict(enumerate(map(read_ipc, partitions)))
+    tables = dict(enumerate(partitions))
     render = FORMATS[file_format].render
     parts = []
     for chunk, chunk_rows in zip(plan, rows, strict=True):
@@ -198,8 +190,8 @@ class RayRenderer:
         file_format: str = "xlsx",
         headers: Sequence[str] = (),
     ) -> list:
-        """Parts in plan order; ``partitions``: object refs (or buffers) of the fetched
-        partitions' IPC streams; ``on_done(k)`` after k chunks finish."""
+        """Parts in plan order; ``partitions``: the fetched partitions' tables (or object refs
+        of them); ``on_done(k)`` after k chunks finish."""
         refs = [p if isinstance(p, ray.ObjectRef) else ray.put(p) for p in partitions]
         task = render_task.options(num_cpus=self.cpus_per_chunk, name="render-chunk")
         budget = self._budget()
@@ -241,7 +233,7 @@ class RayRenderer:
         return parts
 
 
-def table_chunks(report: pa.Table, plan: list[Chunk]) -> tuple[list[pa.Buffer], list[ChunkRows]]:
+def table_chunks(report: pa.Table, plan: list[Chunk]) -> tuple[list[pa.Table], list[ChunkRows]]:
     """A sorted report table as the one partition of its chunks (tests and benchmarks render
     whole tables through the same :data:`Renderer`)."""
-    return [ipc(report)], [ChunkRows([(0, np.arange(c.offset, c.offset + c.length))], None, None) for c in plan]
+    return [report], [ChunkRows([(0, slice(c.offset, c.offset + c.length))], None, None) for c in plan]

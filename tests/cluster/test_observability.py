@@ -40,7 +40,7 @@ def test_metrics_after_a_job(service, ray_session):
             r"ray_catalog_job_seconds_bucket",
             *[
                 rf'ray_catalog_job_phase_seconds_bucket\{{[^}}]*phase="{p}"'
-                for p in ("query", "prepare", "render", "merge", "store", "notify")
+                for p in ("query", "prepare", "layout", "render", "merge", "store", "notify")
             ],
             r"ray_catalog_rows_rendered_total\{[^}]*\} [1-9]",
             r"ray_catalog_queue_lag_seconds_bucket",

@@ -7,7 +7,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.report.partition import chunk_rows, group_boundaries, plan_chunks, sheet_count
+from actors.report.partition import chunk_rows, group_boundaries, lay_out, plan_chunks, sheet_count
 
 
 def schools(*runs: tuple[str | None, int]) -> pa.Array:
@@ -59,3 +59,26 @@ def test_a_chunks_rows_are_found_in_the_partitions_they_were_fetched_in():
     assert rows.partitions == [0, 1]
     laid = np.concatenate([starts[p] + idx for p, idx in rows.picks])
     assert laid[rows.order].tolist() == order.tolist()
+
+
+def test_partitions_here_are_laid_out_in_report_order_and_chunks_slice_them():
+    # Report row k is fetched row order[k]; partitions of 3 and 2 rows fetched in this process.
+    order, starts = np.array([4, 0, 3, 1, 2]), np.array([0, 3])
+    fetched = [pa.table({"id": [10, 11, 12]}), pa.table({"id": [13, 14]})]
+    school = schools(("A", 2), ("B", 3))
+    plan = plan_chunks(school, chunk_rows=2)
+    [report], rows = lay_out(fetched, order, school, plan, starts)
+    assert report["id"].to_pylist() == [14, 10, 13, 11, 12]
+    assert [r.picks for r in rows] == [[(0, slice(0, 2))], [(0, slice(2, 4))], [(0, slice(4, 5))]]
+    assert [r.school.to_pylist() for r in rows] == [["A", "A"], ["B", "B"], ["B"]]
+    assert all(r.school.offset == 0 for r in rows)  # shipped to a task without the whole column
+
+
+def test_partitions_elsewhere_stay_there_and_chunks_pick_from_them():
+    order, starts = np.array([4, 0, 3, 1, 2]), np.array([0, 3])
+    elsewhere = [object(), object()]  # object refs of partitions in the object store
+    school = schools(("A", 5))
+    plan = plan_chunks(school, chunk_rows=5)
+    partitions, [rows] = lay_out(elsewhere, order, school, plan, starts)
+    assert partitions == elsewhere
+    assert rows.partitions == [0, 1] and rows.order is not None

@@ -398,6 +398,21 @@ def test_same_sheet_from_duckdb_partitions(warehouse_file, settings_factory, tmp
         warehouse.close()
 
 
+@pytest.mark.parametrize("options", ["partitions=3&partition_min_rows=0", "partitions=1"])
+def test_same_sheet_from_duckdb_on_ray(
+    ray_session, warehouse_file, settings_factory, tmp_path, one_piece_sheet, options
+):
+    """Through Ray: three partitions fetched in tasks, each chunk picking its rows from them in
+    the object store; or one piece fetched here, laid out in report order, each chunk a slice."""
+    warehouse = open_warehouse(f"duckdb://{warehouse_file}?{options}")
+    try:
+        renderer = RayRenderer(2, cpus_per_chunk=0.5)
+        sheet = _sheet(settings_factory(tmp_path, chunk_rows=300), warehouse, YEAR_2025, fetch_on_ray, renderer.render)
+        assert sheet == one_piece_sheet
+    finally:
+        warehouse.close()
+
+
 def _kill_when_fetching(stop: threading.Event, killed: list) -> None:
     """SIGKILL the first Ray worker seen running a partition fetch (Ray names the process after it)."""
     while not stop.is_set() and not killed:

@@ -219,9 +219,10 @@ def test_a_render_worker_does_not_keep_the_chunks_it_read(ray_session):
     """After a job the worker process holds neither the chunks' object-store pages nor more
     private memory than its budget: it does not grow with each report it renders (actors/runtime/memory.py).
     The chunks are rendered by :func:`render_here`, what a render task runs, in one process that
-    reports its memory afterwards (a task's process cannot be chosen)."""
-    table = sample_table(60_000)
-    plan = plan_chunks(table["school"], 10_000)
+    reports its memory afterwards (a task's process cannot be chosen). Chunks of the service's
+    size: a worker that kept what the allocator holds after them would be at ~150 MB."""
+    table = sample_table(150_000)
+    plan = plan_chunks(table["school"], 50_000)
 
     @ray_session.remote(num_cpus=0.5)
     class Probe:
@@ -257,7 +258,8 @@ def test_a_render_worker_does_not_keep_the_chunks_it_read(ray_session):
     read = table.nbytes  # what the chunks weighed in the object store
     shipped = sum(len(p.data) for p in parts)  # the worker's own results, written there by it
     assert after["RssShmem"] - before["RssShmem"] < shipped + read / 4, (before, after, read, shipped)
-    assert after["RssAnon"] <= ANON_BUDGET, (before, after)
+    # The budget is checked when a chunk is done; handing the part back allocates a little after.
+    assert after["RssAnon"] <= ANON_BUDGET + (2 << 20), (before, after)
 
 
 def test_trimming_hands_freed_memory_back_past_the_budget():
