@@ -45,7 +45,7 @@ PROCESS_KINDS = {
     "consumer": f"ServeReplica:{APP_NAME}:JobConsumer",
     "API replica": f"ServeReplica:{APP_NAME}:ReportsAPI",
 }
-PHASE_ORDER = ("query", "prepare", "render", "merge", "store")  # the pipeline's, as the ledger has them
+PHASE_ORDER = ("query", "prepare", "layout", "render", "merge", "store")  # the pipeline's, as the ledger has them
 JOB_TIMEOUT = 600  # seconds; a job that hangs ends the bench instead of blocking it
 NOT_REPORTED = ("ServeController", "ProxyActor", "RateLimiter")
 
@@ -332,6 +332,9 @@ def main() -> None:
         f"**speed-up of the whole job: {median(peer_runs, 'total') / median(ours, 'total'):.2f}×** "
         f"(peer total / ours total; ours includes HTTP, queueing, status polling and storing the file). "
         f"Totals, median (min–max): ours {spread(ours, 'total')} s, peer {spread(peer_runs, 'total')} s.",
+        "",
+        f"Ours' prepare phase (ordering the report) is {median(ours, 'prepare') / median(ours, 'total'):.1%} "
+        f"of its total ({cell(ours, 'prepare')} of {cell(ours, 'total')} s, medians).",
         "",
         f"Peak RSS over the timed runs, MB (largest process of each kind): {rss_line(peaks)}; "
         f"peer process {peer_peak:.0f} (the bench process, also Ray's driver).",

@@ -804,17 +804,16 @@ def profile_main(args) -> None:
         "add",
     ]:
         wrap(pc, attr, f"pc.{attr}")
+    import actors.report.formats.xlsx as xlsx_format
     import actors.report.merge as merge_mod
-    import actors.report.render as render_mod
     from actors.report.xlsx import package as package_mod
 
     wrap(xrows, "_rare_bytes", "_rare_bytes (byte scan)")
-    wrap(render_mod, "render_rows", "render_rows (all XML)")
+    wrap(xlsx_format, "render_rows", "render_rows (all XML)")
     from actors.report.xlsx.deflate import PartWriter
 
     wrap(PartWriter, "write", "isal PartWriter.write")
     wrap(merge_mod, "write_xlsx", "write_xlsx (zip out)")
-    wrap(merge_mod, "column_widths", "column_widths")
     wrap(merge_mod, "deflate_part", "isal deflate_part")
     wrap(package_mod, "deflate_part", "isal deflate_part")
     # per column: pieces_for is called once per column, in column order, for every chunk
