@@ -541,10 +541,11 @@ def _report_queries(database: str) -> list[str]:
     )
 
 
-def _until(condition, timeout: float = 10, what: str = "") -> None:
+def _until(condition, timeout: float = 10, what: str = "", state=lambda: "") -> None:
+    """Wait for ``condition()``; on timeout, fail saying what was awaited and ``state()``."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what} {state()}"
         time.sleep(0.02)
 
 
@@ -630,7 +631,14 @@ def test_a_canceled_fetch_in_tasks_cancels_its_partitions_on_the_server(ray_sess
             # Canceled on the server while the lock is still held: nothing waits on it any more.
             # (Uncanceled, they would wait as long as the lock is held; each task learns of its
             # cancellation from Ray, which on a machine busy with the rest of the suite took > 5 s.)
-            _until(lambda: _report_queries(pg_database) == [], timeout=20, what="no statement left")
+            sessions = "SELECT pid, state, wait_event_type, query_start, left(query, 60) FROM pg_stat_activity "
+            sessions += "WHERE application_name = 'catalog-report'"
+            _until(
+                lambda: _report_queries(pg_database) == [],
+                timeout=20,
+                what="no statement left",
+                state=lambda: _sql_rows(pg_database, sessions),
+            )
     finally:
         warehouse.close()
 
