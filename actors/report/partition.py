@@ -119,7 +119,7 @@ def lay_out(
     if not all(isinstance(p, pa.Table) for p in partitions):
         return partitions, [chunk_rows(chunk, order, starts, school) for chunk in plan]
     table = pa.concat_tables(partitions)
-    with ThreadPoolExecutor(min(pa.cpu_count(), table.num_columns) or 1) as pool:  # take lets go of the GIL
+    with ThreadPoolExecutor(pa.cpu_count()) as pool:  # a column's take lets go of the GIL
         report = pa.table(list(pool.map(lambda column: column.take(order), table.columns)), schema=table.schema)
     return [report], [
         ChunkRows([(0, slice(c.offset, c.offset + c.length))], None, _own(school.slice(c.offset, c.length)))
