@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from actors.report.collation import collation_keys
+from actors.report.partition import in_order
 from actors.report.wording import DEFAULT_LOCALE, WORDINGS, Wording
 from actors.report.xlsx.rows import Column, Dates, Link
 from actors.warehouse.base import CatalogRows
@@ -320,8 +321,5 @@ def build_report(
     """The whole report in one process, in SPEC §5 column and row order."""
     prepared = prepare_partition(rows, zone)
     ordering = order_report(prepared["id"].to_numpy(), prepared["title_key"].combine_chunks(), rows.links, names)
-    with ThreadPoolExecutor(2) as pool:  # Arrow's take releases the GIL: strings in one thread
-        titles = pool.submit(pc.take, prepared["title"], ordering.order)
-        rest = prepared.drop_columns(["title", "title_key"]).take(ordering.order)
-    table = report_rows(rest.add_column(1, "title", titles.result()), ordering.school)
+    table = report_rows(in_order(prepared.drop_columns(["title_key"]), ordering.order), ordering.school)
     return Report(table, report_columns(subdomain, student_template, admin_template))

@@ -118,10 +118,13 @@ def lay_out(
     laying out). Partitions in the object store stay where they are: each chunk picks its rows."""
     if not all(isinstance(p, pa.Table) for p in partitions):
         return partitions, [chunk_rows(chunk, order, starts, school) for chunk in plan]
-    table = pa.concat_tables(partitions)
-    with ThreadPoolExecutor(pa.cpu_count()) as pool:  # a column's take lets go of the GIL
-        report = pa.table(list(pool.map(lambda column: column.take(order), table.columns)), schema=table.schema)
-    return [report], [
+    return [in_order(pa.concat_tables(partitions), order)], [
         ChunkRows([(0, slice(c.offset, c.offset + c.length))], None, _own(school.slice(c.offset, c.length)))
         for c in plan
     ]
+
+
+def in_order(table: pa.Table, order: np.ndarray) -> pa.Table:
+    """``table``'s rows ``order[0]``, ``order[1]``, …: a column per thread (a take lets go of the GIL)."""
+    with ThreadPoolExecutor(pa.cpu_count()) as pool:
+        return pa.table(list(pool.map(lambda column: column.take(order), table.columns)), schema=table.schema)
